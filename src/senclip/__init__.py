@@ -1,0 +1,3 @@
+"""senclip: ground-aligned satellite CLIP models for Sentinel-2."""
+
+__version__ = "0.1.0"

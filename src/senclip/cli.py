@@ -1,0 +1,58 @@
+"""The ``senclip`` command: one sub-command per module in :mod:`senclip.commands`.
+
+Each command module exposes ``register(subparsers)``, which adds its parser
+and sets ``func``; heavy imports (torch, rasterio, …) happen inside the
+command's ``run`` so that ``senclip --help`` stays fast. User errors
+(:class:`~senclip.errors.SenclipError`) are printed as one line and exit with
+status 2; nothing is written when a command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from senclip import __version__
+from senclip.errors import SenclipError
+
+COMMANDS = [
+    "senclip.commands.zeroshot",
+    "senclip.commands.fewshot",
+    "senclip.commands.models",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="senclip",
+        description="Train, evaluate and apply ground-aligned satellite CLIP models.",
+        epilog="Run `senclip COMMAND --help` for the options of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"senclip {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log library messages (open_clip, Lightning)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        status = args.func(args)
+    except SenclipError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``senclip`` CLI, one module each (see :mod:`senclip.cli`)."""

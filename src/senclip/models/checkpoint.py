@@ -1,0 +1,188 @@
+"""senclip checkpoints: safetensors files with a JSON header.
+
+Two kinds, told apart by ``metadata["kind"]``:
+
+``full``
+    both towers (``image.*`` and ``text.*`` tensors); loads on its own.
+``image``
+    the image tower only (``image.*``): the trained satellite trunk, its
+    band list and normalisation, and its projection head. It is paired with
+    the frozen text tower of ``base_model``/``base_pretrained`` recorded in
+    the header (or given by the caller), which is what ``senclip export``
+    writes.
+
+The header (safetensors ``__metadata__["senclip"]``) is JSON::
+
+    {"format_version": 1, "kind": "image", "tower": "clip-visual",
+     "arch": "ViT-B-32", "base_pretrained": "openai",
+     "bands": ["B04", "B03", "B02"], "head": {"dim_in": 512, ...} | null,
+     "tower_config": {...}}
+
+Nothing in a checkpoint is executed: tensors are read with safetensors.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from senclip.errors import SenclipError
+from senclip.models.head import HeadConfig, ProjectionHead
+
+FORMAT_VERSION = 1
+_KEY = "senclip"
+
+
+def read_metadata(path: str | Path) -> dict | None:
+    """The senclip header of a safetensors file, or ``None`` if it has none."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SenclipError(f"{path}: not a readable safetensors file ({exc})") from exc
+    if _KEY not in meta:
+        return None
+    return json.loads(meta[_KEY])
+
+
+def _tower_kind(tower: nn.Module) -> str:
+    return getattr(tower, "tower_kind", "clip-visual")
+
+
+def image_tower_metadata(model) -> dict:
+    tower = model.image_tower
+    head = tower.head if isinstance(tower.head, ProjectionHead) else None
+    return {
+        "format_version": FORMAT_VERSION,
+        "tower": _tower_kind(tower),
+        "arch": model.name,
+        "base_pretrained": model.pretrained,
+        "bands": list(tower.bands),
+        "head": head.config.to_dict() if head is not None else None,
+        "tower_config": tower.config_dict() if hasattr(tower, "config_dict") else None,
+    }
+
+
+def save_model(model, path: str | Path, kind: str = "image", extra: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` (atomically) as a senclip safetensors file.
+
+    Args:
+        model: a :class:`~senclip.models.factory.SenCLIP`.
+        path: output file, conventionally ``*.safetensors``.
+        kind: ``"image"`` (image tower only) or ``"full"`` (both towers).
+        extra: additional JSON-able facts to store in the header (e.g. the
+            training config).
+    """
+    if kind not in ("image", "full"):
+        raise ValueError(f"kind must be 'image' or 'full', not {kind!r}")
+    meta = image_tower_metadata(model) | {"kind": kind}
+    if extra:
+        meta["extra"] = extra
+    tensors = {f"image.{k}": v for k, v in model.image_tower.state_dict().items()}
+    if kind == "full":
+        tensors |= {f"text.{k}": v for k, v in model.text_tower.clip.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _dedupe_shared(tensors)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    save_file(tensors, str(tmp), metadata={_KEY: json.dumps(meta)})
+    os.replace(tmp, path)
+    return path
+
+
+def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> None:
+    """safetensors refuses tensors that share memory; give each its own copy."""
+    seen: set[int] = set()
+    for k, v in tensors.items():
+        ptr = v.untyped_storage().data_ptr()
+        if ptr in seen:
+            tensors[k] = v.clone()
+        seen.add(ptr)
+
+
+def _build_image_tower(model, meta: dict) -> nn.Module:
+    """A fresh image tower shaped as ``meta`` says, starting from ``model``'s."""
+    kind = meta.get("tower", "clip-visual")
+    if kind == "clip-visual":
+        tower = copy.deepcopy(model.image_tower)
+        bands = tuple(meta.get("bands") or tower.bands)
+        if bands != tuple(tower.bands):
+            from senclip.models.multiband import set_input_bands
+
+            set_input_bands(tower, bands)
+    elif kind == "timesen":
+        from senclip.models.timesen import TimeSenTower
+
+        tower = TimeSenTower.from_config(meta["tower_config"])
+    else:
+        raise SenclipError(f"unknown image tower kind {kind!r} in checkpoint")
+    head_cfg = meta.get("head")
+    tower.head = ProjectionHead(HeadConfig(**head_cfg)) if head_cfg else nn.Identity()
+    return tower
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise SenclipError(f"{path}: corrupt or unreadable checkpoint ({exc})") from exc
+
+
+def load_image_tower(model, path: str | Path) -> None:
+    """Replace ``model.image_tower`` with the one stored in ``path`` (in place)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SenclipError(f"checkpoint not found: {path}")
+    meta = read_metadata(path)
+    if meta is None:
+        raise SenclipError(f"{path}: not a senclip checkpoint (no '{_KEY}' header); "
+                           "pass open_clip/OpenAI weights with --pretrained instead")
+    if meta.get("tower", "clip-visual") == "clip-visual" and meta["arch"] != model.name:
+        raise SenclipError(
+            f"{path}: checkpoint was trained from architecture {meta['arch']}, "
+            f"but the model is {model.name}; pass --model {meta['arch']}"
+        )
+    tower = _build_image_tower(model, meta)
+    state = {k[len("image."):]: v for k, v in _load_tensors(path).items() if k.startswith("image.")}
+    try:
+        tower.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise SenclipError(f"{path}: weights do not fit the architecture: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    model.image_tower = tower.to(model.device)
+    model.checkpoint = str(path)
+
+
+def load_model(path: str | Path, base_pretrained: str | None = None):
+    """Load a senclip checkpoint on its own.
+
+    A ``full`` checkpoint carries both towers. An ``image`` checkpoint is
+    paired with the text tower of ``base_pretrained`` (default: the one
+    recorded in the header).
+    """
+    from senclip.models.factory import create_model
+
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta is None:
+        raise SenclipError(f"{path}: not a senclip checkpoint")
+    if meta["kind"] == "full":
+        model = create_model(meta["arch"], pretrained=None)
+        state = _load_tensors(path)
+        text = {k[len("text."):]: v for k, v in state.items() if k.startswith("text.")}
+        model.text_tower.clip.load_state_dict(text, strict=True)
+        if "logit_scale" in text:
+            model.logit_scale.copy_(text["logit_scale"].reshape(()))
+        model.pretrained = str(path)
+    else:
+        model = create_model(meta["arch"], pretrained=base_pretrained or meta.get("base_pretrained"))
+    load_image_tower(model, path)
+    return model

@@ -1,0 +1,178 @@
+"""One entry point over open_clip: :func:`create_model`.
+
+Architectures are open_clip names (``ViT-B-32``, ``RN50``, …) plus the tiny
+ones this package registers from ``configs/*.json`` (``senclip-tiny-vit``,
+``senclip-tiny-rn``). Weights come from ``pretrained``:
+
+* ``None``: random initialisation (tests, demos, training from scratch);
+* an open_clip tag such as ``openai`` or ``laion2b_s34b_b79k``;
+* an ``hf-hub:org/repo`` id (the architecture is then read from the hub);
+* a local file: an open_clip / OpenAI state dict (``.pt``, ``.bin``,
+  ``.safetensors``), or a senclip safetensors checkpoint written by
+  :func:`senclip.models.checkpoint.save_model`.
+
+``checkpoint`` (optional) is a senclip image-tower checkpoint, such as the
+output of ``senclip export``: it replaces the image tower (trunk, bands,
+normalisation and trained head) while the text tower stays the frozen one of
+``name``/``pretrained``. No file is ever unpickled with code execution:
+safetensors, or ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import open_clip
+import torch
+from torch import nn
+
+from senclip.errors import SenclipError
+from senclip.models.towers import RGB_BANDS, ImageTower, Preprocess, TextTower
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+HF_HUB_PREFIX = "hf-hub:"
+
+open_clip.add_model_config(CONFIG_DIR)
+
+
+def list_architectures() -> list[str]:
+    """Names accepted by :func:`create_model` (open_clip's plus senclip's)."""
+    return open_clip.list_models()
+
+
+class SenCLIP(nn.Module):
+    """A satellite image tower and a (frozen) CLIP text tower in one space.
+
+    Attributes:
+        name: architecture name.
+        pretrained: where the base weights came from (``None`` if random).
+        image_tower: :class:`ImageTower`, or any module mapping a batch to
+            embeddings (e.g. the time-series tower).
+        text_tower: :class:`TextTower`.
+        logit_scale: CLIP's learned temperature (``exp`` gives the scale).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        image_tower: nn.Module,
+        text_tower: TextTower,
+        logit_scale: torch.Tensor,
+        pretrained: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.pretrained = pretrained
+        self.image_tower = image_tower
+        self.text_tower = text_tower
+        self.register_buffer("logit_scale", logit_scale.detach().clone().float().reshape(()))
+        self.checkpoint: str | None = None
+
+    @property
+    def tokenizer(self):
+        return self.text_tower.tokenizer
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.image_tower.preprocess
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        return self.image_tower(images, normalize=normalize)
+
+    @torch.no_grad()
+    def encode_text(self, texts, normalize: bool = True) -> torch.Tensor:
+        return self.text_tower.encode(list(texts), normalize=normalize)
+
+    def describe(self) -> dict:
+        """Identity of the weights, for result files and cache keys."""
+        return {
+            "model": self.name,
+            "pretrained": self.pretrained,
+            "checkpoint": self.checkpoint,
+        }
+
+
+def _is_senclip_file(path: Path) -> bool:
+    from senclip.models.checkpoint import read_metadata
+
+    return path.suffix == ".safetensors" and read_metadata(path) is not None
+
+
+def _open_clip_model(name: str, pretrained: str | None) -> tuple[nn.Module, str]:
+    """Build an open_clip CLIP model; returns it and the tokenizer id."""
+    try:
+        if pretrained is not None and pretrained.startswith(HF_HUB_PREFIX):
+            model = open_clip.create_model(pretrained, weights_only=True)
+            return model, pretrained
+        if name not in open_clip.list_models():
+            raise SenclipError(
+                f"unknown architecture {name!r}; see `senclip models --architectures` for the list"
+            )
+        model = open_clip.create_model(
+            name, pretrained=pretrained, weights_only=True, require_pretrained=pretrained is not None
+        )
+        return model, name
+    except SenclipError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        where = pretrained if pretrained is not None else "random init"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SenclipError(f"could not load {name} weights from {where}: {msg}") from exc
+
+
+def create_model(
+    name: str,
+    pretrained: str | None = None,
+    checkpoint: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> SenCLIP:
+    """Create a :class:`SenCLIP` model (image tower, text tower, tokenizer, preprocessing).
+
+    Args:
+        name: open_clip architecture name (ignored for ``hf-hub:`` weights and
+            for senclip checkpoints, which record their own).
+        pretrained: tag, ``hf-hub:`` id or local file; see the module docstring.
+        checkpoint: senclip image-tower checkpoint replacing the image tower.
+        device: where to put the model.
+
+    Raises:
+        SenclipError: unknown architecture, missing file, weights that do not
+            fit the architecture, or weights that cannot be fetched.
+    """
+    from senclip.models import checkpoint as ckpt
+
+    if pretrained is not None and not pretrained.startswith(HF_HUB_PREFIX):
+        path = Path(pretrained).expanduser()
+        if path.exists():
+            if _is_senclip_file(path):
+                model = ckpt.load_model(path)
+                return model.to(device).eval()
+            pretrained = str(path)
+        elif any(sep in pretrained for sep in ("/", "\\")) or Path(pretrained).suffix:
+            raise SenclipError(f"pretrained weights file not found: {pretrained}")
+
+    clip, tokenizer_id = _open_clip_model(name, pretrained)
+    if pretrained is not None and pretrained.startswith(HF_HUB_PREFIX):
+        name = pretrained
+    model = from_open_clip(name, clip, open_clip.get_tokenizer(tokenizer_id), pretrained)
+    if checkpoint is not None:
+        ckpt.load_image_tower(model, checkpoint)
+    return model.to(device).eval()
+
+
+def from_open_clip(name: str, clip: nn.Module, tokenizer, pretrained: str | None = None) -> SenCLIP:
+    """Split an open_clip model into senclip's image and text towers."""
+    cfg = open_clip.get_model_preprocess_cfg(clip)
+    size = cfg.get("size", 224)
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    preprocess = Preprocess(size, cfg.get("mean", open_clip.OPENAI_DATASET_MEAN),
+                            cfg.get("std", open_clip.OPENAI_DATASET_STD))
+    visual = clip.visual
+    clip.visual = nn.Identity()
+    image_tower = ImageTower(visual, preprocess, RGB_BANDS)
+    logit_scale = getattr(clip, "logit_scale", torch.tensor(100.0).log())
+    return SenCLIP(name, image_tower, TextTower(clip, tokenizer), logit_scale.detach(), pretrained)

@@ -1,0 +1,117 @@
+"""Image and text towers that wrap an open_clip model.
+
+The image tower owns everything between a batch of scaled images and a
+(normalised) embedding: resizing and per-band normalisation
+(:class:`Preprocess`), the open_clip visual trunk and an optional projection
+head. The text tower owns the open_clip text trunk and the tokenizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RGB_BANDS = ("B04", "B03", "B02")
+"""Sentinel-2 band names of the red, green and blue channels, in that order."""
+
+
+class Preprocess(nn.Module):
+    """Resize a float batch to the tower's input size and normalise per band.
+
+    Input: ``(B, C, H, W)`` float tensor of scaled values (``[0, 1]`` for
+    8-bit RGB after :class:`senclip.data.transforms.ToFloat`, surface
+    reflectance for multispectral data after
+    :class:`senclip.data.transforms.ScaleReflectance`). Output: the tensor the
+    open_clip trunk expects. Runs on the model's device, so it is batched and
+    cheap compared with the trunk.
+    """
+
+    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        if len(mean) != len(std):
+            raise ValueError("mean and std must have one value per band")
+        self.image_size = int(image_size)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"expected a (B, {self.mean.shape[1]}, H, W) batch, got {tuple(x.shape)}"
+            )
+        x = x.float()
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear",
+                antialias=True, align_corners=False,
+            )
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        return f"image_size={self.image_size}, bands={self.mean.shape[1]}"
+
+
+class ImageTower(nn.Module):
+    """Satellite image encoder: preprocessing, open_clip visual trunk, head.
+
+    Args:
+        visual: the open_clip visual trunk (``CLIP.visual``).
+        preprocess: resizing and normalisation applied before the trunk.
+        bands: names of the input channels, in order (e.g. ``B04,B03,B02``).
+        head: projection applied to the trunk output; identity for a plain
+            CLIP model, a trained :class:`~senclip.models.head.ProjectionHead`
+            for a SenCLIP checkpoint.
+    """
+
+    def __init__(
+        self,
+        visual: nn.Module,
+        preprocess: Preprocess,
+        bands: Sequence[str] = RGB_BANDS,
+        head: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.visual = visual
+        self.preprocess = preprocess
+        self.bands = tuple(bands)
+        self.head = head if head is not None else nn.Identity()
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocess.image_size
+
+    def forward(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Embed a batch of scaled images; L2-normalised unless told not to."""
+        features = self.head(self.visual(self.preprocess(images)))
+        return F.normalize(features, dim=-1) if normalize else features
+
+
+class TextTower(nn.Module):
+    """Text encoder: the open_clip model with its visual trunk removed.
+
+    ``encode`` tokenizes strings and returns embeddings in the shared space.
+    """
+
+    def __init__(self, clip: nn.Module, tokenizer) -> None:
+        super().__init__()
+        self.clip = clip
+        self.tokenizer = tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.clip.parameters()).device
+
+    def forward(self, tokens: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        return self.clip.encode_text(tokens, normalize=normalize)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], normalize: bool = True, batch_size: int = 256) -> torch.Tensor:
+        """Tokenize and embed ``texts``; returns a ``(len(texts), D)`` float tensor."""
+        out = []
+        for i in range(0, len(texts), batch_size):
+            tokens = self.tokenizer(list(texts[i:i + batch_size])).to(self.device)
+            out.append(self(tokens, normalize=normalize).float())
+        return torch.cat(out) if out else torch.empty(0)
