@@ -1,0 +1,235 @@
+"""BigEarthNet-S2 v1.0 (Sumbul et al. 2019): 120x120 px Sentinel-2 L2A patches, multi-label.
+
+Layout: ``<root>/<patch>/<patch>_B01.tif ... <patch>_B12.tif, <patch>_B8A.tif`` plus
+``<root>/<patch>/<patch>_labels_metadata.json`` (the release's ``BigEarthNet-v1.0/``
+folder under ``root`` is accepted too). Each band is a single-band GeoTIFF at its
+native resolution: 10 m bands (B02, B03, B04, B08) are 120x120, 20 m bands
+(B05, B06, B07, B8A, B11, B12) 60x60, 60 m bands (B01, B09) 20x20.
+
+The image is the 12 bands stacked in the order of :data:`BIGEARTHNET_BANDS`
+(``B01, B02, B03, B04, B05, B06, B07, B08, B8A, B09, B11, B12``; B10 is not
+in L2A), all resampled to the 10 m grid (120x120) by rasterio on read with
+``resampling`` (default bilinear), as stored digital numbers
+(reflectance x 10,000) in float32. RGB for a CLIP tower is ``B04, B03, B02``
+(red, green, blue) -- not ``B02, B03, B04`` (BGR), which the published SenCLIP
+code fed as RGB.
+
+Labels: the 43 original CORINE labels of the JSON files, or the 19-class
+nomenclature of Sumbul et al. 2021 (default), as multi-hot vectors. The table
+is ``bigearthnet_labels.json`` beside this module. Eleven original labels have
+no 19-class counterpart (see its ``dropped`` list); a patch with only such
+labels gets an all-zero 19-class target (the official 19-class splits leave
+those patches out).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from senclip.data.base import ClassificationDataset, Transform
+from senclip.errors import SenclipError
+
+BIGEARTHNET_BANDS: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12",
+)
+BAND_RESOLUTION_M: dict[str, int] = {
+    "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
+    "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20,
+}
+NOMENCLATURES = (19, 43)
+_LABEL_TABLE = Path(__file__).with_name("bigearthnet_labels.json")
+
+
+@functools.lru_cache(maxsize=1)
+def label_table() -> dict[str, Any]:
+    """The label table: ``labels43`` list, ``nomenclature19`` {class: [43-labels]}, ``dropped``."""
+    return json.loads(_LABEL_TABLE.read_text(encoding="utf-8"))
+
+
+def class_names(nomenclature: int = 19) -> list[str]:
+    """Class names of the 19-class (default) or 43-class nomenclature, in label order."""
+    nomenclature = _check_nomenclature(nomenclature)
+    table = label_table()
+    return list(table["nomenclature19"]) if nomenclature == 19 else list(table["labels43"])
+
+
+@functools.lru_cache(maxsize=2)
+def _label_index(nomenclature: int) -> dict[str, int | None]:
+    """Map each original (43-class) label name to its class index, None if dropped."""
+    table = label_table()
+    if nomenclature == 43:
+        return {name: k for k, name in enumerate(table["labels43"])}
+    index: dict[str, int | None] = dict.fromkeys(table["labels43"])
+    for k, sources in enumerate(table["nomenclature19"].values()):
+        for source in sources:
+            index[source] = k
+    return index
+
+
+def encode_labels(names: Iterable[str], nomenclature: int = 19, source: str = "labels") -> np.ndarray:
+    """Multi-hot uint8 vector for original BigEarthNet label names.
+
+    Args:
+        names: Original (43-class) label names as in the JSON files.
+        nomenclature: 19 or 43.
+        source: Where the names come from, for error messages.
+
+    Raises:
+        SenclipError: A name is not one of the 43 original labels.
+    """
+    nomenclature = _check_nomenclature(nomenclature)
+    index = _label_index(nomenclature)
+    target = np.zeros(nomenclature, dtype=np.uint8)
+    for name in names:
+        if name not in index:
+            raise SenclipError(f"unknown BigEarthNet label {name!r} in {source}; "
+                               "expected one of the 43 BigEarthNet-S2 v1 labels")
+        k = index[name]
+        if k is not None:
+            target[k] = 1
+    return target
+
+
+def _check_nomenclature(nomenclature: int | str) -> int:
+    try:
+        value = int(nomenclature)
+    except (TypeError, ValueError):
+        value = -1
+    if value not in NOMENCLATURES:
+        raise SenclipError(f"nomenclature must be 19 or 43, got {nomenclature!r}")
+    return value
+
+
+class BigEarthNet(ClassificationDataset):
+    """BigEarthNet-S2 v1.0 patch folders with multi-hot targets.
+
+    Args:
+        root: Folder holding the patch folders.
+        transforms: Sample transform (dict -> dict), or None for raw digital numbers.
+        download: Fetch the data with ``senclip.data.download`` when missing.
+        nomenclature: 19 (Sumbul et al. 2021, default) or 43 (original labels).
+        split_file: Optional CSV/text file whose first column lists the patch
+            names to use (e.g. the official ``train.csv``); default: every patch
+            folder under ``root``.
+        resampling: rasterio resampling used to bring 20 m and 60 m bands to
+            the 10 m grid ("bilinear", "nearest", "cubic", ...).
+        size: Output height and width in pixels (the 10 m grid: 120).
+    """
+
+    name: ClassVar[str] = "bigearthnet"
+    multilabel: ClassVar[bool] = True
+    all_bands: ClassVar[tuple[str, ...]] = BIGEARTHNET_BANDS
+    nested_roots: ClassVar[tuple[str, ...]] = ("BigEarthNet-v1.0",)
+    layout: ClassVar[str] = ("<root>/<patch>/<patch>_B01.tif ... _B12.tif, _B8A.tif and "
+                             "<patch>_labels_metadata.json (BigEarthNet-S2 v1.0 patch folders)")
+
+    def __init__(self, root: str | os.PathLike, transforms: Transform | None = None,
+                 download: bool = False, nomenclature: int = 19,
+                 split_file: str | os.PathLike | None = None, resampling: str = "bilinear",
+                 size: int = 120) -> None:
+        from rasterio.enums import Resampling
+
+        self.nomenclature = _check_nomenclature(nomenclature)
+        self.classes = class_names(self.nomenclature)
+        if resampling not in Resampling.__members__:
+            raise SenclipError(f"unknown resampling {resampling!r}; choose from "
+                               f"{', '.join(Resampling.__members__)}")
+        self.resampling = resampling
+        self.size = int(size)
+        self.split_file = Path(split_file) if split_file is not None else None
+        super().__init__(root, transforms=transforms, download=download)
+
+    # -- discovery ------------------------------------------------------
+    def _find_root(self, root: Path) -> Path | None:
+        if not root.is_dir():
+            return None
+        for sub in self.nested_roots:
+            if (root / sub).is_dir():
+                return root / sub
+        return root
+
+    def _patch_names(self, root: Path) -> list[str]:
+        if self.split_file is not None:
+            if not self.split_file.is_file():
+                raise SenclipError(f"split file {self.split_file} not found")
+            lines = self.split_file.read_text(encoding="utf-8").splitlines()
+            names = [ln.split(",")[0].strip() for ln in lines if ln.strip()]
+            names = [n for n in names if n and n.lower() not in ("patch_id", "name", "patch")]
+            missing = [n for n in names if not (root / n).is_dir()]
+            if missing:
+                raise SenclipError(f"{len(missing)} patch(es) of {self.split_file} not under {root}, "
+                                   f"e.g. {missing[0]}")
+            return names
+        with os.scandir(root) as it:
+            names = sorted(e.name for e in it if e.is_dir())
+        patches = []
+        for n in names:
+            if (root / n / f"{n}_labels_metadata.json").is_file():
+                patches.append(n)
+            elif (root / n / f"{n}_B02.tif").is_file():
+                raise SenclipError(f"patch folder {root / n} has no {n}_labels_metadata.json")
+        return patches
+
+    def _scan(self, root: Path) -> tuple[list[str], np.ndarray]:
+        names = self._patch_names(root)
+        labels = np.zeros((len(names), len(self.classes)), dtype=np.uint8)
+        for i, n in enumerate(names):
+            meta = root / n / f"{n}_labels_metadata.json"
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+                names_43 = data["labels"]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise SenclipError(f"cannot read labels from {meta}: {err!r}") from None
+            labels[i] = encode_labels(names_43, self.nomenclature, source=str(meta))
+        return [str(root / n) for n in names], labels
+
+    # -- reading --------------------------------------------------------
+    def band_file(self, index: int, band: str) -> Path:
+        """Path of one band's GeoTIFF for sample ``index``."""
+        folder = Path(self.paths[index])
+        return folder / f"{folder.name}_{band}.tif"
+
+    def _fingerprint_files(self, index: int) -> list[Path]:
+        folder = Path(self.paths[index])
+        return [self.band_file(index, b) for b in self.all_bands] + [
+            folder / f"{folder.name}_labels_metadata.json"]
+
+    def _read_image(self, index: int) -> torch.Tensor:
+        out = np.empty((len(self.all_bands), self.size, self.size), dtype=np.float32)
+        for c, band in enumerate(self.all_bands):
+            out[c] = self._read_band(self.band_file(index, band))
+        return torch.from_numpy(out)
+
+    def _read_band(self, path: Path) -> np.ndarray:
+        import rasterio
+        from rasterio.enums import Resampling
+        from rasterio.errors import RasterioError
+
+        if not path.is_file():
+            raise SenclipError(f"band file {path.name} missing from patch folder {path.parent}; "
+                               "re-extract the patch")
+        try:
+            with rasterio.open(path) as src:
+                if src.shape == (self.size, self.size):
+                    return src.read(1)
+                return src.read(1, out_shape=(self.size, self.size),
+                                resampling=Resampling[self.resampling])
+        except RasterioError as err:
+            raise SenclipError(f"cannot read GeoTIFF {path}: {err}; re-extract the patch") from None
+
+    def label_names(self, index: int) -> list[str]:
+        """Class names of sample ``index`` in this dataset's nomenclature."""
+        return [self.classes[k] for k in np.flatnonzero(self.labels[index])]
+
+    @classmethod
+    def band_resolutions(cls, bands: Sequence[str] | None = None) -> dict[str, int]:
+        """Native ground sampling distance (m) of each band."""
+        return {b: BAND_RESOLUTION_M[b] for b in cls.check_bands(bands)}

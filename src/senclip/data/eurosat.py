@@ -1,0 +1,91 @@
+"""EuroSAT RGB (Helber et al. 2019): 64x64 true-colour JPEGs of Sentinel-2 L1C, 10 classes.
+
+Layout: ``<root>/<ClassName>/*.jpg`` with the 10 classes of
+:data:`~senclip.data.base.EUROSAT_CLASSES`. The official archive's
+``<root>/2750/<ClassName>/`` and the Zenodo release's ``<root>/EuroSAT_RGB/``
+are accepted too. Images are returned as stored: 8-bit values as float32
+``(3, 64, 64)`` in band order ``B04, B03, B02`` (red, green, blue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from senclip.data.base import (
+    EUROSAT_CLASSES,
+    RGB_BANDS,
+    ClassificationDataset,
+    Transform,
+    scan_class_folders,
+)
+from senclip.data.transforms import Compose, SelectBands, ToFloat
+from senclip.errors import SenclipError
+
+
+class EuroSAT(ClassificationDataset):
+    """EuroSAT RGB JPEGs in class folders; labels are canonical class indices.
+
+    Args:
+        root: Folder with the class folders (or the release's ``2750/`` parent).
+        transforms: Sample transform (dict -> dict), or None for raw 0-255 values.
+        download: Fetch the data with ``senclip.data.download`` when missing.
+    """
+
+    name: ClassVar[str] = "eurosat"
+    classes: ClassVar[list[str]] = list(EUROSAT_CLASSES)
+    multilabel: ClassVar[bool] = False
+    all_bands: ClassVar[tuple[str, ...]] = RGB_BANDS
+    suffixes: ClassVar[tuple[str, ...]] = (".jpg", ".jpeg")
+    nested_roots: ClassVar[tuple[str, ...]] = ("2750", "EuroSAT_RGB", "EuroSAT_RGB/2750")
+    layout: ClassVar[str] = "<root>/<ClassName>/*.jpg for the 10 EuroSAT classes (or <root>/2750/<ClassName>/)"
+
+    def _find_root(self, root: Path) -> Path | None:
+        if not root.is_dir():
+            return None
+        if (root / self.classes[0]).is_dir():
+            return root
+        for sub in self.nested_roots:
+            if (root / sub).is_dir():
+                return root / sub
+        return root
+
+    def _scan(self, root: Path) -> tuple[list[str], np.ndarray]:
+        return scan_class_folders(root, self.classes, self.suffixes, self.layout)
+
+    def _read_image(self, index: int) -> torch.Tensor:
+        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+
+        path = self.paths[index]
+        try:
+            data = read_file(path)
+            image = decode_jpeg(data, mode=ImageReadMode.RGB)
+        except (RuntimeError, OSError, ValueError) as err:
+            raise SenclipError(f"cannot read image {path}: {str(err).splitlines()[0] if str(err) else err!r}; "
+                               "replace or delete the file") from None
+        return image.to(torch.float32)
+
+    @classmethod
+    def default_transforms(cls, bands: Sequence[str] | None = RGB_BANDS) -> Transform:
+        """``ToFloat(1/255)``: 8-bit values to [0, 1], as an RGB CLIP expects.
+
+        ``bands`` must be RGB bands (a reordering or subset of ``B04, B03, B02``
+        adds a :class:`~senclip.data.transforms.SelectBands`).
+
+        Raises:
+            SenclipError: A band other than B04/B03/B02 is asked for.
+        """
+        if bands is not None:
+            asked = tuple(bands.split(",")) if isinstance(bands, str) else tuple(bands)
+            other = [b for b in asked if b not in RGB_BANDS]
+            if other:
+                raise SenclipError(f"EuroSAT RGB JPEGs only hold B04,B03,B02, not {','.join(other)}; "
+                                   "use the 'eurosat-ms' dataset for other bands")
+        bands = cls.check_bands(bands)
+        if bands == RGB_BANDS:
+            return Compose([ToFloat(1 / 255)])
+        return Compose([SelectBands(bands), ToFloat(1 / 255)])

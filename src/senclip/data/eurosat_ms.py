@@ -1,0 +1,77 @@
+"""EuroSAT MS (Helber et al. 2019): 13-band Sentinel-2 L1C GeoTIFFs, 64x64 px, 10 classes.
+
+Layout: ``<root>/<ClassName>/*.tif``. The release's nested root
+``<root>/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/`` and the Zenodo
+release's ``<root>/EuroSAT_MS/`` are accepted too.
+
+Band order inside each file, as published (see phelber/EuroSAT issue #7 and
+torchgeo/torchgeo#2458): ``B01, B02, B03, B04, B05, B06, B07, B08, B09, B10,
+B11, B12, B8A`` -- B8A is the last band, not the ninth. Images are returned as
+stored: uint16 digital numbers (reflectance x 10,000) as float32 ``(13, 64, 64)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from senclip.data.base import EUROSAT_CLASSES, ClassificationDataset, scan_class_folders
+from senclip.errors import SenclipError
+
+EUROSAT_MS_BANDS: tuple[str, ...] = (
+    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
+)
+
+
+class EuroSATMS(ClassificationDataset):
+    """EuroSAT multispectral GeoTIFFs in class folders, read with rasterio.
+
+    Args:
+        root: Folder with the class folders (or a parent holding the release's nested root).
+        transforms: Sample transform (dict -> dict), or None for raw digital numbers.
+        download: Fetch the data with ``senclip.data.download`` when missing.
+    """
+
+    name: ClassVar[str] = "eurosat-ms"
+    classes: ClassVar[list[str]] = list(EUROSAT_CLASSES)
+    multilabel: ClassVar[bool] = False
+    all_bands: ClassVar[tuple[str, ...]] = EUROSAT_MS_BANDS
+    suffixes: ClassVar[tuple[str, ...]] = (".tif", ".tiff")
+    nested_roots: ClassVar[tuple[str, ...]] = (
+        "ds/images/remote_sensing/otherDatasets/sentinel_2/tif",
+        "EuroSAT_MS",
+        "EuroSATallBands/ds/images/remote_sensing/otherDatasets/sentinel_2/tif",
+    )
+    layout: ClassVar[str] = ("<root>/<ClassName>/*.tif (13-band GeoTIFFs) for the 10 EuroSAT classes, "
+                             "or <root>/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<ClassName>/")
+
+    def _find_root(self, root: Path) -> Path | None:
+        if not root.is_dir():
+            return None
+        if (root / self.classes[0]).is_dir():
+            return root
+        for sub in self.nested_roots:
+            if (root / sub).is_dir():
+                return root / sub
+        return root
+
+    def _scan(self, root: Path) -> tuple[list[str], np.ndarray]:
+        return scan_class_folders(root, self.classes, self.suffixes, self.layout)
+
+    def _read_image(self, index: int) -> torch.Tensor:
+        import rasterio
+        from rasterio.errors import RasterioError
+
+        path = self.paths[index]
+        try:
+            with rasterio.open(path) as src:
+                if src.count != len(self.all_bands):
+                    raise SenclipError(f"{path} has {src.count} bands, expected {len(self.all_bands)} "
+                                       f"({','.join(self.all_bands)}); is this EuroSAT MS?")
+                array = src.read()
+        except RasterioError as err:
+            raise SenclipError(f"cannot read GeoTIFF {path}: {err}; replace or delete the file") from None
+        return torch.from_numpy(array.astype(np.float32))
