@@ -17,6 +17,14 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                         "the image tower; the text tower stays the one of --model/--pretrained")
 
 
+def add_bands_arg(p: argparse.ArgumentParser) -> None:
+    """``--bands``: the input bands of the image tower (inflated from RGB if needed)."""
+    p.add_argument("--bands", dest="model_bands", metavar="B1,B2,...", default=None,
+                   help="Sentinel-2 bands the image tower takes, in order (e.g. B04,B03,B02, or L1C for "
+                        "the 13 L1C bands, L2A for the 12 L2A bands); an RGB tower is inflated: new "
+                        "bands' first-layer filters start at zero (see senclip.models.multiband)")
+
+
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runtime")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda if available)")
@@ -45,4 +53,5 @@ def load_model_from_args(args: argparse.Namespace):
     from senclip.models import create_model
 
     device = resolve_device(args.device)
-    return create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device)
+    return create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device,
+                        bands=getattr(args, "model_bands", None))

@@ -129,6 +129,7 @@ def create_model(
     pretrained: str | None = None,
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
+    bands: str | list[str] | tuple[str, ...] | None = None,
 ) -> SenCLIP:
     """Create a :class:`SenCLIP` model (image tower, text tower, tokenizer, preprocessing).
 
@@ -138,6 +139,10 @@ def create_model(
         pretrained: tag, ``hf-hub:`` id or local file; see the module docstring.
         checkpoint: senclip image-tower checkpoint replacing the image tower.
         device: where to put the model.
+        bands: input bands of the image tower (e.g. ``"B01,…,B12"`` or
+            ``"L1C"``); a tower with other bands is inflated in place by
+            :func:`senclip.models.multiband.set_input_bands` (new filters
+            start at zero). ``None`` keeps the bands of the weights.
 
     Raises:
         SenclipError: unknown architecture, missing file, weights that do not
@@ -150,7 +155,7 @@ def create_model(
         if path.exists():
             if _is_senclip_file(path):
                 model = ckpt.load_model(path)
-                return model.to(device).eval()
+                return _with_bands(model, bands).to(device).eval()
             pretrained = str(path)
         elif any(sep in pretrained for sep in ("/", "\\")) or Path(pretrained).suffix:
             raise SenclipError(f"pretrained weights file not found: {pretrained}")
@@ -161,7 +166,21 @@ def create_model(
     model = from_open_clip(name, clip, open_clip.get_tokenizer(tokenizer_id), pretrained)
     if checkpoint is not None:
         ckpt.load_image_tower(model, checkpoint)
-    return model.to(device).eval()
+    return _with_bands(model, bands).to(device).eval()
+
+
+def _with_bands(model: SenCLIP, bands) -> SenCLIP:
+    """Inflate ``model``'s image tower to ``bands`` when they differ from its own."""
+    if bands is None:
+        return model
+    from senclip.models.multiband import parse_bands, set_input_bands
+
+    wanted = parse_bands(bands)
+    if wanted != tuple(model.image_tower.bands):
+        if getattr(model.image_tower, "tower_kind", "clip-visual") != "clip-visual":
+            raise SenclipError("--bands applies to clip-visual image towers only")
+        set_input_bands(model.image_tower, wanted)
+    return model
 
 
 def from_open_clip(name: str, clip: nn.Module, tokenizer, pretrained: str | None = None) -> SenCLIP:
