@@ -155,6 +155,8 @@ def create_model(
         if path.exists():
             if _is_senclip_file(path):
                 model = ckpt.load_model(path)
+                if checkpoint is not None:
+                    ckpt.load_image_tower(model, checkpoint)
                 return _with_bands(model, bands).to(device).eval()
             pretrained = str(path)
         elif any(sep in pretrained for sep in ("/", "\\")) or Path(pretrained).suffix:
