@@ -1,0 +1,258 @@
+"""Per-pixel time-series datasets: labelled pixels for evaluation, proxy pairs for training.
+
+:class:`TimeSeriesDataset` has the interface of
+:class:`senclip.data.base.ClassificationDataset` (registered as
+``"timeseries"``), so ``senclip zeroshot --dataset timeseries`` and
+``senclip fewshot`` work on it. Each sample is one labelled pixel: its 12
+calendar-month composites ``(12, C)`` (NaN for months without a clear
+observation), composited when the dataset is built, block by block. Pixels
+without any valid month, and pixels whose label is 0 ("no data"), are left out.
+
+Labels follow the eo-learn LULC nomenclature (:data:`LULC_CLASSES`; code
+``k`` is class ``k - 1``). An EOPatch provides them in
+``mask_timeless/LULC.npy``; for a stack or a GeoTIFF folder give a
+single-band label raster on the same grid (``labels=``).
+
+``split`` separates the grid spatially: ``"train"`` is the left half of the
+columns, ``"valid"`` the right half (``split_axis="row"``: top / bottom), so
+no evaluation pixel neighbours a training pixel except along the seam.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from senclip.errors import SenclipError
+from senclip.timeseries.composite import monthly_composite
+from senclip.timeseries.io import SeriesSource, is_eopatch, open_series
+
+LULC_CLASSES: tuple[str, ...] = (
+    "cultivated land", "forest", "grassland", "shrubland", "water", "wetlands", "tundra",
+    "artificial surface", "bareland", "snow and ice",
+)
+"""eo-learn LULC classes; raster code ``k`` (1..10) is ``LULC_CLASSES[k - 1]``, 0 is no data."""
+
+PROMPT_FILE = Path(__file__).parent / "data" / "eolearn_lulc.yaml"
+"""Prompts for :data:`LULC_CLASSES` in the :mod:`senclip.prompts` schema (generic, aerial, ground)."""
+
+
+class SelectSeriesBands:
+    """Keep the named bands (last axis of a ``(12, C)`` series), in the order given."""
+
+    def __init__(self, bands: Sequence[str]) -> None:
+        self.bands = tuple(bands)
+
+    def __call__(self, sample: dict) -> dict:
+        source = tuple(sample["bands"])
+        missing = [b for b in self.bands if b not in source]
+        if missing:
+            raise SenclipError(f"series has no band(s) {missing}; it has {list(source)}")
+        idx = [source.index(b) for b in self.bands]
+        return sample | {"image": sample["image"][:, idx], "bands": self.bands}
+
+    def __repr__(self) -> str:
+        return f"SelectSeriesBands({list(self.bands)})"
+
+
+def _read_labels(source: SeriesSource, root: Path, labels) -> np.ndarray:
+    """``(H, W)`` integer LULC codes for the source's grid."""
+    if labels is None and is_eopatch(root):
+        path = root / "mask_timeless" / "LULC.npy"
+        if not path.is_file():
+            raise SenclipError(f"{root}: EOPatch has no mask_timeless/LULC.npy labels; pass labels=")
+        codes = np.load(path)
+        codes = codes[..., 0] if codes.ndim == 3 else codes
+    elif labels is None:
+        raise SenclipError(f"{root}: a time-series dataset needs a label raster (labels=PATH, "
+                           "one band of LULC codes on the series' grid)")
+    else:
+        import rasterio
+
+        with rasterio.open(labels) as src:
+            codes = src.read(1)
+    if codes.shape != (source.height, source.width):
+        raise SenclipError(f"label raster shape {codes.shape} does not match the series grid "
+                           f"{(source.height, source.width)}")
+    if codes.max() > len(LULC_CLASSES) or codes.min() < 0:
+        raise SenclipError(f"label codes must be 0..{len(LULC_CLASSES)} (eo-learn LULC); got "
+                           f"{int(codes.min())}..{int(codes.max())}")
+    return codes.astype(np.int64)
+
+
+def _split_mask(shape: tuple[int, int], split: str | None, axis: str) -> np.ndarray:
+    h, w = shape
+    keep = np.ones(shape, dtype=bool)
+    if split is None:
+        return keep
+    if split not in ("train", "valid") or axis not in ("col", "row"):
+        raise SenclipError(f"split must be 'train', 'valid' or None and split_axis 'col' or 'row' "
+                           f"(got {split!r}, {axis!r})")
+    if axis == "col":
+        keep[:, w // 2:] = False
+    else:
+        keep[h // 2:] = False
+    return keep if split == "train" else ~keep
+
+
+class TimeSeriesDataset(Dataset):
+    """Labelled pixels of a time series, as 12-month composite series.
+
+    Args:
+        root: EOPatch folder, folder of dated GeoTIFFs, or stack file.
+        transforms: dict -> dict applied to each sample (e.g.
+            :class:`SelectSeriesBands`); ``None`` keeps all bands.
+        labels: label raster (required unless ``root`` is an EOPatch).
+        split: ``None`` (all pixels), ``"train"`` or ``"valid"``.
+        split_axis: ``"col"`` (left/right halves) or ``"row"`` (top/bottom).
+        method, year: compositing options (see :mod:`senclip.timeseries.composite`).
+        dates, feature, series_bands: passed to :func:`~senclip.timeseries.io.open_series`.
+        block_rows: rows composited at once.
+    """
+
+    name = "timeseries"
+    multilabel = False
+    classes: list[str] = list(LULC_CLASSES)
+
+    def __init__(self, root, transforms: Callable | None = None, labels=None, split: str | None = None,
+                 split_axis: str = "col", method: str = "median", year: int | None = None, dates=None,
+                 feature: str = "NDVI", series_bands: Sequence[str] | None = None,
+                 block_rows: int = 256) -> None:
+        self.root = Path(root)
+        self.source = open_series(self.root, dates=dates, bands=series_bands, feature=feature)
+        self.transforms = transforms
+        self.all_bands = self.source.bands
+        self.classes = list(LULC_CLASSES)
+        self.options = {"split": split, "axis": split_axis, "method": method, "year": year,
+                        "labels": str(labels) if labels else None}
+        codes = _read_labels(self.source, self.root, labels)
+        keep = _split_mask(codes.shape, split, split_axis) & (codes > 0)
+        self.series, self.rows, self.cols = self._composite(keep, method, year, block_rows)
+        if not len(self.rows):
+            raise SenclipError(f"{root}: no labelled pixel with a clear observation in the chosen split/period")
+        self.labels = codes[self.rows, self.cols] - 1
+        self.paths = [f"{r},{c}" for r, c in zip(self.rows, self.cols, strict=True)]
+
+    def _composite(self, keep: np.ndarray, method: str, year: int | None, block_rows: int):
+        series, rows, cols = [], [], []
+        for start in range(0, self.source.height, block_rows):
+            stop = min(start + block_rows, self.source.height)
+            k = keep[start:stop]
+            if not k.any():
+                continue
+            data, valid = self.source.read(slice(start, stop))
+            r, c = np.nonzero(k)
+            comp, ok = monthly_composite(data[:, :, r, c], self.source.dates, valid[:, r, c],
+                                         method=method, year=year)
+            has = ok.any(axis=0)
+            series.append(comp[:, :, has].transpose(2, 0, 1))
+            rows.append(r[has] + start)
+            cols.append(c[has])
+        if not series:
+            return np.zeros((0, 12, len(self.all_bands)), np.float32), np.zeros(0, int), np.zeros(0, int)
+        return np.concatenate(series), np.concatenate(rows), np.concatenate(cols)
+
+    @classmethod
+    def default_transforms(cls, bands: Sequence[str] | None = None) -> Callable | None:
+        """Band selection for a tower with ``bands`` (scaling lives in the tower's buffers)."""
+        if bands is None:
+            return None
+        if isinstance(bands, str):
+            bands = [b.strip() for b in bands.split(",") if b.strip()]
+        return SelectSeriesBands(bands)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        sample = {"image": torch.from_numpy(self.series[index]), "label": torch.tensor(int(self.labels[index])),
+                  "path": self.paths[index], "bands": self.all_bands}
+        return self.transforms(sample) if self.transforms is not None else sample
+
+    def fingerprint(self) -> str:
+        """Digest of the input series, labels, split and compositing options."""
+        h = hashlib.sha256(json.dumps({"source": self.source.fingerprint(), **self.options}).encode())
+        h.update(self.labels.tobytes())
+        h.update(np.stack([self.rows, self.cols]).tobytes())
+        return h.hexdigest()
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(self.classes))
+        return {c: int(n) for c, n in zip(self.classes, counts, strict=True) if n}
+
+    def __repr__(self) -> str:
+        return f"TimeSeriesDataset(root={str(self.root)!r}, samples={len(self)}, split={self.options['split']})"
+
+
+class PixelPairedDataset(Dataset):
+    """Pixels paired with proxy ground views, in :class:`senclip.data.paired.PairedDataset`'s format.
+
+    Each pixel's ``V`` ground views are frozen text embeddings of ground-style
+    prompts of its class (a seeded per-pixel choice), standing in for ground
+    photos: a pipeline check, not the science.
+
+    Args:
+        pixels: a :class:`TimeSeriesDataset` (its transforms apply).
+        class_views: ``(K, P, D)`` prompt embeddings per class (NaN-free) and
+            ``(K, P)`` bool validity, as returned by :func:`class_prompt_embeddings`.
+        views: views per sample.
+        seed: seed of the per-pixel view choice.
+    """
+
+    def __init__(self, pixels: TimeSeriesDataset, class_views: tuple[torch.Tensor, torch.Tensor],
+                 views: int = 5, seed: int = 0) -> None:
+        self.pixels = pixels
+        self.embeddings, self.valid = class_views
+        rng = np.random.default_rng(seed)
+        counts = self.valid.sum(dim=1).numpy()
+        self.choice = np.empty((len(pixels), views), dtype=np.int64)
+        for i, k in enumerate(pixels.labels):
+            if counts[k] == 0:
+                raise SenclipError(f"class {pixels.classes[k]!r} has no ground prompts")
+            perm = rng.permutation(int(counts[k]))
+            self.choice[i] = perm[np.arange(views) % len(perm)]
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.pixels[index]
+        k = int(sample["label"])
+        ground = self.embeddings[k, self.choice[index]]
+        return sample | {"ground": ground, "ground_mask": torch.ones(len(ground), dtype=torch.bool),
+                         "point_id": sample["path"]}
+
+
+def class_prompt_embeddings(model, prompts: dict[str, list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(K, P, D)`` normalised text embeddings of each class's prompts (zero-padded) and ``(K, P)`` mask."""
+    p = max(len(v) for v in prompts.values())
+    emb, mask = None, torch.zeros(len(prompts), p, dtype=torch.bool)
+    for i, texts in enumerate(prompts.values()):
+        e = model.encode_text(texts).float().cpu()
+        if emb is None:
+            emb = torch.zeros(len(prompts), p, e.shape[1])
+        emb[i, :len(texts)], mask[i, :len(texts)] = e, True
+    return emb, mask
+
+
+def lulc_prompts(style: str = "ground", classes: Sequence[str] = LULC_CLASSES) -> dict[str, list[str]]:
+    """Prompts of the built-in eo-learn LULC file for ``classes`` and one style (or ``all``)."""
+    from senclip.prompts import read_prompt_file
+
+    pfile = read_prompt_file(PROMPT_FILE)
+    styles = pfile.styles() if style == "all" else (style,)
+    out = {}
+    for c in classes:
+        got = [p for s in styles for p in pfile.prompts_for(c, s)]
+        if not got:
+            raise SenclipError(f"{PROMPT_FILE}: no {style!r} prompts for class {c!r}")
+        out[c] = got
+    return out
