@@ -24,7 +24,9 @@ LUCAS = {
     "A": "Artificial land", "B": "Cropland", "C": "Woodland", "D": "Shrubland", "E": "Grassland",
     "F": "Bare land and lichens/moss", "G": "Water areas", "H": "Wetlands",
 }
-DATASETS = {"eurosat": EUROSAT, "eurosat-ms": EUROSAT, "bigearthnet": BIGEARTHNET, "lucas": list(LUCAS.values())}
+DATASETS = {
+    "eurosat": EUROSAT, "eurosat-ms": EUROSAT, "bigearthnet": BIGEARTHNET, "lucas": list(LUCAS.values()),
+}
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))

@@ -54,7 +54,8 @@ def test_user_file_round_trip(tmp_path, name):
         ],
     }
     assert load_prompts(f"{path}:aerial", CLASSES, "eurosat")["River"] == USER["classes"]["River"]["aerial"]
-    assert load_prompts(f"{path}:generic", ["River", "Forest"], "eurosat")["Forest"] == everything["Forest"][:2]
+    generic = load_prompts(f"{path}:generic", ["River", "Forest"], "eurosat")
+    assert generic["Forest"] == everything["Forest"][:2]
     assert load_prompts(f"{path}:all", CLASSES, "eurosat") == everything
 
 
@@ -64,6 +65,18 @@ def test_builtin_file_as_json_gives_the_same_prompts(tmp_path):
     classes = list(raw["classes"])
     assert load_prompts(str(path), classes, "lucas") == load_prompts("all", classes, "lucas")
     assert load_prompts(f"{path}:ground", classes, "lucas") == load_prompts("ground", classes, "lucas")
+
+
+def test_duplicate_prompts_are_dropped_in_order(tmp_path):
+    data = {
+        "generic": ["a photo of {}."],
+        "classes": {
+            "Forest": {"aerial": ["trees.", "a photo of Forest.", "trees."]},
+            "River": {"aerial": ["water."]},
+        },
+    }
+    prompts = load_prompts(str(_write(tmp_path, data)), CLASSES, "eurosat")
+    assert prompts["Forest"] == ["a photo of Forest.", "trees."]
 
 
 def test_path_with_colon_and_tilde(tmp_path, monkeypatch):
@@ -150,7 +163,8 @@ def test_style_missing_for_one_class(tmp_path):
     data["classes"]["Forest"]["ground"] = ["a photo of trees."]
     path = _write(tmp_path, data)
     assert "no 'ground' prompts for class 'River'" in _error(path)
-    assert load_prompts(f"{path}:aerial", CLASSES, "eurosat")["Forest"] == ["dark green tree crowns.", "a dense canopy."]
+    aerial = load_prompts(f"{path}:aerial", CLASSES, "eurosat")
+    assert aerial["Forest"] == ["dark green tree crowns.", "a dense canopy."]
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,7 @@ def test_ensemble_is_the_renormalised_mean_of_normalised_embeddings(tiny_vit):
     weights = text_classifier(tiny_vit, PROMPTS)
     assert weights.shape == (3, tiny_vit.encode_text(["x"]).shape[1])
     assert weights.dtype == torch.float32 and weights.device.type == "cpu"
-    for row, ps in zip(weights, PROMPTS.values()):
+    for row, ps in zip(weights, PROMPTS.values(), strict=True):
         by_hand = torch.zeros_like(row, dtype=torch.float64)
         for p in ps:  # one prompt at a time, so batching cannot hide a mistake
             e = tiny_vit.encode_text([p])[0].double()
@@ -116,7 +116,11 @@ def test_fingerprint_is_stable_and_order_sensitive():
 
 @pytest.mark.parametrize(
     ("prompts", "expected"),
-    [({}, "prompt set is empty"), ({"Forest": []}, "empty prompt list"), ({"Forest": "a wood"}, "not one string")],
+    [
+        ({}, "prompt set is empty"),
+        ({"Forest": []}, "empty prompt list"),
+        ({"Forest": "a wood"}, "not one string"),
+    ],
 )
 def test_bad_prompt_dicts(prompts, expected):
     with pytest.raises(SenclipError, match=expected):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from senclip.errors import SenclipError
@@ -43,7 +43,7 @@ def builtin_path(dataset: str) -> Path:
     return DATA_DIR / fname
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin(fname: str) -> PromptFile:
     pfile = read_prompt_file(DATA_DIR / fname)
     return replace(pfile, source=f"{pfile.source} (built-in)")
@@ -108,7 +108,9 @@ def load_prompts(spec: str, classes: Sequence[str], dataset: str) -> dict[str, l
                     f"prompt file {pfile.source} has no {s!r} prompts for class {cls!r}; give every class "
                     "the same styles, or pick one style with PATH:style"
                 )
-            prompts.extend(p for p in got if p not in prompts)
+            for p in got:
+                if p not in prompts:
+                    prompts.append(p)
         out[cls] = prompts
     return out
 
@@ -126,7 +128,9 @@ def _resolve(spec: str, dataset: str) -> tuple[PromptFile, str | None, bool]:
         if tail in STYLES or tail == ALL:
             path, style = head, tail
         elif Path(head).expanduser().is_file():
-            raise SenclipError(f"unknown prompt style {tail!r} in {spec!r}; choose one of {', '.join(STYLES)}, all")
+            raise SenclipError(
+                f"unknown prompt style {tail!r} in {spec!r}; choose one of {', '.join(STYLES)}, all"
+            )
     p = Path(path).expanduser()
     looks_like_path = "/" in path or "\\" in path or p.suffix.lower() in FILE_SUFFIXES
     if not p.exists() and not looks_like_path:

@@ -118,7 +118,9 @@ def parse_prompt_dict(raw: object, source: str) -> PromptFile:
         SenclipError: the content does not follow the schema.
     """
     if not isinstance(raw, dict):
-        raise SenclipError(f"prompt file {source} must be a mapping with a 'classes' key (see docs/prompts.md)")
+        raise SenclipError(
+            f"prompt file {source} must be a mapping with a 'classes' key (see docs/prompts.md)"
+        )
     _check_keys(raw, TOP_KEYS, f"prompt file {source}")
     dataset = raw.get("dataset")
     if dataset is not None and not isinstance(dataset, str):
@@ -127,11 +129,14 @@ def parse_prompt_dict(raw: object, source: str) -> PromptFile:
     for template in generic:
         if PLACEHOLDER not in template:
             raise SenclipError(
-                f"prompt file {source}: generic template {template!r} has no {{}} placeholder for the class name"
+                f"prompt file {source}: generic template {template!r} has no {{}} placeholder "
+                "for the class name"
             )
     classes_raw = raw.get("classes")
     if not isinstance(classes_raw, dict) or not classes_raw:
-        raise SenclipError(f"prompt file {source} needs a non-empty 'classes' mapping (class name -> prompts)")
+        raise SenclipError(
+            f"prompt file {source} needs a non-empty 'classes' mapping (class name -> prompts)"
+        )
     classes = {}
     for key, body in classes_raw.items():
         if not isinstance(key, str) or not key.strip():
@@ -140,7 +145,8 @@ def parse_prompt_dict(raw: object, source: str) -> PromptFile:
     parsed = PromptFile(source=source, dataset=dataset, classes=classes, generic=generic)
     if not parsed.styles():
         raise SenclipError(
-            f"prompt file {source} has no prompts: give 'generic' templates or per-class 'aerial'/'ground' lists"
+            f"prompt file {source} has no prompts: give 'generic' templates "
+            "or per-class 'aerial'/'ground' lists"
         )
     return parsed
 
