@@ -58,15 +58,15 @@ class EuroSAT(ClassificationDataset):
         return scan_class_folders(root, self.classes, self.suffixes, self.layout)
 
     def _read_image(self, index: int) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_jpeg, read_file
+        from torchvision.io import ImageReadMode, decode_image, read_file
 
         path = self.paths[index]
         try:
             data = read_file(path)
-            image = decode_jpeg(data, mode=ImageReadMode.RGB)
+            image = decode_image(data, mode=ImageReadMode.RGB)
         except (RuntimeError, OSError, ValueError) as err:
-            raise SenclipError(f"cannot read image {path}: {str(err).splitlines()[0] if str(err) else err!r}; "
-                               "replace or delete the file") from None
+            reason = str(err).splitlines()[0].rsplit(", ", 1)[-1] if str(err) else type(err).__name__
+            raise SenclipError(f"cannot read image {path}: {reason}; replace or delete the file") from None
         return image.to(torch.float32)
 
     @classmethod
