@@ -20,6 +20,7 @@ safetensors, or ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import open_clip
@@ -118,7 +119,12 @@ def _open_clip_model(name: str, pretrained: str | None) -> tuple[nn.Module, str]
         return model, name
     except SenclipError:
         raise
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+    except pickle.UnpicklingError as exc:
+        raise SenclipError(
+            f"refused to load {pretrained}: it holds objects other than plain tensors, and "
+            "checkpoints are loaded without executing code (torch.load weights_only=True)"
+        ) from exc
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
         where = pretrained if pretrained is not None else "random init"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SenclipError(f"could not load {name} weights from {where}: {msg}") from exc
@@ -149,7 +155,9 @@ def create_model(
             fit the architecture, or weights that cannot be fetched.
     """
     from senclip.models import checkpoint as ckpt
+    from senclip.models.registry import resolve_pretrained
 
+    name, pretrained = resolve_pretrained(pretrained, name)  # registry name -> tag or cached file
     if pretrained is not None and not pretrained.startswith(HF_HUB_PREFIX):
         path = Path(pretrained).expanduser()
         if path.exists():
