@@ -1,0 +1,125 @@
+"""Satellite chips paired with their cached ground-view embeddings.
+
+:class:`PairedDataset` reads the chip of each manifest row and looks its
+ground embeddings up in a :class:`~senclip.data.ground_cache.GroundCache`;
+photos are never encoded here. Chips are scaled the way
+``senclip.data.get_dataset``'s default transforms scale images:
+
+* RGB JPEG/PNG (or an 8-bit 3-band GeoTIFF): ``value / 255``;
+* GeoTIFF with band descriptions (``B02``, ``B04``, …): the requested
+  ``bands`` are selected by name, then :func:`~senclip.data.transforms.true_colour`
+  for RGB bands or ``ScaleReflectance(1e-4)`` for any other band set. A
+  GeoTIFF without descriptions must have exactly ``len(bands)`` bands, taken
+  to be ``bands`` in order.
+
+``transforms`` (optional, dict → dict) run after this scaling, e.g. augmentations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from senclip.data.ground_cache import GroundCache
+from senclip.data.transforms import ScaleReflectance, SelectBands, ToFloat, true_colour
+from senclip.errors import SenclipError
+
+RGB = ("B04", "B03", "B02")
+
+
+def _read_tiff(path: str, bands: tuple[str, ...]) -> dict:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        data = src.read()
+        names = tuple(d.strip() if d else "" for d in src.descriptions)
+    image = torch.from_numpy(data.astype(np.float32))
+    if data.dtype == np.uint8 and data.shape[0] == 3 and not any(names):
+        if bands != RGB:
+            raise SenclipError(f"{path}: 8-bit chip without band names can only feed an RGB tower")
+        return ToFloat()({"image": image, "bands": RGB})
+    if not any(names):
+        if data.shape[0] != len(bands):
+            raise SenclipError(f"{path}: chip has {data.shape[0]} unnamed bands but the tower expects "
+                               f"{len(bands)} ({','.join(bands)}); write band descriptions into the GeoTIFF")
+        names = bands
+    sample = {"image": image, "bands": names}
+    try:
+        if tuple(bands) == RGB:
+            return true_colour()(sample)
+        return ScaleReflectance(1e-4)(SelectBands(bands)(sample))
+    except KeyError as exc:
+        raise SenclipError(f"{path}: chip bands {list(names)} lack some of {list(bands)}") from exc
+
+
+def read_chip(path: str, bands: Sequence[str] = RGB) -> dict:
+    """A chip as ``{"image": float32 (C, H, W), "bands": names}``, scaled for a tower with ``bands``."""
+    bands = tuple(bands)
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
+        try:
+            return _read_tiff(path, bands)
+        except SenclipError:
+            raise
+        except Exception as exc:  # rasterio raises several error types  # noqa: BLE001
+            raise SenclipError(f"unreadable chip {path} ({type(exc).__name__})") from exc
+    if bands != RGB:
+        raise SenclipError(f"{path}: JPEG/PNG chips are RGB but the tower expects {','.join(bands)}")
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    try:  # the decoder senclip.data.EuroSAT uses, so proxy training and zero-shot see equal pixels
+        image = decode_image(read_file(path), mode=ImageReadMode.RGB)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise SenclipError(f"unreadable chip {path} ({type(exc).__name__}); fix or remove it") from exc
+    return ToFloat()({"image": image, "bands": RGB})
+
+
+class PairedDataset(Dataset):
+    """Chips of a manifest with their ground-view embeddings from a cache.
+
+    Args:
+        manifest_df: from :func:`senclip.data.manifest.read_manifest`.
+        cache: holds every ``point_id`` of the manifest (it may hold more).
+        transforms: dict → dict, applied after the chip scaling.
+        bands: input bands of the satellite tower.
+
+    Samples: ``image`` float32 (C, H, W), ``ground`` float32 (V, D),
+    ``ground_mask`` bool (V,), ``point_id`` str, ``label`` int64 (``-1`` when
+    the manifest has no ``label`` column or the value is empty), ``path`` str.
+    """
+
+    def __init__(self, manifest_df: pd.DataFrame, cache: GroundCache,
+                 transforms: Callable[[dict], dict] | None = None,
+                 bands: Sequence[str] = RGB) -> None:
+        self.point_ids = [str(p) for p in manifest_df["point_id"]]
+        self.paths = [str(p) for p in manifest_df["sat_path"]]
+        self.rows = cache.rows(self.point_ids)
+        self.cache = cache
+        self.transforms = transforms
+        self.bands = tuple(bands)
+        if "label" in manifest_df.columns:
+            labels = pd.to_numeric(manifest_df["label"], errors="coerce").fillna(-1)
+            self.labels = labels.to_numpy(dtype=np.int64)
+        else:
+            self.labels = np.full(len(self.point_ids), -1, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.point_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        chip = read_chip(self.paths[i], self.bands)
+        row = self.rows[i]
+        sample = {
+            "image": chip["image"],
+            "bands": chip["bands"],
+            "ground": torch.from_numpy(np.array(self.cache.embeddings[row], dtype=np.float32)),
+            "ground_mask": torch.from_numpy(np.array(self.cache.mask[row], dtype=bool)),
+            "point_id": self.point_ids[i],
+            "label": torch.tensor(self.labels[i], dtype=torch.int64),
+            "path": self.paths[i],
+        }
+        return self.transforms(sample) if self.transforms is not None else sample
