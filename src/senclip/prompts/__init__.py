@@ -43,6 +43,7 @@ from senclip.prompts.loading import (
     BUILTIN_FILES,
     available_prompt_sets,
     builtin_path,
+    builtin_prompt_file,
     class_info,
     load_prompts,
 )
@@ -50,6 +51,7 @@ from senclip.prompts.schema import STYLES, ClassPrompts, PromptFile, parse_promp
 
 __all__ = [
     "BUILTIN_FILES", "STYLES", "ClassPrompts", "PromptFile", "available_prompt_sets", "builtin_path",
+    "builtin_prompt_file",
     "class_info", "clear_text_classifier_cache", "load_prompts", "parse_prompt_dict", "prompts_fingerprint",
     "read_prompt_file", "text_classifier",
 ]
