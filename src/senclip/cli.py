@@ -21,6 +21,7 @@ COMMANDS = [
     "senclip.commands.zeroshot",
     "senclip.commands.fewshot",
     "senclip.commands.models",
+    "senclip.commands.download",
     "senclip.commands.embed_ground", "senclip.commands.proxy_pairs", "senclip.commands.retrieval",
 ]
 
