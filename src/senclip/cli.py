@@ -21,8 +21,11 @@ COMMANDS = [
     "senclip.commands.zeroshot",
     "senclip.commands.fewshot",
     "senclip.commands.models",
+    "senclip.commands.acquire",
+    "senclip.commands.map_pixels",
     "senclip.commands.download",
     "senclip.commands.embed_ground", "senclip.commands.proxy_pairs", "senclip.commands.retrieval",
+    "senclip.commands.train", "senclip.commands.export",
 ]
 
 
@@ -40,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: Exception) -> str:
+    """The user-facing line of an error, also when a DataLoader worker re-raised it."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:  # torch re-raises worker errors with the traceback as message
+        text = text.splitlines()[-1].split(": ", 1)[-1]
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -48,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = args.func(args)
     except SenclipError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,82 @@
+"""``senclip zeroshot``: inductive zero-shot evaluation with prompt ensembles."""
+
+from __future__ import annotations
+
+import argparse
+
+from senclip.commands.common import add_model_args, add_runtime_args
+
+HELP = "zero-shot classification of a labelled dataset with text prompts"
+DESCRIPTION = """\
+Classify every image of a labelled dataset by comparing its embedding with the
+averaged text embeddings of each class's prompts, and report accuracy.
+
+The protocol is inductive: no statistic of the evaluation set is used, so each
+image's prediction depends only on that image and the prompts. Writes OUT
+(JSON), OUT with .md (a table) and, for single-label data, OUT with
+_confusion.png.
+"""
+EPILOG = """\
+examples:
+  senclip zeroshot --model ViT-B-32 --pretrained openai --dataset eurosat \\
+      --data EuroSAT/2750 --prompts generic,aerial,ground --out clip.json
+  senclip zeroshot --model ViT-B-32 --pretrained openai --checkpoint senclip.safetensors \\
+      --dataset bigearthnet --data BigEarthNet-v1.0 --prompts all --out ben.json
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("zeroshot", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_args(p)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", required=True, metavar="NAME",
+                   help="eurosat | eurosat-ms | bigearthnet | timeseries")
+    g.add_argument("--data", required=True, metavar="DIR", help="dataset root folder")
+    g.add_argument("--prompts", default="generic", metavar="SPEC[,SPEC…]",
+                   help="generic | aerial | ground | all (the three together) | a YAML/JSON prompt file "
+                        "(PATH or PATH:style); several comma-separated sets are each evaluated "
+                        "(default: generic)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, metavar="RESULTS.json", help="results file")
+    o.add_argument("--calibrate", action="store_true",
+                   help="also report a transductive variant (logits centred on the evaluation-set "
+                        "mean) under the separate key 'transductive'; never mixed with zero-shot")
+    o.add_argument("--threshold", type=float, default=None,
+                   help="multi-label only: softmax probability at which a class counts as predicted "
+                        "(default 1/number of classes)")
+    o.add_argument("--cache-dir", default=None,
+                   help="image-embedding cache (default $SENCLIP_CACHE/embeddings or ~/.cache/senclip/embeddings)")
+    o.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    add_runtime_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from senclip.commands.common import load_model_from_args, resolve_device
+    from senclip.data import get_dataset
+    from senclip.evaluate.embeddings import default_cache_dir
+    from senclip.evaluate.report import check_writable, markdown_zeroshot, plot_confusion, write_json
+    from senclip.evaluate.zeroshot import evaluate_zeroshot
+
+    out = check_writable(args.out)
+    specs = [s for s in args.prompts.split(",") if s]
+    device = resolve_device(args.device)
+    model = load_model_from_args(args)
+    dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands)
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    result = evaluate_zeroshot(
+        model, dataset, specs, batch_size=args.batch_size, device=device, workers=args.workers,
+        cache_dir=cache, progress=not args.no_progress, calibrate=args.calibrate, threshold=args.threshold,
+    )
+    result["data"] = str(Path(args.data).resolve())
+    md = markdown_zeroshot(result)
+    if not result["multilabel"]:
+        plot_confusion(result["confusion"], result["classes"], out.with_name(out.stem + "_confusion.png"),
+                       f"{result['model']['model']} zero-shot ({specs[0]}), top-1 {100 * result['top1']:.1f}%")
+    out.with_suffix(".md").write_text(md)
+    write_json(result, out)
+    print(md)
+    return 0

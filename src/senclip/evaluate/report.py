@@ -1,0 +1,137 @@
+"""Writing results: atomic JSON, a markdown table and plots beside it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def check_writable(path: str | Path) -> Path:
+    """Fail early (before any long work) if ``path``'s folder cannot be written."""
+    from senclip.errors import SenclipError
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise SenclipError(f"cannot write {path}: {parent} is not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SenclipError(f"cannot create output folder {parent}: {exc.strerror}") from exc
+    if not os.access(parent, os.W_OK):
+        raise SenclipError(f"output folder {parent} is not writable")
+    return path
+
+
+def write_json(obj: dict, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{100 * v:.1f}"
+
+
+def markdown_zeroshot(result: dict) -> str:
+    """A markdown summary of a zero-shot result (one table per prompt set)."""
+    lines = [f"# Zero-shot: {result['model']['model']} on {result['dataset']}", ""]
+    lines.append(f"weights: {result['model']['pretrained'] or 'random init'}"
+                 + (f", checkpoint: {result['model']['checkpoint']}" if result["model"].get("checkpoint") else ""))
+    lines.append(f"protocol: {result['protocol']}, n = {result['n']}")
+    lines.append("")
+    runs = result["runs"]
+    if result.get("multilabel"):
+        lines += ["| prompts | mAP macro | mAP micro | F1 micro | F1 macro |", "|---|---|---|---|---|"]
+        for name, r in runs.items():
+            lines.append(f"| {name} | {_fmt(r['map_macro'])} | {_fmt(r['map_micro'])} | "
+                         f"{_fmt(r['f1_micro'])} | {_fmt(r['f1_macro'])} |")
+    else:
+        classes = list(next(iter(runs.values()))["per_class"])
+        lines += ["| prompts | top-1 | top-5 | balanced |", "|---|---|---|---|"]
+        for name, r in runs.items():
+            lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top5'])} | {_fmt(r['balanced_accuracy'])} |")
+        lines += ["", "Per-class accuracy (%):", "",
+                  "| class | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
+        for c in classes:
+            lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class"][c]) for r in runs.values()) + " |")
+    if "transductive" in result:
+        lines += ["", "Transductive (calibrated on the evaluation set; NOT zero-shot):", ""]
+        for name, r in result["transductive"]["runs"].items():
+            key = "map_macro" if result.get("multilabel") else "top1"
+            lines.append(f"- {name}: {key} {_fmt(r[key])}")
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(confusion, classes, path: str | Path, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = np.asarray(confusion, dtype=float)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.55 * n), dpi=110)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if conf[i, j]:
+                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".partial.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_kshot(result: dict, path: str | Path) -> Path:
+    """k-shot accuracy curve (mean ± std over seeds), with the full probe as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = result["metric"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=110)
+    shots = [s for s in result["shots"] if s["k"] != "all"]
+    if shots:
+        ks = [s["k"] for s in shots]
+        mean = np.array([s["mean"] for s in shots]) * 100
+        std = np.array([s["std"] for s in shots]) * 100
+        ax.errorbar(ks, mean, yerr=std, marker="o", capsize=3, label="k-shot logistic regression")
+        ax.set_xscale("log")
+        ax.set_xticks(ks, [str(k) for k in ks])
+    for s in result["shots"]:
+        if s["k"] == "all":
+            ax.axhline(s["mean"] * 100, color="gray", ls="--", label=f"linear probe (all): {100 * s['mean']:.1f}")
+    ax.set_xlabel("training images per class (k)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"Few-shot: {result['model']['model']} on {result['dataset']}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".partial.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
