@@ -110,7 +110,7 @@ def test_offline_empty_cache_fails_fast_with_one_line(tmp_path, monkeypatch, cap
 def test_open_clip_tag_offline_fails_fast(monkeypatch):
     monkeypatch.setattr(reg, "_open_clip_cached", lambda arch, tag: None)  # as on a fresh machine
     t0 = time.perf_counter()
-    with pytest.raises(reg.OfflineError, match=r"ViT-B-32 'openai' weights are not cached in .* HF_HUB_OFFLINE=1"):
+    with pytest.raises(reg.OfflineError, match=r"could not load ViT-B-32 'openai' weights: not cached in .* HF_HUB_OFFLINE=1"):
         create_model("ViT-B-32", pretrained="openai")
     assert time.perf_counter() - t0 < 5
 

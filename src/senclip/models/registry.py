@@ -280,7 +280,8 @@ def _ensure_open_clip_reachable(arch: str, tag: str) -> None:
     switch = offline_switch(endpoint)
     if switch or not network_reachable(endpoint):
         why = f"{switch}=1" if switch else f"{endpoint} is unreachable"
-        raise OfflineError(f"{arch} '{tag}' weights are not cached in {where} and {why}{OFFLINE_HINT}")
+        raise OfflineError(f"could not load {arch} '{tag}' weights: not cached in {where} and {why}"
+                           f"{OFFLINE_HINT}")
 
 
 def list_entries() -> list[dict]:
