@@ -21,6 +21,7 @@ COMMANDS = [
     "senclip.commands.zeroshot",
     "senclip.commands.fewshot",
     "senclip.commands.models",
+    "senclip.commands.map", "senclip.commands.embed", "senclip.commands.search",
     "senclip.commands.acquire",
     "senclip.commands.map_pixels",
     "senclip.commands.download",

@@ -1,0 +1,163 @@
+"""``senclip map``: classify every tile of a scene into a Cloud-Optimized GeoTIFF map."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from senclip.commands.common import add_model_args, add_runtime_args
+
+DESCRIPTION = """\
+Cut a scene (GeoTIFF, COG, VRT, or a rasterio URL such as /vsicurl/https://…
+of a STAC asset) into tiles, classify each tile zero-shot with a prompt set
+(--classes/--prompts) or with a few-shot classifier file (--classifier), and
+write OUTPUT as a Cloud-Optimized GeoTIFF: uint8 classes (255 = nodata) with an
+embedded colour table, class names in the metadata, the input's CRS and a
+transform aligned with the input grid. Beside it: OUTPUT.legend.json and a
+quick-look OUTPUT.png with a legend.
+
+Memory depends on --batch-size and the scene width, not the scene size.
+Resumable: after a crash or kill, rerun the same command; it continues and
+the result is identical to an uninterrupted run. OUTPUT appears only when
+complete. Many scenes: --inputs LIST --out-dir DIR (optionally spread over a
+Dask cluster with --dask-scheduler)."""
+
+EPILOG = """\
+examples:
+  senclip map scene.tif map.tif --model ViT-B-32 --checkpoint senclip.safetensors
+  senclip map S2_L2A.tif map.tif --model RN50 --bands B04,B03,B02 --offset -0.1 --stride 32
+  senclip map scene.tif map.tif --model RN50 --classifier probe.safetensors --probabilities probs.tif
+  senclip map --inputs scenes.txt --out-dir maps/ --model RN50 --dask-scheduler tcp://10.0.0.5:8786
+
+scaling defaults: uint8 inputs x 1/255; other integers x 1e-4 (Sentinel-2 L1C/L2A
+digital numbers to reflectance; L2A of processing baseline >= 04.00 also needs
+--offset -0.1); floats x 1."""
+
+
+def add_input_args(p: argparse.ArgumentParser) -> None:
+    """Band choice, scaling, nodata and tiling flags shared by ``map`` and ``embed``."""
+    g = p.add_argument_group("input")
+    g.add_argument("--bands", default=None, metavar="B1,B2,...",
+                   help="input bands in the model's order: names from the band descriptions "
+                        "(B04,B03,B02) or 1-based indexes (4,3,2); names other than the model's "
+                        "bands inflate its first layer (e.g. L1C for 13 bands). Default: the model's "
+                        "band names, or the file's bands in order if it has exactly as many")
+    g.add_argument("--scale", type=float, default=None,
+                   help="multiply raw values by this (default by data type, see below)")
+    g.add_argument("--offset", type=float, default=0.0, help="add this after scaling (default: 0)")
+    g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's)")
+    g.add_argument("--mask-band", default=None, metavar="BAND",
+                   help="band (name or 1-based index) flagging clouds/invalid pixels, e.g. SCL")
+    g.add_argument("--mask-values", default=None, metavar="V1,V2",
+                   help="mask-band values that mean masked (default: any non-zero); SCL clouds: 3,8,9,10")
+    g.add_argument("--allow-no-crs", action="store_true", help="accept an input without a CRS")
+    t = p.add_argument_group("tiling")
+    t.add_argument("--tile", type=int, default=None,
+                   help="tile size in input pixels (default: the model's input size, e.g. 64 for "
+                        "EuroSAT-like 10 m tiles with the tiny models, 224 for ViT-B-32)")
+    t.add_argument("--stride", type=int, default=None,
+                   help="pixels between tiles; a divisor of --tile (default: --tile, no overlap); "
+                        "overlapping scores are averaged")
+    t.add_argument("--min-valid", type=float, default=0.5,
+                   help="share of valid pixels a tile needs to be classified (default: 0.5)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("map", help="map a scene tile by tile into a COG of classes",
+                              description=DESCRIPTION, epilog=EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", help="scene: GeoTIFF/COG/VRT path or rasterio URL")
+    p.add_argument("output", nargs="?", help="output class map (.tif, Cloud-Optimized GeoTIFF)")
+    add_model_args(p)
+    add_input_args(p)
+    c = p.add_argument_group("classes")
+    c.add_argument("--classes", default="eurosat",
+                   help="eurosat, bigearthnet, lucas (built-in prompts), a YAML/JSON prompt file, or a "
+                        "text file with one class per line (default: eurosat)")
+    c.add_argument("--prompts", default="all",
+                   help="prompt style (generic, aerial, ground, all) or PROMPTS.yaml[:style] (default: all)")
+    c.add_argument("--classifier", default=None, metavar="FILE",
+                   help="few-shot classifier file from `senclip fewshot` (replaces --classes/--prompts)")
+    o = p.add_argument_group("output")
+    o.add_argument("--resolution", choices=("tile", "input"), default="tile",
+                   help="tile: one cell per --stride pixels; input: classes at input resolution with "
+                        "input nodata per pixel (default: tile)")
+    o.add_argument("--probabilities", default=None, metavar="PROBS.tif",
+                   help="also write per-class float32 scores (cell grid, NaN = nodata)")
+    o.add_argument("--no-quicklook", action="store_true", help="do not write OUTPUT.png")
+    m = p.add_argument_group("many scenes")
+    m.add_argument("--inputs", default=None, metavar="LIST",
+                   help="text file with one scene path/URL per line (instead of INPUT OUTPUT)")
+    m.add_argument("--out-dir", default=None, metavar="DIR", help="output folder for --inputs")
+    m.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
+                   help="spread --inputs scenes over a running Dask cluster (tcp://host:port)")
+    add_runtime_args(p)
+    p.set_defaults(func=run)
+
+
+def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
+    """(MapJob, mode) from the parsed flags; checks flag combinations."""
+    from senclip.commands.common import resolve_device
+    from senclip.errors import SenclipError
+    from senclip.mapping.mapper import MapOptions
+    from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
+    from senclip.mapping.source import SourceOptions, parse_band_spec
+    from senclip.models.multiband import parse_bands
+
+    bands = parse_band_spec(args.bands)
+    if bands is not None and isinstance(bands[0], str):
+        bands = parse_bands(",".join(bands))  # expands L1C/L2A/RGB
+    mask_values = None
+    if args.mask_values:
+        try:
+            mask_values = tuple(float(v) for v in args.mask_values.split(","))
+        except ValueError as exc:
+            raise SenclipError(
+                f"--mask-values must be numbers separated by commas, not {args.mask_values!r}") from exc
+    if args.batch_size < 1:
+        raise SenclipError("--batch-size must be at least 1")
+    source = SourceOptions(bands=bands, scale=args.scale, offset=args.offset, nodata=args.nodata,
+                           mask_band=args.mask_band, mask_values=mask_values, allow_no_crs=args.allow_no_crs)
+    options = MapOptions(tile=args.tile, stride=args.stride, min_valid=args.min_valid,
+                         batch_size=args.batch_size, workers=max(1, args.workers),
+                         progress=not args.no_progress, source=source, **(map_options or {}))
+    names = bands if bands is not None and isinstance(bands[0], str) else None
+    model = ModelSpec(args.model, args.pretrained, args.checkpoint, names, str(resolve_device(args.device)))
+    classifier = ClassifierSpec(getattr(args, "classes", "eurosat"), getattr(args, "prompts", "all"),
+                                getattr(args, "classifier", None))
+    return MapJob(model, classifier, options)
+
+
+def run(args: argparse.Namespace) -> int:
+    from senclip.errors import SenclipError
+    from senclip.mapping.scenes import build_job, map_many, read_input_list
+
+    many = args.inputs is not None
+    if many and (args.input or args.output):
+        raise SenclipError("give either INPUT OUTPUT or --inputs LIST --out-dir DIR, not both")
+    if many and not args.out_dir:
+        raise SenclipError("--inputs needs --out-dir DIR")
+    if not many and not (args.input and args.output):
+        raise SenclipError("give INPUT and OUTPUT (or --inputs LIST --out-dir DIR)")
+    if args.dask_scheduler and not many:
+        raise SenclipError("--dask-scheduler spreads --inputs scenes; use it with --inputs")
+    job = job_from_args(args, {"resolution": args.resolution, "probabilities": args.probabilities,
+                               "quicklook": not args.no_quicklook})
+    if not many:
+        from senclip.mapping.mapper import map_scene
+
+        model, classifier = build_job(job)
+        result = map_scene(model, classifier, args.input, args.output, job.options)
+        print(json.dumps(result))
+        return 0
+    if args.probabilities:
+        raise SenclipError("--probabilities names one file; it cannot be used with --inputs")
+    results = map_many(job, read_input_list(args.inputs), args.out_dir, args.dask_scheduler,
+                       progress=not args.no_progress)
+    failed = [r for r in results if "error" in r]
+    for r in results:
+        print(json.dumps(r))
+    for r in failed:
+        print(f"error: {r['input']}: {r['error']}", file=sys.stderr)
+    return 2 if failed else 0

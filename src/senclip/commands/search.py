@@ -1,0 +1,48 @@
+"""``senclip search``: text query against tile embeddings → heat-map GeoTIFF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from senclip.commands.common import add_runtime_args
+
+DESCRIPTION = """\
+Score every tile of a `senclip embed` GeoParquet file by the cosine similarity
+of its embedding with a text query, and write the scores as a float32
+Cloud-Optimized GeoTIFF on the tile grid (NaN = no tile; overlapping tiles
+averaged) plus a PNG beside it. The model defaults to the one recorded in the
+file; give --model/--pretrained/--checkpoint to override."""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("search", help="text search over tile embeddings (heat map)",
+                              description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("tiles", help="GeoParquet file written by `senclip embed`")
+    p.add_argument("query", help='text query, e.g. "solar park"')
+    p.add_argument("--out", required=True, metavar="HEAT.tif", help="output heat map GeoTIFF")
+    p.add_argument("--no-png", action="store_true", help="do not write HEAT.png")
+    g = p.add_argument_group("model (default: the one recorded in TILES)")
+    g.add_argument("--model", default=None, metavar="NAME", help="open_clip architecture")
+    g.add_argument("--pretrained", default=None, metavar="P", help="weights of the text tower")
+    g.add_argument("--checkpoint", default=None, metavar="C", help="senclip image-tower checkpoint")
+    add_runtime_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from senclip.commands.common import resolve_device
+    from senclip.mapping.embeddings import read_tiles, search_tiles
+    from senclip.models import create_model
+
+    device = resolve_device(args.device)
+    if args.model is None:
+        recorded = read_tiles(args.tiles)[3]["model"]
+        model = create_model(recorded["model"], pretrained=recorded.get("pretrained"),
+                             checkpoint=recorded.get("checkpoint"), device=device)
+    else:
+        model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+                             device=device)
+    print(json.dumps(search_tiles(model, args.tiles, args.query, args.out, png=not args.no_png)))
+    return 0

@@ -1,0 +1,171 @@
+"""Many scenes: one process, or spread over a Dask distributed cluster.
+
+A :class:`MapJob` holds everything needed to map a scene, as plain data (it
+is pickled to Dask workers): how to build the model and the classifier, and
+the :class:`~senclip.mapping.mapper.MapOptions`. Each worker builds the
+model once (cached per process) and maps its scenes with
+:func:`~senclip.mapping.mapper.map_scene`, so every scene is resumable on its
+own: rerunning the same command skips finished scenes and continues
+interrupted ones.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from senclip.errors import SenclipError
+from senclip.mapping.mapper import MapOptions, map_scene
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build the model: ``--model/--pretrained/--checkpoint``, bands and device.
+
+    ``bands``: band names the tower must take; a tower with another band set
+    is inflated (:func:`senclip.models.multiband.set_input_bands`, zero
+    rule), one with the same bands in another order is kept (inputs are
+    matched by name).
+    """
+
+    model: str
+    pretrained: str | None = None
+    checkpoint: str | None = None
+    bands: tuple[str, ...] | None = None
+    device: str = "cpu"
+
+    def build(self):
+        from senclip.models import create_model
+        from senclip.models.multiband import set_input_bands
+
+        model = create_model(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint,
+                             device=self.device)
+        if self.bands and set(self.bands) != set(model.image_tower.bands):
+            set_input_bands(model.image_tower, self.bands)
+        return model
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """``--classes``/``--prompts`` (zero-shot) or ``--classifier`` (few-shot file)."""
+
+    classes: str = "eurosat"
+    prompts: str = "all"
+    classifier: str | None = None
+
+    def build(self, model):
+        from senclip.mapping.classify import probe_classifier, zeroshot_classifier
+
+        if self.classifier:
+            return probe_classifier(self.classifier, model)
+        return zeroshot_classifier(model, self.classes, self.prompts)
+
+
+@dataclass(frozen=True)
+class MapJob:
+    """Everything needed to map scenes, as picklable data."""
+
+    model: ModelSpec
+    classifier: ClassifierSpec = field(default_factory=ClassifierSpec)
+    options: MapOptions = field(default_factory=MapOptions)
+
+
+_CACHE: dict[str, tuple] = {}
+_LOCK = threading.Lock()
+
+
+def build_job(job: MapJob) -> tuple:
+    """(model, classifier) for ``job``, built once per process."""
+    key = json.dumps([repr(job.model), repr(job.classifier)])
+    with _LOCK:
+        if key not in _CACHE:
+            model = job.model.build()
+            _CACHE[key] = (model, job.classifier.build(model))
+        return _CACHE[key]
+
+
+def map_one(job: MapJob, input_path: str, output: str) -> dict:
+    """Map one scene; user errors are returned (``{"error": ...}``), not raised."""
+    try:
+        model, classifier = build_job(job)
+        return map_scene(model, classifier, input_path, output, job.options)
+    except SenclipError as exc:
+        return {"input": input_path, "output": output, "error": str(exc)}
+
+
+def read_input_list(path: str | Path) -> list[str]:
+    """Scene paths/URLs, one per line (blank lines and ``#`` comments skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SenclipError(f"--inputs list {path} not found")
+    items = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    items = [s for s in items if s and not s.startswith("#")]
+    if not items:
+        raise SenclipError(f"--inputs list {path} names no scene")
+    return items
+
+
+def output_names(inputs: list[str], out_dir: str | Path) -> list[str]:
+    """``OUT_DIR/<input stem>.tif`` for each input; two inputs with one stem is an error."""
+    out_dir = Path(out_dir)
+    names = [out_dir / (Path(s.split("?")[0].rstrip("/")).stem + ".tif") for s in inputs]
+    seen: dict[Path, str] = {}
+    for src, name in zip(inputs, names, strict=True):
+        if name in seen:
+            raise SenclipError(f"{seen[name]} and {src} would both be written to {name}; rename one")
+        seen[name] = src
+    return [str(n) for n in names]
+
+
+def map_many(job: MapJob, inputs: list[str], out_dir: str | Path, scheduler: str | None = None,
+             progress: bool = True) -> list[dict]:
+    """Map each scene into ``out_dir`` (finished scenes are skipped).
+
+    Args:
+        job: the :class:`MapJob`.
+        inputs: scene paths or URLs.
+        out_dir: output folder (created if missing).
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``);
+            ``None`` maps scenes one after another in this process.
+        progress: show a per-scene bar.
+
+    Returns:
+        One summary per scene, in input order; failed scenes carry ``error``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = output_names(inputs, out_dir)
+    todo = [(i, o) for i, o in zip(inputs, outputs, strict=True) if not Path(o).exists()]
+    done = {o: {"input": i, "output": o, "skipped": True} for i, o in zip(inputs, outputs, strict=True)
+            if Path(o).exists()}
+    if scheduler is None:
+        for src, out in todo:
+            done[out] = map_one(job, src, out)
+    else:
+        quiet = replace(job, options=replace(job.options, progress=False))
+        for res in _map_dask(quiet, todo, scheduler, progress):
+            done[res["output"]] = res
+    return [done[o] for o in outputs]
+
+
+def _map_dask(job: MapJob, todo: list[tuple[str, str]], scheduler: str, progress: bool):
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - declared dependency
+        raise SenclipError("--dask-scheduler needs dask[distributed]: "
+                           "pip install 'dask[distributed]'") from exc
+    from tqdm.auto import tqdm
+
+    try:
+        client = Client(scheduler, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise SenclipError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
+                           "`dask scheduler` or check the address") from exc
+    with client, tqdm(total=len(todo), unit="scene", disable=not progress) as bar:
+        futures = [client.submit(map_one, job, src, out, pure=False, key=f"senclip-map-{out}")
+                   for src, out in todo]
+        for fut in as_completed(futures):
+            bar.update(1)
+            yield fut.result()

@@ -1,0 +1,267 @@
+"""Reading a scene: band selection by name, reflectance scaling, nodata.
+
+:class:`RasterSource` wraps any rasterio-readable input (GeoTIFF, COG, VRT,
+``/vsicurl/`` or ``https://`` URL of a STAC asset) and reads horizontal
+strips of it with windowed reads, so memory depends on the strip, never on
+the scene. Each reading thread gets its own dataset handle (GDAL handles
+are not thread-safe).
+
+Band choice (``bands``): names matched against the band descriptions of the
+file (e.g. ``B04,B03,B02``), or 1-based band indexes (``4,3,2``); by
+default the model's band names are looked up in the descriptions, and a file
+without descriptions is read in order if it has exactly as many bands as the
+model.
+
+Scaling: ``value * scale + offset``. Defaults by data type: ``uint8`` →
+``1/255`` (8-bit true colour, as the EuroSAT RGB JPEGs), other integers →
+``1e-4`` (Sentinel-2 L1C/L2A digital numbers to reflectance; for L2A products
+of processing baseline 04.00 or later, also pass ``offset=-0.1``, i.e. the
+``BOA_ADD_OFFSET`` of -1000 DN), floats → ``1``.
+
+Validity: a pixel is nodata if any selected band equals the nodata value
+(the file's, or ``nodata`` when given), is not finite, or if a mask band
+(e.g. a cloud mask or the L2A scene classification) flags it: any non-zero
+value, or one of ``mask_values`` (SCL: ``3,8,9,10`` = cloud shadow, medium
+and high probability cloud, cirrus).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from senclip.errors import SenclipError
+from senclip.models.multiband import band_indices
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read a scene (see the module docstring).
+
+    Attributes:
+        bands: band names or 1-based indexes, in the model's band order;
+            ``None`` picks the model's bands by name.
+        scale: multiplier to reflectance / [0, 1]; ``None`` = by data type.
+        offset: added after scaling.
+        nodata: overrides the file's nodata value.
+        mask_band: name or 1-based index of a mask band (clouds, SCL).
+        mask_values: values of the mask band that mean "masked"; ``None``
+            masks every non-zero value.
+        allow_no_crs: map a scene without a CRS (output without a CRS too).
+    """
+
+    bands: tuple[str | int, ...] | None = None
+    scale: float | None = None
+    offset: float = 0.0
+    nodata: float | None = None
+    mask_band: str | int | None = None
+    mask_values: tuple[float, ...] | None = None
+    allow_no_crs: bool = False
+
+
+def parse_band_spec(spec: str | Sequence[str | int] | None) -> tuple[str | int, ...] | None:
+    """``"B04,B03,B02"`` → names, ``"4,3,2"`` → 1-based ints (a mix is refused)."""
+    if spec is None:
+        return None
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
+    items = [s for s in items if str(s).strip()]
+    if not items:
+        raise SenclipError("--bands is empty; give names (B04,B03,B02) or 1-based indexes (4,3,2)")
+    ints = [str(s).isdigit() for s in items]
+    if all(ints):
+        return tuple(int(s) for s in items)
+    if any(ints):
+        raise SenclipError("--bands mixes names and indexes; give only names or only 1-based indexes")
+    return tuple(str(s).upper() for s in items)
+
+
+def default_scale(dtype: str) -> float:
+    """Scale used when none is given: 1/255 for uint8, 1e-4 for other ints, 1 for floats."""
+    kind = np.dtype(dtype)
+    if kind == np.uint8:
+        return 1 / 255
+    return 1e-4 if np.issubdtype(kind, np.integer) else 1.0
+
+
+def _open(path: str) -> rasterio.io.DatasetReader:
+    try:
+        return rasterio.open(path)
+    except RasterioError as exc:
+        raise SenclipError(f"cannot open {path} as a raster ({_first_line(exc)}); "
+                           "check the path/URL and that the file is a complete GeoTIFF/COG/VRT") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class RasterSource:
+    """A scene opened for strip-wise reading with the bands a model needs.
+
+    Args:
+        path: file path or URL (anything ``rasterio.open`` reads).
+        model_bands: the image tower's band names, in order.
+        options: :class:`SourceOptions`.
+
+    Raises:
+        SenclipError: unreadable/corrupt file, missing CRS, too few bands,
+            band names not found.
+    """
+
+    def __init__(self, path: str, model_bands: Sequence[str], options: SourceOptions | None = None) -> None:
+        self.path = str(path)
+        self.options = options or SourceOptions()
+        self.model_bands = tuple(model_bands)
+        self._local = threading.local()
+        self._handles: list = []
+        self._lock = threading.Lock()
+        with _open(self.path) as ds:
+            self.width, self.height, self.count = ds.width, ds.height, ds.count
+            self.crs, self.transform = ds.crs, ds.transform
+            self.dtype = ds.dtypes[0]
+            self.descriptions = tuple((d or "").strip().upper() for d in ds.descriptions)
+            file_nodata = ds.nodata
+        if self.crs is None and not self.options.allow_no_crs:
+            raise SenclipError(f"{self.path} has no CRS, so the map could not be placed on the ground; "
+                               "fix the file or pass --allow-no-crs")
+        self.indexes = self._resolve_bands()
+        self.mask_index = self._resolve_mask_band()
+        self.nodata = self.options.nodata if self.options.nodata is not None else file_nodata
+        self.scale = self.options.scale if self.options.scale is not None else default_scale(self.dtype)
+        self.offset = float(self.options.offset)
+        self._check_readable()
+
+    # -- band resolution -------------------------------------------------
+    def _by_name(self, names: Sequence[str]) -> list[int]:
+        if not any(self.descriptions):
+            raise SenclipError(f"band names {','.join(names)} not found: {self.path} has no band "
+                               "descriptions; pass 1-based indexes instead, e.g. --bands 4,3,2")
+        return [i + 1 for i in band_indices(self.descriptions, names)]
+
+    def _resolve_bands(self) -> list[int]:
+        need = len(self.model_bands)
+        spec = self.options.bands
+        if spec is None:
+            if any(self.descriptions) and all(b in self.descriptions for b in self.model_bands):
+                return self._by_name(self.model_bands)
+            if self.count < need:
+                raise SenclipError(f"{self.path} has {self.count} band(s) but the model needs {need} "
+                                   f"({','.join(self.model_bands)}); use a model with fewer bands")
+            if self.count == need:
+                return list(range(1, need + 1))
+            raise SenclipError(f"cannot tell which {need} of the {self.count} bands of {self.path} are "
+                               f"{','.join(self.model_bands)}; pass --bands")
+        if len(spec) != need:
+            raise SenclipError(f"--bands gives {len(spec)} band(s) but the model needs {need} "
+                               f"({','.join(self.model_bands)})")
+        if isinstance(spec[0], str):
+            if set(spec) != set(self.model_bands):
+                raise SenclipError(f"--bands {','.join(map(str, spec))} are not the model's bands "
+                                   f"({','.join(self.model_bands)}); build the model with these bands")
+            return self._by_name(self.model_bands)
+        bad = [i for i in spec if not 1 <= int(i) <= self.count]
+        if bad:
+            raise SenclipError(f"band index {bad[0]} out of range: {self.path} has {self.count} band(s)")
+        return [int(i) for i in spec]
+
+    def _resolve_mask_band(self) -> int | None:
+        mb = self.options.mask_band
+        if mb is None:
+            return None
+        if isinstance(mb, int) or str(mb).isdigit():
+            idx = int(mb)
+            if not 1 <= idx <= self.count:
+                raise SenclipError(f"mask band {idx} out of range: {self.path} has {self.count} band(s)")
+            return idx
+        return self._by_name([str(mb).upper()])[0]
+
+    def _check_readable(self) -> None:
+        """Decode the last pixel row: a truncated file fails here, before any work."""
+        ds = self.dataset()
+        try:
+            ds.read(self.indexes, window=Window(0, self.height - 1, self.width, 1))
+        except RasterioError as exc:
+            raise SenclipError(f"{self.path} is corrupt or truncated ({_first_line(exc)}); "
+                               "re-download or re-export it") from exc
+
+    # -- reading ------------------------------------------------------------
+    def dataset(self) -> rasterio.io.DatasetReader:
+        """This thread's own handle on the file."""
+        ds = getattr(self._local, "ds", None)
+        if ds is None:
+            ds = _open(self.path)
+            self._local.ds = ds
+            with self._lock:
+                self._handles.append(ds)
+        return ds
+
+    def close(self) -> None:
+        with self._lock:
+            for ds in self._handles:
+                ds.close()
+            self._handles.clear()
+        self._local = threading.local()
+
+    def read_strip(self, y0: int, y1: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``[y0, y1)`` padded to ``width`` columns.
+
+        Returns:
+            ``(data, valid)``: float32 ``(C, y1 - y0, width)`` scaled values
+            with 0 where not valid, and a bool ``(y1 - y0, width)`` validity
+            mask (``False`` in the padding past the scene edge).
+        """
+        h = y1 - y0
+        data = np.zeros((len(self.indexes), h, width), dtype=np.float32)
+        valid = np.zeros((h, width), dtype=bool)
+        rows = max(0, min(y1, self.height) - y0)
+        if rows == 0:
+            return data, valid
+        raw, ok = self._read_raw(y0, rows)
+        part = raw.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        part[:, ~ok] = 0.0
+        data[:, :rows, :self.width] = part
+        valid[:rows, :self.width] = ok
+        return data, valid
+
+    def read_valid(self, y0: int, y1: int) -> np.ndarray:
+        """Validity mask of rows ``[y0, y1)`` (inside the scene) at input resolution."""
+        return self._read_raw(y0, min(y1, self.height) - y0)[1]
+
+    def _read_raw(self, y0: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        ds = self.dataset()
+        window = Window(0, y0, self.width, rows)
+        try:
+            raw = ds.read(self.indexes, window=window)
+            mask = ds.read(self.mask_index, window=window) if self.mask_index else None
+        except RasterioError as exc:
+            raise SenclipError(f"{self.path}: cannot read rows {y0}-{y0 + rows} ({_first_line(exc)}); "
+                               "the file is corrupt or truncated") from exc
+        ok = np.ones(raw.shape[1:], dtype=bool)
+        if self.nodata is not None and not np.isnan(self.nodata):
+            ok &= ~(raw == np.asarray(self.nodata).astype(raw.dtype)).any(axis=0)
+        if np.issubdtype(raw.dtype, np.floating):
+            ok &= np.isfinite(raw).all(axis=0)
+        if mask is not None:
+            if self.options.mask_values is None:
+                ok &= mask == 0
+            else:
+                ok &= ~np.isin(mask, np.asarray(self.options.mask_values))
+        return raw, ok
+
+    def identity(self) -> dict:
+        """Facts that make a run of this scene reproducible (for resume checks)."""
+        info: dict = {"path": self.path, "size": [self.width, self.height], "indexes": self.indexes,
+                      "scale": self.scale, "offset": self.offset, "nodata": self.nodata,
+                      "mask": [self.mask_index, self.options.mask_values]}
+        if os.path.exists(self.path):
+            st = os.stat(self.path)
+            info["file"] = [st.st_size, st.st_mtime_ns]
+        return info

@@ -1,0 +1,197 @@
+"""Final outputs: class COG with colour table, probability COG, legend, PNGs.
+
+All rasters are first written block-wise to a tiled GeoTIFF inside the
+work folder, then copied to a Cloud-Optimized GeoTIFF (GDAL ``COG`` driver:
+tiled, DEFLATE, nearest/average overviews) and moved into place with
+``os.replace``, so an output path only ever holds a complete file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.windows import Window
+
+NODATA_CLASS = 255
+EUROSAT_COLORS = {
+    "AnnualCrop": (230, 171, 2), "Forest": (27, 120, 55), "HerbaceousVegetation": (166, 217, 106),
+    "Highway": (99, 99, 99), "Industrial": (215, 25, 28), "Pasture": (255, 237, 111),
+    "PermanentCrop": (153, 112, 171), "Residential": (244, 109, 67), "River": (67, 147, 195),
+    "SeaLake": (33, 49, 140),
+}
+
+
+def class_colors(classes: list[str]) -> list[tuple[int, int, int]]:
+    """One RGB colour per class: a fixed EuroSAT palette, else matplotlib's tab20/hsv."""
+    if all(c in EUROSAT_COLORS for c in classes):
+        return [EUROSAT_COLORS[c] for c in classes]
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"] if len(classes) <= 20 else colormaps["hsv"]
+    n = max(len(classes), 1)
+    picks = [cmap(i if len(classes) <= 20 else i / n) for i in range(len(classes))]
+    return [tuple(round(255 * float(v)) for v in rgba[:3]) for rgba in picks]
+
+
+def cog_blocksize(width: int, height: int) -> int:
+    big = max(width, height)
+    return 512 if big > 8192 else 256 if big > 1024 else 128
+
+
+def tiff_profile(width: int, height: int, count: int, dtype: str, crs, transform: Affine, nodata) -> dict:
+    block = 256
+    return {"driver": "GTiff", "width": width, "height": height, "count": count, "dtype": dtype,
+            "crs": crs, "transform": transform, "nodata": nodata, "tiled": True,
+            "blockxsize": block, "blockysize": block, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+
+
+def write_cog(
+    path: str | Path,
+    work: Path,
+    strips: Iterator[tuple[int, np.ndarray]],
+    profile: dict,
+    resampling: str = "nearest",
+    decorate: Callable | None = None,
+) -> Path:
+    """Write ``strips`` (``(row0, (count, h, width) array)``) as a COG at ``path``.
+
+    Args:
+        path: final output path (replaced atomically).
+        work: folder for the intermediate files (same file system).
+        strips: row blocks in any order, covering the raster.
+        profile: rasterio profile of the raster.
+        resampling: overview resampling (``nearest`` for classes).
+        decorate: ``f(dataset)`` called before closing the intermediate file
+            (colour table, tags, band descriptions).
+    """
+    path = Path(path)
+    tmp = work / f"{path.name}.tmp.tif"
+    cog = work / f"{path.name}.cog.tif"
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for row0, block in strips:
+            dst.write(block, window=Window(0, row0, block.shape[2], block.shape[1]))
+        if decorate is not None:
+            decorate(dst)
+    rasterio.shutil.copy(
+        tmp, cog, driver="COG", compress="DEFLATE", overview_resampling=resampling, bigtiff="IF_SAFER",
+        blocksize=cog_blocksize(profile["width"], profile["height"]),
+    )
+    os.replace(cog, path)
+    tmp.unlink(missing_ok=True)
+    return path
+
+
+def class_strips(classes: np.ndarray, stride: int, upsample_to: tuple[int, int] | None,
+                 valid_rows: Callable[[int, int], np.ndarray] | None, rows_per_strip: int = 256):
+    """Class rows at cell resolution, or repeated ``stride`` times to input resolution.
+
+    Args:
+        classes: ``(cells_y, cells_x)`` uint8 classes (memory-mapped is fine).
+        stride: cell size in input pixels.
+        upsample_to: ``(height, width)`` of the input, or ``None`` for cells.
+        valid_rows: ``f(y0, y1)`` → input validity mask, to blank invalid
+            input pixels in upsampled output.
+        rows_per_strip: cell rows per yielded block (cell resolution).
+    """
+    if upsample_to is None:
+        for j in range(0, classes.shape[0], rows_per_strip):
+            yield j, np.asarray(classes[j:j + rows_per_strip])[None]
+        return
+    height, width = upsample_to
+    for j in range(classes.shape[0]):
+        y0, y1 = j * stride, min((j + 1) * stride, height)
+        row = np.repeat(np.asarray(classes[j]), stride)[:width]
+        block = np.broadcast_to(row, (y1 - y0, width)).copy()
+        if valid_rows is not None:
+            block[~valid_rows(y0, y1)] = NODATA_CLASS
+        yield y0, block[None]
+
+
+def decorate_classes(classes: list[str], colors, tags: dict) -> Callable:
+    """Colour table, class names (tags and band description) for the class raster."""
+    def apply(dst) -> None:
+        cmap = {i: (*colors[i], 255) for i in range(len(classes))}
+        cmap[NODATA_CLASS] = (0, 0, 0, 0)
+        dst.write_colormap(1, cmap)
+        dst.update_tags(CLASSES=json.dumps(classes), NODATA_CLASS=str(NODATA_CLASS),
+                        **{f"CLASS_{i}": name for i, name in enumerate(classes)}, **tags)
+        dst.set_band_description(1, "class")
+    return apply
+
+
+def write_legend(path: str | Path, classes: list[str], colors, info: dict) -> Path:
+    """Sidecar legend JSON: value, name and colour of each class, plus run facts."""
+    path = Path(path)
+    legend = {
+        "classes": [{"value": i, "name": c, "color": "#{:02x}{:02x}{:02x}".format(*colors[i])}
+                    for i, c in enumerate(classes)],
+        "nodata": NODATA_CLASS,
+        **info,
+    }
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(legend, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def _decimate(arr: np.ndarray, max_side: int = 1024) -> np.ndarray:
+    step = max(1, int(np.ceil(max(arr.shape[:2]) / max_side)))
+    return np.asarray(arr[::step, ::step])
+
+
+def write_quicklook(path: str | Path, classes_grid: np.ndarray, classes: list[str], colors,
+                    title: str) -> Path:
+    """PNG of the class map (decimated to ≤ 1024 px) with a legend of the classes present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.patches import Patch
+
+    grid = _decimate(classes_grid)
+    rgba = np.zeros((*grid.shape, 4), dtype=np.uint8)
+    for i, col in enumerate(colors):
+        rgba[grid == i] = (*col, 255)
+    present = [i for i in range(len(classes)) if (grid == i).any()]
+    fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
+    ax.imshow(rgba, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    handles = [Patch(facecolor=np.array(colors[i]) / 255, edgecolor="k", label=classes[i]) for i in present]
+    if (grid == NODATA_CLASS).any():
+        handles.append(Patch(facecolor="white", edgecolor="k", label="nodata"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False)
+    return _save_fig(fig, Path(path))
+
+
+def write_heat_png(path: str | Path, values: np.ndarray, title: str) -> Path:
+    """PNG of a score grid (NaN = nodata) with a colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
+    im = ax.imshow(np.ma.masked_invalid(_decimate(values)), cmap="magma", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="cosine similarity")
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    fig.tight_layout()
+    return _save_fig(fig, Path(path))
+
+
+def _save_fig(fig, path: Path) -> Path:
+    from matplotlib import pyplot as plt
+
+    tmp = path.with_name(path.name + ".partial")
+    fig.savefig(tmp, format="png", metadata={"Software": None}, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
