@@ -30,7 +30,7 @@ def tensors_fingerprint(module: torch.nn.Module) -> str:
     """sha256 of a module's parameters and buffers (names, shapes, values)."""
     h = hashlib.sha256()
     for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous()
+        t = t.detach().cpu().contiguous().reshape(-1)
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
