@@ -57,3 +57,19 @@ def frame(jpgs):
 @pytest.fixture
 def manifest_csv(tmp_path, jpgs) -> Path:
     return write_manifest(paired_frame(jpgs), tmp_path / "manifest.csv")
+
+
+@pytest.fixture(scope="session")
+def shared_manifest(tmp_path_factory, jpgs) -> Path:
+    """A 10-point manifest shared by read-only tests."""
+    return write_manifest(paired_frame(jpgs), tmp_path_factory.mktemp("paired") / "manifest.csv")
+
+
+@pytest.fixture(scope="session")
+def photo_cache(shared_manifest, tiny_vit):
+    """The ground cache of ``shared_manifest`` built once with ``tiny_vit`` (batch size 10); read only."""
+    from senclip.data.ground_cache import build_ground_cache
+    from senclip.data.manifest import read_manifest
+
+    return build_ground_cache(read_manifest(shared_manifest), tiny_vit, shared_manifest.parent / "cache",
+                              batch_size=10, progress=False)

@@ -11,14 +11,14 @@ from PIL import Image
 
 from senclip.data import ground_cache as gc
 from senclip.data.ground_cache import GroundCache, build_ground_cache, load_photo
-from senclip.data.manifest import read_manifest
+from senclip.data.manifest import read_manifest, write_manifest
 from senclip.data.paired import PairedDataset
 from senclip.errors import SenclipError
 
 
 @pytest.fixture
-def manifest(manifest_csv):
-    return read_manifest(manifest_csv)
+def manifest(shared_manifest):
+    return read_manifest(shared_manifest)
 
 
 def _files(path):
@@ -40,8 +40,8 @@ def test_load_photo_resizes_any_photo(tmp_path):
         load_photo(str(tmp_path / "bad.jpg"), 64)
 
 
-def test_cache_contents_match_the_frozen_tower(tmp_path, manifest, tiny_vit):
-    cache = build_ground_cache(manifest, tiny_vit, tmp_path / "c", batch_size=10, progress=False)
+def test_cache_contents_match_the_frozen_tower(manifest, photo_cache, tiny_vit):
+    cache = photo_cache
     assert cache.embeddings.shape == (10, 5, 128) and cache.mask.shape == (10, 5)
     assert cache.point_ids == [f"pt{i:03d}" for i in range(10)]
     expected_mask = np.array([[manifest.loc[i, f"photo_{v}"] is not None for v in "NESWP"] for i in range(10)])
@@ -65,8 +65,8 @@ def test_cache_contents_match_the_frozen_tower(tmp_path, manifest, tiny_vit):
         cache.lookup(["pt001", "nope"])
 
 
-def test_interrupted_build_resumes_to_identical_cache(tmp_path, manifest, tiny_vit, monkeypatch):
-    whole = build_ground_cache(manifest, tiny_vit, tmp_path / "whole", batch_size=10, progress=False)
+def test_interrupted_build_resumes_to_identical_cache(tmp_path, manifest, photo_cache, tiny_vit, monkeypatch):
+    whole = photo_cache  # built in one go with the same batch size
     real_write = gc.CacheWriter.write
     calls = []
 
@@ -87,20 +87,21 @@ def test_interrupted_build_resumes_to_identical_cache(tmp_path, manifest, tiny_v
     monkeypatch.setattr(gc.CacheWriter, "write", lambda s, st, e, m: (starts.append(st), real_write(s, st, e, m)))
     resumed = build_ground_cache(manifest, tiny_vit, tmp_path / "resumed", batch_size=10, progress=False)
     assert starts[0] == 2  # continued, did not start over
-    assert _files(tmp_path / "resumed") == _files(tmp_path / "whole")
+    assert _files(tmp_path / "resumed") == _files(whole.path)
     np.testing.assert_array_equal(resumed.embeddings, whole.embeddings)
 
 
-def test_finished_cache_is_reused_and_other_model_refused(tmp_path, manifest, tiny_vit, tiny_rn, monkeypatch):
-    build_ground_cache(manifest, tiny_vit, tmp_path / "c", batch_size=20, progress=False)
-    before = _files(tmp_path / "c")
+def test_finished_cache_is_reused_and_other_model_refused(tmp_path, manifest, photo_cache, tiny_vit, tiny_rn,
+                                                          monkeypatch):
+    before = _files(photo_cache.path)
     monkeypatch.setattr(gc.CacheWriter, "write", lambda *a: pytest.fail("recomputed a finished cache"))
-    build_ground_cache(manifest, tiny_vit, tmp_path / "c", batch_size=20, progress=False)
-    assert _files(tmp_path / "c") == before
+    build_ground_cache(manifest, tiny_vit, photo_cache.path, batch_size=10, progress=False)
+    assert _files(photo_cache.path) == before
     with pytest.raises(SenclipError, match="built differently.*model='senclip-tiny-vit'"):
-        build_ground_cache(manifest, tiny_rn, tmp_path / "c", batch_size=20, progress=False)
+        build_ground_cache(manifest, tiny_rn, photo_cache.path, batch_size=10, progress=False)
     with pytest.raises(SenclipError, match="built differently.*point_ids_sha256"):
-        build_ground_cache(manifest.iloc[:5], tiny_vit, tmp_path / "c", batch_size=20, progress=False)
+        build_ground_cache(manifest.iloc[:5], tiny_vit, photo_cache.path, batch_size=10, progress=False)
+    assert _files(photo_cache.path) == before
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(SenclipError, match="not empty and not a ground cache"):
@@ -109,8 +110,8 @@ def test_finished_cache_is_reused_and_other_model_refused(tmp_path, manifest, ti
         GroundCache.open(tmp_path / "other")
 
 
-def test_paired_dataset_samples(tmp_path, manifest, tiny_vit):
-    cache = build_ground_cache(manifest, tiny_vit, tmp_path / "c", batch_size=20, progress=False)
+def test_paired_dataset_samples(manifest, photo_cache):
+    cache = photo_cache
     ds = PairedDataset(manifest, cache)
     s = ds[3]
     assert s["image"].shape == (3, 64, 64) and s["image"].dtype == torch.float32
@@ -125,12 +126,13 @@ def test_paired_dataset_samples(tmp_path, manifest, tiny_vit):
         PairedDataset(manifest.assign(point_id=[f"x{i}" for i in range(10)]), cache)
 
 
-def test_cli_embed_ground(cli, tmp_path, manifest_csv, capsys):
+def test_cli_embed_ground(cli, tmp_path, frame, capsys):
+    manifest_csv = write_manifest(frame(4), tmp_path / "m.csv")
     out = tmp_path / "cli_cache"
     args = ["embed-ground", "--manifest", str(manifest_csv), "--model", "senclip-tiny-vit",
             "--out", str(out), "--batch-size", "16", "--workers", "0", "--no-progress"]
     assert cli(args) == 0
-    assert "10 points, 34 photos, dim 128" in capsys.readouterr().out
+    assert "4 points, 13 photos, dim 128" in capsys.readouterr().out
     assert GroundCache.open(out).meta["complete"]
     assert cli(["embed-ground", "--manifest", str(manifest_csv), "--model", "senclip-tiny-rn",
                 "--out", str(out), "--no-progress"]) == 2

@@ -1,0 +1,104 @@
+"""Proxy pairs: a pipeline check on real pixels when no ground photos exist.
+
+This is **not** the SenCLIP science. It lets the whole paired pipeline
+(manifest → ground cache → training → export → zero-shot) run offline on
+EuroSAT, which has images and classes but no ground photos and no
+coordinates. For each EuroSAT image the ``V = 5`` "views" are the frozen
+text embeddings of ground-style prompts of its class
+(``senclip.prompts.load_prompts("ground", classes, "eurosat")``): the
+prompts are permuted per image with a seeded generator and the first five
+taken (cycled when a class has fewer), so different images of one class get
+different view sets. A model trained on these pairs learns to put a chip
+near its class's ground-prompt embeddings, which is why zero-shot with
+ground prompts works afterwards; it says nothing about real photos.
+
+Outputs, under ``out``: ``manifest.csv`` (``point_id`` = image path relative
+to the EuroSAT folder, ``lat``/``lon`` NaN, ``proxy`` true, ``label`` =
+class index, ``label_name``, ``view_prompts``) and ``ground_cache/`` in the
+exact format of ``senclip embed-ground``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from senclip.data.ground_cache import CacheWriter, GroundCache, sha256_lines
+from senclip.data.manifest import PHOTO_COLUMNS, VIEWS, write_manifest
+
+N_VIEWS = len(VIEWS)
+_CHUNK = 4096
+
+
+def assign_prompts(labels: np.ndarray, n_prompts: list[int], views: int = N_VIEWS,
+                   seed: int = 0) -> np.ndarray:
+    """``(N, views)`` prompt indices: per image a seeded permutation of its class's prompts, cycled."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(labels), views), dtype=np.int64)
+    for i, c in enumerate(labels):
+        perm = rng.permutation(n_prompts[int(c)])
+        out[i] = perm[np.arange(views) % len(perm)]
+    return out
+
+
+def build_proxy_pairs(eurosat_dir, model, prompts_spec: str = "ground", out="proxy-pairs",
+                      seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
+    """Write a proxy manifest and ground cache for the EuroSAT images under ``eurosat_dir``.
+
+    Args:
+        eurosat_dir: EuroSAT RGB folder (``<Class>/*.jpg``).
+        model: :class:`~senclip.models.SenCLIP` whose frozen text tower embeds the prompts.
+        prompts_spec: prompt style or file, as for :func:`senclip.prompts.load_prompts`.
+        out: output directory.
+        seed: seed of the per-image prompt choice.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``(manifest_path, cache_dir)``.
+    """
+    from tqdm import tqdm
+
+    from senclip.data import get_dataset
+    from senclip.prompts import load_prompts, prompts_fingerprint
+
+    ds = get_dataset("eurosat", eurosat_dir, transforms=None)
+    prompts = load_prompts(prompts_spec, ds.classes, "eurosat")
+    lists = [list(prompts[c]) for c in ds.classes]
+    flat = model.encode_text([t for p in lists for t in p]).float().cpu().numpy()  # one batch
+    bounds = np.cumsum([0] + [len(p) for p in lists])
+    text = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    labels = np.asarray(ds.labels, dtype=np.int64)
+    choice = assign_prompts(labels, [len(p) for p in lists], seed=seed)
+    root = os.path.abspath(ds.root)
+    ids = [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p in ds.paths]
+    used = [[lists[c][j] for j in row] for c, row in zip(labels, choice, strict=True)]
+    meta = model.describe() | {
+        "preprocess": {"kind": "proxy-text-prompts", "prompts": prompts_spec, "seed": seed,
+                       "prompts_sha256": prompts_fingerprint(prompts)},
+        "views": list(VIEWS), "dim": int(text[0].shape[1]), "sources_sha256": sha256_lines(used),
+        "note": "pipeline check: views are text embeddings of ground-style prompts, not photos",
+    }
+    out = Path(out)
+    cache_dir = out / "ground_cache"
+    writer = CacheWriter(cache_dir, meta, ids)
+    with tqdm(total=len(ids), initial=writer.rows_done, disable=not progress, desc="proxy-pairs",
+              unit="image") as bar:
+        while not writer.complete:
+            start = writer.rows_done
+            stop = min(start + _CHUNK, len(ids))
+            emb = np.stack([text[labels[i]][choice[i]] for i in range(start, stop)])
+            writer.write(start, emb, np.ones(emb.shape[:2], dtype=bool))
+            bar.update(stop - start)
+    cache: GroundCache = writer.finish()
+    df = pd.DataFrame({
+        "point_id": ids, "lat": np.nan, "lon": np.nan, "date": "",
+        "sat_path": [os.path.abspath(p) for p in ds.paths],
+        **{c: "" for c in PHOTO_COLUMNS},
+        "proxy": True, "label": labels, "label_name": [ds.classes[c] for c in labels],
+        "view_prompts": [" | ".join(u) for u in used],
+    })
+    manifest = write_manifest(df, out / "manifest.csv")
+    return manifest, cache.path
