@@ -132,7 +132,6 @@ def fetch(url: str, dest: Path, *, size: int | None = None, md5: str | None = No
     if switch:
         raise OfflineError(f"{what} is not in {dest.parent} and {switch}=1 forbids downloading it "
                            f"from {url}{offline_hint}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     for attempt in range(retries + 1):
         try:
@@ -186,6 +185,7 @@ def _transfer(url: str, partial: Path, progress: bool, what: str) -> None:
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None else None
         received = have
+        partial.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, mode) as f, _bar(total, what, progress, initial=have) as bar:
             for chunk in iter(lambda: response.read(CHUNK), b""):
                 f.write(chunk)

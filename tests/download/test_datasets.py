@@ -99,7 +99,9 @@ def test_cli_download_with_mirror_and_delete_archive(serve, http_server, eurosat
     http_server.files["/mirror/EuroSAT.zip"] = payload
     root = tmp_path / "e"
     assert main(["download", "eurosat", "--root", str(root), "--no-progress", "--delete-archive",
+                 "--url", http_server.url("/gone/EuroSAT.zip"),  # 404: the next location is tried
                  "--url", http_server.url("/mirror/EuroSAT.zip")]) == 0
+    assert len(http_server.requests_for("/gone/EuroSAT.zip")) == 1
     assert "verified" in capsys.readouterr().out
     assert len(http_server.requests_for("/mirror/EuroSAT.zip")) == 1
     assert not (root / "EuroSAT.zip").exists()
@@ -173,6 +175,15 @@ def test_bigearthnet_tar_gz(serve, bigearthnet_root, tmp_path):
         name = Path(patch).name
         meta = json.loads((bigearthnet_root / name / f"{name}_labels_metadata.json").read_text())
         assert sorted(ds.classes[j] for j in np.flatnonzero(ds.labels[i])) == sorted(meta["labels"])
+
+
+def test_offline_fails_before_creating_anything(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SENCLIP_OFFLINE", "1")
+    root = tmp_path / "eurosat"
+    assert main(["download", "eurosat", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SENCLIP_OFFLINE=1" in err and f"copy EuroSAT.zip into {root}" in err
+    assert not root.exists()
 
 
 def test_unknown_dataset_name():

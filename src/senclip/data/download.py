@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import tarfile
+import urllib.parse
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -147,7 +148,6 @@ def ensure_dataset(name: str, root: str | os.PathLike, *, progress: bool = True,
     root = Path(root).expanduser()
     if is_complete(root, spec.name):
         return root
-    root.mkdir(parents=True, exist_ok=True)
     archive = root / spec.filename
     if not archive.exists():
         _download(spec, archive, tuple(urls) if urls else spec.urls, progress)
@@ -169,14 +169,17 @@ def _download(spec: DatasetSpec, archive: Path, urls: tuple[str, ...], progress:
             fetch(url, archive, size=spec.size, md5=spec.md5, sha256=spec.sha256, progress=progress,
                   what=spec.filename, offline_hint=hint)
             return
-        except OfflineError as exc:
+        except SenclipError as exc:
             errors.append(exc)
             if "forbids downloading" in str(exc):
                 break
-        except SenclipError as exc:
-            errors.append(exc)
-    raise errors[0] if len(errors) == 1 else type(errors[-1])(
-        f"{errors[-1]} (tried {len(errors)} locations; first error: {errors[0]})")
+    if len(errors) == 1:
+        raise errors[0]
+    if all(isinstance(e, OfflineError) for e in errors):
+        hosts = ", ".join(dict.fromkeys(urllib.parse.urlparse(u).netloc for u in urls))
+        raise OfflineError(f"cannot reach {hosts} to download {spec.filename}; "
+                           f"nothing at {archive}{hint}") from errors[-1]
+    raise type(errors[-1])(f"{errors[-1]} (tried {len(errors)} locations)") from errors[0]
 
 
 def _extract(spec: DatasetSpec, archive: Path, root: Path, progress: bool) -> None:
