@@ -65,10 +65,15 @@ class FaultPlan:
         with self._lock:
             self.faults.clear()
 
-    def take(self, path: str) -> Fault | None:
-        """The fault for a request to ``path`` (consuming one use), or ``None``."""
+    def take(self, path: str, method: str = "GET") -> Fault | None:
+        """The fault for a ``method`` request to ``path`` (consuming one use), or ``None``.
+
+        ``truncate`` faults apply to GET requests only (a HEAD has no body).
+        """
         with self._lock:
             for fault in self.faults:
+                if fault.kind == "truncate" and method != "GET":
+                    continue
                 if fault.match in path and (fault.times is None or fault.times > 0):
                     if fault.times is not None:
                         fault.times -= 1
@@ -173,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server_ref
         if srv.latency:
             time.sleep(srv.latency)
-        fault = srv.faults.take(self.path)
+        fault = srv.faults.take(self.path, "HEAD" if head else "GET")
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         if fault is not None and fault.kind in ("503", "404"):
