@@ -137,7 +137,7 @@ def fetch(url: str, dest: Path, *, size: int | None = None, md5: str | None = No
         try:
             _transfer(url, partial, progress, what)
             break
-        except (http.client.IncompleteRead, ConnectionResetError, socket.timeout, TimeoutError,
+        except (http.client.IncompleteRead, ConnectionResetError, TimeoutError,
                 urllib.error.ContentTooShortError, _Truncated) as exc:
             if attempt == retries:
                 raise SenclipError(f"download of {what} from {url} kept failing ({_reason(exc)}); "

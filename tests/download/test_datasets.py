@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from senclip.cli import main
-from senclip.data import get_dataset
 from senclip.data import download as dl
+from senclip.data import get_dataset
 from senclip.errors import DatasetNotFoundError, SenclipError
 
 CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",

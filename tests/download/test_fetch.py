@@ -67,7 +67,7 @@ def test_checksum_mismatch_removes_the_file(http_server, tmp_path):
     bad = bytearray(DATA)
     bad[1234] ^= 0xFF
     http_server.files["/a.bin"] = bytes(bad)
-    with pytest.raises(SenclipError, match="checksum mismatch for a.bin: md5"):
+    with pytest.raises(SenclipError, match=r"checksum mismatch for a\.bin: md5"):
         fetch(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -83,7 +83,7 @@ def test_refused_connection_fails_fast_naming_the_cache(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t0 = time.perf_counter()
-    with pytest.raises(OfflineError, match="cannot reach 127.0.0.1") as info:
+    with pytest.raises(OfflineError, match=r"cannot reach 127\.0\.0\.1") as info:
         fetch(f"http://127.0.0.1:{port}/x.bin", tmp_path / "x.bin", progress=False,
               offline_hint="; offline, pass --pretrained /path/to/file")
     assert time.perf_counter() - t0 < 5

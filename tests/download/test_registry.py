@@ -110,7 +110,8 @@ def test_offline_empty_cache_fails_fast_with_one_line(tmp_path, monkeypatch, cap
 def test_open_clip_tag_offline_fails_fast(monkeypatch):
     monkeypatch.setattr(reg, "_open_clip_cached", lambda arch, tag: None)  # as on a fresh machine
     t0 = time.perf_counter()
-    with pytest.raises(reg.OfflineError, match=r"could not load ViT-B-32 'openai' weights: not cached in .* HF_HUB_OFFLINE=1"):
+    msg = r"could not load ViT-B-32 'openai' weights: not cached in .* HF_HUB_OFFLINE=1"
+    with pytest.raises(reg.OfflineError, match=msg):
         create_model("ViT-B-32", pretrained="openai")
     assert time.perf_counter() - t0 < 5
 
@@ -123,7 +124,7 @@ def test_corrupt_checkpoint_checksum_mismatch(http_server, tmp_path, monkeypatch
     write_registry(tmp_path, monkeypatch, {"tiny-test": {
         "arch": ARCH, "source": "url", "url": http_server.url("/w/tiny.pt"),
         "sha256": hashlib.sha256(blob).hexdigest()}})
-    with pytest.raises(SenclipError, match="checksum mismatch for tiny.pt: sha256"):
+    with pytest.raises(SenclipError, match=r"checksum mismatch for tiny\.pt: sha256"):
         create_model(ARCH, pretrained="tiny-test")
     assert not any((tmp_path / "cache" / "weights" / "tiny-test").iterdir())
 
@@ -149,7 +150,7 @@ def test_unverifiable_bad_file_is_rejected(http_server, tmp_path, monkeypatch, c
 
 
 def test_zip_member_entry(http_server, tmp_path, monkeypatch, tiny_state):
-    state, blob = tiny_state
+    state, _ = tiny_state
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("Tiny_top50pct/epoch_20.pt", torch_training_ckpt(state))

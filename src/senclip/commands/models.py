@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--architectures", action="store_true", help="list open_clip architecture names instead")
-    p.add_argument("--fetch", nargs="+", metavar="NAME", help="download and verify these entries into the cache")
+    p.add_argument("--fetch", nargs="+", metavar="NAME",
+                   help="download and verify these entries into the cache")
     p.add_argument("--json", action="store_true", help="print the registry as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                          _figure(r["eurosat_zeroshot"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print("\nEUROSAT ZS: zero-shot top-1 reported in a paper (generic/aerial/ground prompts), "
           "see `senclip models --json` for sources; '-' = no checked figure.")
     return 0

@@ -195,7 +195,8 @@ def _extract(spec: DatasetSpec, archive: Path, root: Path, progress: bool) -> No
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
         shutil.rmtree(staging, ignore_errors=True)
         archive.unlink(missing_ok=True)
-        raise SenclipError(f"archive {archive} is corrupt ({str(exc).splitlines()[0] or type(exc).__name__}); "
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SenclipError(f"archive {archive} is corrupt ({reason}); "
                            "it was removed, run again to download it afresh") from exc
     if not (staging / spec.extracted).exists():
         shutil.rmtree(staging, ignore_errors=True)

@@ -275,7 +275,8 @@ def _ensure_open_clip_reachable(arch: str, tag: str) -> None:
     cfg = _open_clip_cfg(arch, tag)
     if not cfg or _open_clip_cached(arch, tag) is not None:
         return
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co") if cfg.get("hf_hub") else cfg.get("url", "")
+    hub = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = hub if cfg.get("hf_hub") else cfg.get("url", "")
     where = _hf_cache() if cfg.get("hf_hub") else Path.home() / ".cache" / "clip"
     switch = offline_switch(endpoint)
     if switch or not network_reachable(endpoint):
