@@ -88,9 +88,9 @@ def test_corrupt_and_wrong_band_count_files_are_named(eurosat_ms_tree, geotiff_w
     (root / "River" / "River_bad.tif").write_bytes(b"II*\x00garbage")
     geotiff_writer(root / "Forest" / "Forest_rgb.tif", np.zeros((3, 64, 64), dtype=np.uint16))
     ds = EuroSATMS(root)
-    with pytest.raises(SenclipError, match="River_bad.tif"):
+    with pytest.raises(SenclipError, match=r"River_bad\.tif"):
         ds[ds.paths.index(str(root / "River" / "River_bad.tif"))]
-    with pytest.raises(SenclipError, match=r"Forest_rgb.tif has 3 bands, expected 13"):
+    with pytest.raises(SenclipError, match=r"Forest_rgb\.tif has 3 bands, expected 13"):
         ds[ds.paths.index(str(root / "Forest" / "Forest_rgb.tif"))]
 
 

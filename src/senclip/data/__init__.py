@@ -50,7 +50,8 @@ def get_dataset(name: str, root: str | os.PathLike, bands: Sequence[str] | None 
             raise SenclipError(f"transforms must be 'default', None or a callable, got {transforms!r}")
         transforms = cls.default_transforms(bands)
     elif transforms is not None and not callable(transforms):
-        raise SenclipError(f"transforms must be 'default', None or a callable, got {type(transforms).__name__}")
+        raise SenclipError("transforms must be 'default', None or a callable, "
+                           f"got {type(transforms).__name__}")
     return cls(root, transforms=transforms, **kwargs)
 
 

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from senclip.data.base import ClassificationDataset, Transform
+from senclip.data.base import GEOTIFF_OPEN_OPTIONS, ClassificationDataset, Transform, raster_read_env
 from senclip.errors import SenclipError
 
 BIGEARTHNET_BANDS: tuple[str, ...] = (
@@ -204,8 +204,9 @@ class BigEarthNet(ClassificationDataset):
 
     def _read_image(self, index: int) -> torch.Tensor:
         out = np.empty((len(self.all_bands), self.size, self.size), dtype=np.float32)
-        for c, band in enumerate(self.all_bands):
-            out[c] = self._read_band(self.band_file(index, band))
+        with raster_read_env():
+            for c, band in enumerate(self.all_bands):
+                out[c] = self._read_band(self.band_file(index, band))
         return torch.from_numpy(out)
 
     def _read_band(self, path: Path) -> np.ndarray:
@@ -217,7 +218,7 @@ class BigEarthNet(ClassificationDataset):
             raise SenclipError(f"band file {path.name} missing from patch folder {path.parent}; "
                                "re-extract the patch")
         try:
-            with rasterio.open(path) as src:
+            with rasterio.open(path, **GEOTIFF_OPEN_OPTIONS) as src:
                 if src.shape == (self.size, self.size):
                     return src.read(1)
                 return src.read(1, out_shape=(self.size, self.size),

@@ -42,7 +42,8 @@ class EuroSAT(ClassificationDataset):
     all_bands: ClassVar[tuple[str, ...]] = RGB_BANDS
     suffixes: ClassVar[tuple[str, ...]] = (".jpg", ".jpeg")
     nested_roots: ClassVar[tuple[str, ...]] = ("2750", "EuroSAT_RGB", "EuroSAT_RGB/2750")
-    layout: ClassVar[str] = "<root>/<ClassName>/*.jpg for the 10 EuroSAT classes (or <root>/2750/<ClassName>/)"
+    layout: ClassVar[str] = ("<root>/<ClassName>/*.jpg for the 10 EuroSAT classes "
+                             "(or <root>/2750/<ClassName>/)")
 
     def _find_root(self, root: Path) -> Path | None:
         if not root.is_dir():

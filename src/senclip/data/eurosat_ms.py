@@ -18,7 +18,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from senclip.data.base import EUROSAT_CLASSES, ClassificationDataset, scan_class_folders
+from senclip.data.base import (
+    EUROSAT_CLASSES,
+    GEOTIFF_OPEN_OPTIONS,
+    ClassificationDataset,
+    raster_read_env,
+    scan_class_folders,
+)
 from senclip.errors import SenclipError
 
 EUROSAT_MS_BANDS: tuple[str, ...] = (
@@ -67,7 +73,7 @@ class EuroSATMS(ClassificationDataset):
 
         path = self.paths[index]
         try:
-            with rasterio.open(path) as src:
+            with raster_read_env(), rasterio.open(path, **GEOTIFF_OPEN_OPTIONS) as src:
                 if src.count != len(self.all_bands):
                     raise SenclipError(f"{path} has {src.count} bands, expected {len(self.all_bands)} "
                                        f"({','.join(self.all_bands)}); is this EuroSAT MS?")
