@@ -54,3 +54,48 @@ def mosaic(tmp_path_factory, eurosat_rgb):
         data[:, r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK] = img.transpose(2, 0, 1)
     path = write_raster(tmp_path_factory.mktemp("mosaic") / "mosaic.tif", data, ["B04", "B03", "B02"])
     return {"path": path, "images": images, "labels": labels, "data": data}
+
+
+def encode_blocks(model, images: list[np.ndarray]):
+    """Embeddings of 64x64x3 uint8 blocks as the map sees them (x 1/255)."""
+    import torch
+
+    x = torch.from_numpy(np.stack(images).transpose(0, 3, 1, 2).astype(np.float32) / 255)
+    with torch.no_grad():
+        return model.encode_image(x)
+
+
+@pytest.fixture(scope="session")
+def probe(tiny_vit, mosaic):
+    """A few-shot linear classifier fitted to the mosaic blocks' true classes."""
+    from sklearn.linear_model import LogisticRegression
+
+    from senclip.evaluate.fewshot import LinearClassifier
+    from senclip.mapping.classify import ProbeClassifier
+
+    emb = encode_blocks(tiny_vit, mosaic["images"]).numpy()
+    classes = sorted(set(mosaic["labels"]))
+    y = np.array([classes.index(lbl) for lbl in mosaic["labels"]])
+    lr = LogisticRegression(C=1e4, max_iter=5000).fit(emb, y)
+    clf = LinearClassifier(classes, lr.coef_.astype(np.float32), lr.intercept_.astype(np.float32),
+                           tiny_vit.describe())
+    return ProbeClassifier(clf)
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_file(tmp_path_factory, tiny_vit):
+    """The session's tiny ViT saved as a full senclip checkpoint (for subprocess runs)."""
+    from senclip.models import save_model
+
+    return save_model(tiny_vit, tmp_path_factory.mktemp("model") / "tiny-vit.safetensors", kind="full")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Mapping tests run with one intra-op thread: reading threads share the 2 CPU cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -84,7 +84,7 @@ class TileGrid:
     @property
     def cell_transform(self) -> Affine:
         """Transform of the cell grid (the map at tile resolution)."""
-        return self.transform * Affine.scale(self.stride)
+        return self.transform @ Affine.scale(self.stride)
 
     def tile_origin(self, row: int, col: int) -> tuple[int, int]:
         """Pixel ``(y, x)`` of the top-left corner of tile ``(row, col)``."""

@@ -152,6 +152,11 @@ class RasterSource:
         if spec is None:
             if any(self.descriptions) and all(b in self.descriptions for b in self.model_bands):
                 return self._by_name(self.model_bands)
+            if all(self.descriptions) and self.count >= need:
+                missing = [b for b in self.model_bands if b not in self.descriptions]
+                raise SenclipError(f"band(s) {','.join(missing)} not found among the band descriptions "
+                                   f"{','.join(self.descriptions)} of {self.path}; pass --bands "
+                                   "(names or 1-based indexes)")
             if self.count < need:
                 raise SenclipError(f"{self.path} has {self.count} band(s) but the model needs {need} "
                                    f"({','.join(self.model_bands)}); use a model with fewer bands")
