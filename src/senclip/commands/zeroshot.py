@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dataset", required=True, metavar="NAME",
                    help="eurosat | eurosat-ms | bigearthnet | timeseries")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root folder")
+    g.add_argument("--download", action="store_true",
+                   help="fetch, verify and extract the dataset into --data if it is missing")
     g.add_argument("--prompts", default="generic", metavar="SPEC[,SPEC…]",
                    help="generic | aerial | ground | all (the three together) | a YAML/JSON prompt file "
                         "(PATH or PATH:style); several comma-separated sets are each evaluated "
@@ -64,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     out = check_writable(args.out)
     specs = [s for s in args.prompts.split(",") if s]
     device = resolve_device(args.device)
+    if args.download:
+        from senclip.data.download import ensure_dataset
+
+        ensure_dataset(args.dataset, args.data, progress=not args.no_progress)
     model = load_model_from_args(args)
     dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
