@@ -83,14 +83,39 @@ def _blank(value) -> bool:
 def _resolve(value, base: Path) -> str | None:
     if _blank(value):
         return None
-    p = Path(str(value).strip()).expanduser()
-    return str(p if p.is_absolute() else base / p)
+    p = os.path.expanduser(str(value).strip())
+    return p if os.path.isabs(p) else os.path.join(base, p)
+
+
+_SIGNATURES = {  # suffix: (first bytes, last bytes) of a complete file
+    ".jpg": (b"\xff\xd8", b"\xff\xd9"),
+    ".jpeg": (b"\xff\xd8", b"\xff\xd9"),
+    ".png": (b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"),
+}
+
+
+def _signature_ok(path: str, head: bytes, tail: bytes) -> bool:
+    with open(path, "rb") as f:
+        if f.read(len(head)) != head:
+            return False
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64))
+        return tail in f.read()  # some writers pad after the end marker
 
 
 def chip_readable(path: str) -> str | None:
-    """``None`` if the chip's header opens, else a short reason."""
-    suffix = Path(path).suffix.lower()
+    """``None`` if the chip looks readable, else a short reason.
+
+    JPEG/PNG: start and end markers (catches non-images and truncated
+    downloads without decoding); GeoTIFF: opened with rasterio; other
+    formats: opened with PIL.
+    """
+    suffix = os.path.splitext(path)[1].lower()
     try:
+        if suffix in _SIGNATURES:
+            return None if _signature_ok(path, *_SIGNATURES[suffix]) else "sat_path unreadable (not a " \
+                f"complete {suffix[1:].upper()} file)"
         if suffix in _TIFF_SUFFIXES:
             import rasterio
 
