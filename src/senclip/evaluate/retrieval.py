@@ -47,7 +47,7 @@ def recall_at_k(query, gallery, ks: Sequence[int] = (1, 5, 10)) -> dict[str, flo
     ranks = match_ranks(query, gallery)
     if len(ranks) == 0:
         raise ValueError("recall_at_k needs at least one pair")
-    return {f"R@{k}": float((ranks < k).float().mean()) for k in ks}
+    return {f"R@{k}": float((ranks < k).double().mean()) for k in ks}
 
 
 def retrieval_report(sat_emb, ground_emb, ks: Sequence[int] = (1, 5, 10)) -> dict:
