@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 import torch
 from affine import Affine
-from conftest import BLOCK, GRID, encode_blocks, write_raster
+from mapping_helpers import BLOCK, GRID, encode_blocks, write_raster
 
 from senclip.mapping.mapper import MapOptions, map_scene
 from senclip.mapping.source import SourceOptions

@@ -82,7 +82,7 @@ def _write_geoparquet(store: RowStore, grid: TileGrid, crs, output: Path, model,
     rows, cols = np.nonzero(~np.isnan(emb[:, :, 0]))
     if rows.size == 0:
         raise SenclipError(f"{input_path}: every tile is nodata (or masked); nothing to embed")
-    bounds = np.array([grid.tile_bounds(r, c) for r, c in zip(rows, cols, strict=True)])
+    bounds = grid.tile_bounds(rows, cols)
     gdf = gpd.GeoDataFrame(
         {"row": rows.astype(np.int32), "col": cols.astype(np.int32),
          "valid_fraction": frac[rows, cols].astype(np.float32),

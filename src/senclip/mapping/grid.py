@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 from affine import Affine
 
 from senclip.errors import SenclipError
@@ -90,15 +91,17 @@ class TileGrid:
         """Pixel ``(y, x)`` of the top-left corner of tile ``(row, col)``."""
         return row * self.stride, col * self.stride
 
-    def tile_bounds(self, row: int, col: int) -> tuple[float, float, float, float]:
-        """``(minx, miny, maxx, maxy)`` of a tile in the scene CRS."""
-        y, x = self.tile_origin(row, col)
-        xs, ys = [], []
+    def tile_bounds(self, rows, cols) -> np.ndarray:
+        """``(N, 4)`` ``(minx, miny, maxx, maxy)`` of tiles ``(rows[i], cols[i])`` in the scene CRS."""
+        y = np.asarray(rows, dtype=np.float64).reshape(-1) * self.stride
+        x = np.asarray(cols, dtype=np.float64).reshape(-1) * self.stride
+        a, b, c, d, e, f = tuple(self.transform)[:6]
+        corners_x, corners_y = [], []
         for px, py in ((x, y), (x + self.tile, y), (x, y + self.tile), (x + self.tile, y + self.tile)):
-            cx, cy = self.transform * (px, py)
-            xs.append(cx)
-            ys.append(cy)
-        return min(xs), min(ys), max(xs), max(ys)
+            corners_x.append(a * px + b * py + c)
+            corners_y.append(d * px + e * py + f)
+        cx, cy = np.stack(corners_x), np.stack(corners_y)
+        return np.stack([cx.min(0), cy.min(0), cx.max(0), cy.max(0)], axis=1)
 
     def strip_rows(self, row: int) -> tuple[int, int]:
         """Input rows ``[y0, y1)`` read for tile row ``row`` (``y1`` may pass the scene edge)."""

@@ -72,6 +72,9 @@ class MapJob:
     options: MapOptions = field(default_factory=MapOptions)
 
 
+CONNECT_TIMEOUT = "10s"
+"""How long to wait for the Dask scheduler before giving up."""
+
 _CACHE: dict[str, tuple] = {}
 _LOCK = threading.Lock()
 
@@ -159,13 +162,13 @@ def _map_dask(job: MapJob, todo: list[tuple[str, str]], scheduler: str, progress
     from tqdm.auto import tqdm
 
     try:
-        client = Client(scheduler, timeout="10s", set_as_default=False)
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise SenclipError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
                            "`dask scheduler` or check the address") from exc
     with client, tqdm(total=len(todo), unit="scene", disable=not progress) as bar:
         futures = [client.submit(map_one, job, src, out, pure=False, key=f"senclip-map-{out}")
                    for src, out in todo]
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             bar.update(1)
             yield fut.result()

@@ -94,8 +94,8 @@ def _open(path: str) -> rasterio.io.DatasetReader:
     try:
         return rasterio.open(path)
     except RasterioError as exc:
-        raise SenclipError(f"cannot open {path} as a raster ({_first_line(exc)}); "
-                           "check the path/URL and that the file is a complete GeoTIFF/COG/VRT") from exc
+        raise SenclipError(f"cannot open {path} as a raster: missing, corrupt, truncated or not a "
+                           f"GeoTIFF/COG/VRT ({_first_line(exc)})") from exc
 
 
 def _first_line(exc: BaseException) -> str:

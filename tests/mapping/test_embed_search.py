@@ -1,0 +1,55 @@
+"""senclip embed (GeoParquet) and senclip search (heat map)."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from mapping_helpers import BLOCK, GRID, ORIGIN, encode_blocks
+
+from senclip.cli import main
+from senclip.mapping.embeddings import embed_scene, search_tiles
+from senclip.mapping.mapper import MapOptions
+
+
+def test_embed_geoparquet_and_search_heat_map(tiny_vit, mosaic, tmp_path):
+    tiles = tmp_path / "tiles.parquet"
+    res = embed_scene(tiny_vit, str(mosaic["path"]), tiles, MapOptions(progress=False))
+    assert res["rows"] == GRID * GRID
+    gdf = gpd.read_parquet(tiles)
+    with rasterio.open(mosaic["path"]) as src:
+        assert gdf.crs == src.crs
+    expected = encode_blocks(tiny_vit, mosaic["images"]).numpy()
+    for _, rec in gdf.iterrows():
+        r, c = int(rec["row"]), int(rec["col"])
+        x0, y0 = ORIGIN[0] + c * BLOCK * 10, ORIGIN[1] - r * BLOCK * 10
+        assert rec.geometry.equals(shapely.box(x0, y0 - BLOCK * 10, x0 + BLOCK * 10, y0))
+        np.testing.assert_allclose(rec["embedding"], expected[r * GRID + c], atol=1e-5)
+
+    heat = tmp_path / "heat.tif"
+    out = search_tiles(tiny_vit, tiles, "solar park", heat)
+    text = tiny_vit.encode_text(["solar park"]).numpy()[0]
+    with rasterio.open(heat) as ds:
+        values = ds.read(1)
+        assert ds.transform == src.transform @ Affine.scale(BLOCK) and ds.crs == src.crs
+        assert ds.tags()["QUERY"] == "solar park"
+    np.testing.assert_allclose(values.ravel(), expected @ text, atol=1e-5)
+    assert out["best_tile"] == list(divmod(int(np.argmax(expected @ text)), GRID))
+    assert heat.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_embed_and_search_cli(capsys, tmp_path, mosaic, tiny_vit_file):
+    tiles, heat = tmp_path / "t.parquet", tmp_path / "h.tif"
+    model = ["--model", "senclip-tiny-vit", "--pretrained", str(tiny_vit_file)]
+    assert main(["embed", str(mosaic["path"]), "--out", str(tiles), *model, "--stride", "32",
+                 "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 49
+    assert main(["search", str(tiles), "a river", "--out", str(heat), "--no-progress"]) == 0  # recorded model
+    with rasterio.open(heat) as ds:
+        assert ds.shape == (8, 8) and np.isfinite(ds.read(1)).all()
+    assert main(["search", str(tmp_path / "missing.parquet"), "x", "--out", str(heat)]) == 2
+    assert "not found" in capsys.readouterr().err
