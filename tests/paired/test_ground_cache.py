@@ -44,7 +44,8 @@ def test_cache_contents_match_the_frozen_tower(manifest, photo_cache, tiny_vit):
     cache = photo_cache
     assert cache.embeddings.shape == (10, 5, 128) and cache.mask.shape == (10, 5)
     assert cache.point_ids == [f"pt{i:03d}" for i in range(10)]
-    expected_mask = np.array([[manifest.loc[i, f"photo_{v}"] is not None for v in "NESWP"] for i in range(10)])
+    expected_mask = np.array([[manifest.loc[i, f"photo_{v}"] is not None for v in "NESWP"]
+                              for i in range(10)])
     assert (np.asarray(cache.mask) == expected_mask).all()
     assert cache.mask[3].tolist() == [False, False, False, False, True]
     emb = np.asarray(cache.embeddings)
@@ -61,11 +62,12 @@ def test_cache_contents_match_the_frozen_tower(manifest, photo_cache, tiny_vit):
     e, m = cache.lookup(["pt007", "pt001"])
     assert e.dtype == np.float32 and e.shape == (2, 5, 128) and m.dtype == bool
     np.testing.assert_array_equal(e[1], emb[1])
-    with pytest.raises(SenclipError, match="1 point.*not in ground cache.*'nope'"):
+    with pytest.raises(SenclipError, match=r"1 point.*not in ground cache.*'nope'"):
         cache.lookup(["pt001", "nope"])
 
 
-def test_interrupted_build_resumes_to_identical_cache(tmp_path, manifest, photo_cache, tiny_vit, monkeypatch):
+def test_interrupted_build_resumes_to_identical_cache(tmp_path, manifest, photo_cache, tiny_vit,
+                                                       monkeypatch):
     whole = photo_cache  # built in one go with the same batch size
     real_write = gc.CacheWriter.write
     calls = []
@@ -82,9 +84,13 @@ def test_interrupted_build_resumes_to_identical_cache(tmp_path, manifest, photo_
     assert json.loads((tmp_path / "resumed" / "progress.json").read_text()) == {"rows_done": 2}
     with pytest.raises(SenclipError, match="unfinished"):
         GroundCache.open(tmp_path / "resumed")
-    monkeypatch.setattr(gc.CacheWriter, "write", real_write)
     starts = []
-    monkeypatch.setattr(gc.CacheWriter, "write", lambda s, st, e, m: (starts.append(st), real_write(s, st, e, m)))
+
+    def counting_write(self, start, emb, mask):
+        starts.append(start)
+        real_write(self, start, emb, mask)
+
+    monkeypatch.setattr(gc.CacheWriter, "write", counting_write)
     resumed = build_ground_cache(manifest, tiny_vit, tmp_path / "resumed", batch_size=10, progress=False)
     assert starts[0] == 2  # continued, did not start over
     assert _files(tmp_path / "resumed") == _files(whole.path)
@@ -97,9 +103,9 @@ def test_finished_cache_is_reused_and_other_model_refused(tmp_path, manifest, ph
     monkeypatch.setattr(gc.CacheWriter, "write", lambda *a: pytest.fail("recomputed a finished cache"))
     build_ground_cache(manifest, tiny_vit, photo_cache.path, batch_size=10, progress=False)
     assert _files(photo_cache.path) == before
-    with pytest.raises(SenclipError, match="built differently.*model='senclip-tiny-vit'"):
+    with pytest.raises(SenclipError, match=r"built differently.*model='senclip-tiny-vit'"):
         build_ground_cache(manifest, tiny_rn, photo_cache.path, batch_size=10, progress=False)
-    with pytest.raises(SenclipError, match="built differently.*point_ids_sha256"):
+    with pytest.raises(SenclipError, match=r"built differently.*point_ids_sha256"):
         build_ground_cache(manifest.iloc[:5], tiny_vit, photo_cache.path, batch_size=10, progress=False)
     assert _files(photo_cache.path) == before
     (tmp_path / "other").mkdir()

@@ -16,8 +16,9 @@ from senclip.errors import SenclipError
 
 
 def _tif(path, data, descriptions=None):
-    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": data.shape[0],
-               "dtype": data.dtype.name, "crs": "EPSG:32632", "transform": Affine(10, 0, 600000, 0, -10, 5300000)}
+    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1],
+               "count": data.shape[0], "dtype": data.dtype.name, "crs": "EPSG:32632",
+               "transform": Affine(10, 0, 600000, 0, -10, 5300000)}
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
         for i, d in enumerate(descriptions or [], start=1):

@@ -108,7 +108,7 @@ def test_structural_errors(tmp_path, frame):
     with pytest.raises(SenclipError, match="manifest not found"):
         read_manifest(tmp_path / "none.csv")
     pd.DataFrame({"point_id": ["a"], "lat": [1.0]}).to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(SenclipError, match="lacks column.*lon, sat_path"):
+    with pytest.raises(SenclipError, match=r"lacks column.*lon, sat_path"):
         read_manifest(tmp_path / "m.csv")
     (tmp_path / "m.txt").write_text("x")
     with pytest.raises(SenclipError, match=r"must be \.csv or \.parquet"):

@@ -52,7 +52,8 @@ def test_average_views_masks_missing():
     torch.testing.assert_close(out, torch.tensor([[0.5 ** 0.5, 0.5 ** 0.5], [0.0, 1.0]]))
 
 
-def test_cli_retrieval_matches_direct_computation(cli, tmp_path, shared_manifest, photo_cache, tiny_vit, capsys):
+def test_cli_retrieval_matches_direct_computation(cli, tmp_path, shared_manifest, photo_cache, tiny_vit,
+                                                  capsys):
     manifest_csv, cache = shared_manifest, photo_cache
     df = read_manifest(manifest_csv)
     ckpt = save_model(tiny_vit, tmp_path / "sat.safetensors", kind="image")

@@ -128,7 +128,7 @@ def chip_readable(path: str) -> str | None:
         with Image.open(path) as im:
             im.verify()
         return None
-    except Exception as exc:  # any decoder failure means unreadable  # noqa: BLE001
+    except Exception as exc:  # any decoder failure means unreadable
         return f"sat_path unreadable ({type(exc).__name__})"
 
 

@@ -65,7 +65,7 @@ def read_chip(path: str, bands: Sequence[str] = RGB) -> dict:
             return _read_tiff(path, bands)
         except SenclipError:
             raise
-        except Exception as exc:  # rasterio raises several error types  # noqa: BLE001
+        except Exception as exc:  # rasterio raises several error types
             raise SenclipError(f"unreadable chip {path} ({type(exc).__name__})") from exc
     if bands != RGB:
         raise SenclipError(f"{path}: JPEG/PNG chips are RGB but the tower expects {','.join(bands)}")

@@ -21,6 +21,7 @@ exact format of ``senclip embed-ground``.
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def build_proxy_pairs(eurosat_dir, model, prompts_spec: str = "ground", out="pro
     lists = [list(prompts[c]) for c in ds.classes]
     flat = model.encode_text([t for p in lists for t in p]).float().cpu().numpy()  # one batch
     bounds = np.cumsum([0] + [len(p) for p in lists])
-    text = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    text = [flat[a:b] for a, b in pairwise(bounds)]
     labels = np.asarray(ds.labels, dtype=np.int64)
     choice = assign_prompts(labels, [len(p) for p in lists], seed=seed)
     root = os.path.abspath(ds.root)
