@@ -1,0 +1,140 @@
+"""Throughput and memory of ``senclip map`` on synthetic multi-band GeoTIFFs.
+
+Builds (once, cached in ``--work``) deflate-compressed, tiled uint16 GeoTIFFs
+of ``size x size`` pixels with Sentinel-2 band descriptions, then reports:
+
+(a) end-to-end ``map`` tiles/s (reading, tiling, inference, cell averaging,
+    COG/legend/PNG writing) divided by the bare encoder's tiles/s on random
+    tensors of the same batch size, measured in the same process just before
+    (goal >= 0.90);
+(b) peak RSS of the largest scene's run divided by that of the smallest
+    (goal <= 1.2); each scene is mapped in a fresh subprocess so peaks are
+    independent.
+
+Example::
+
+    python benchmarks/map_throughput.py --sizes 2048 4096 8192 --batch-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BANDS = ("B04", "B03", "B02", "B08")
+
+
+def make_scene(path: Path, size: int, seed: int = 0) -> Path:
+    """A smooth-ish random uint16 reflectance scene, written strip by strip."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": len(BANDS), "dtype": "uint16",
+               "crs": "EPSG:32632", "transform": from_origin(500_000, 5_600_000, 10, 10), "nodata": 0,
+               "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
+    base = rng.integers(200, 4000, size=(len(BANDS), 64, 64)).astype(np.uint16)
+    tmp = path.with_name(path.name + ".partial")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for i, band in enumerate(BANDS):
+            dst.set_band_description(i + 1, band)
+        for y0 in range(0, size, 512):
+            h = min(512, size - y0)
+            block = np.tile(base, (1, h // 64 + 1, size // 64 + 1))[:, :h, :size]
+            noise = rng.integers(0, 300, size=block.shape, dtype=np.uint16)
+            dst.write(block + noise + 1, window=Window(0, y0, size, h))
+    tmp.replace(path)
+    return path
+
+
+def build(model_name: str):
+    import torch
+
+    from senclip.mapping.classify import ZeroShotClassifier
+    from senclip.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(model_name, bands=",".join(BANDS))
+    weights = torch.nn.functional.normalize(torch.randn(10, model.encode_text(["x"]).shape[-1]), dim=-1)
+    return model, ZeroShotClassifier(weights, float(model.logit_scale), [f"c{i}" for i in range(10)])
+
+
+def bare_encoder_tiles_per_s(model, tile: int, batch: int, seconds: float = 10.0) -> float:
+    import torch
+
+    x = torch.rand(batch, len(BANDS), tile, tile)
+    with torch.inference_mode():
+        model.encode_image(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            model.encode_image(x)
+            n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def child(args) -> None:
+    """Map one scene in this process; print tiles/s and peak RSS as JSON."""
+    from senclip.mapping.mapper import MapOptions, map_scene
+
+    model, clf = build(args.model)
+    bare = bare_encoder_tiles_per_s(model, args.tile, args.batch_size)  # same process, same conditions
+    out = Path(args.work) / f"map_{args.child}.tif"
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    res = map_scene(model, clf, str(Path(args.work) / f"scene_{args.child}.tif"), out,
+                    MapOptions(tile=args.tile, batch_size=args.batch_size, workers=args.workers,
+                               progress=False, quicklook=True))
+    wall = time.perf_counter() - t0
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"size": args.child, "tiles": res["tiles"], "wall_s": wall,
+                      "tiles_per_s": res["tiles"] / wall, "bare_tiles_per_s": bare,
+                      "ratio": res["tiles"] / wall / bare, "peak_rss_mb": rss_mb}))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 8192])
+    p.add_argument("--model", default="senclip-tiny-vit")
+    p.add_argument("--tile", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--work", default="/tmp/senclip_map_bench")
+    p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    if args.child is not None:
+        child(args)
+        return
+    for size in args.sizes:
+        make_scene(Path(args.work) / f"scene_{size}.tif", size)
+    runs = []
+    for size in args.sizes:
+        cmd = [sys.executable, __file__, "--child", str(size), "--model", args.model, "--tile", str(args.tile),
+               "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--work", args.work]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(runs[-1]), flush=True)
+    largest, smallest = runs[-1], runs[0]
+    report = {
+        "bare_encoder_tiles_per_s": {r["size"]: r["bare_tiles_per_s"] for r in runs},
+        "map_tiles_per_s": {r["size"]: r["tiles_per_s"] for r in runs},
+        "throughput_ratio": {r["size"]: r["ratio"] for r in runs},
+        "peak_rss_mb": {r["size"]: r["peak_rss_mb"] for r in runs},
+        "rss_ratio_largest_over_smallest": largest["peak_rss_mb"] / smallest["peak_rss_mb"],
+        "goals": {"throughput_ratio": ">= 0.90", "rss_ratio": "<= 1.2"},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
