@@ -119,8 +119,9 @@ def main() -> None:
         make_scene(Path(args.work) / f"scene_{size}.tif", size)
     runs = []
     for size in args.sizes:
-        cmd = [sys.executable, __file__, "--child", str(size), "--model", args.model, "--tile", str(args.tile),
-               "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--work", args.work]
+        cmd = [sys.executable, __file__, "--child", str(size), "--model", args.model,
+               "--tile", str(args.tile), "--batch-size", str(args.batch_size),
+               "--workers", str(args.workers), "--work", args.work]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(runs[-1]), flush=True)
