@@ -83,7 +83,7 @@ def test_resume_after_interruption_gives_identical_file(tmp_path, eopatch_root, 
         mapper.run(source, out, progress=False, on_block=stop_after_three)
     assert not out.exists()
     assert (tmp_path / "resumed.tif.partial.tif").exists()
-    assert json.loads((tmp_path / "resumed.tif.progress.json").read_text())["done"] == [0, 1, 2]
+    assert json.loads((tmp_path / "resumed.tif.progress.json").read_text())["done"].keys() == {"0", "1", "2"}
     second = mapper.run(source, out, progress=False)
     assert second["resumed_blocks"] == 3
     assert sum(second["counts_this_run"].values()) == (40 - 24) * 100

@@ -16,11 +16,13 @@ from senclip.data.bigearthnet import BigEarthNet
 from senclip.data.eurosat import EuroSAT
 from senclip.data.eurosat_ms import EuroSATMS
 from senclip.errors import SenclipError
+from senclip.timeseries.dataset import TimeSeriesDataset
 
 DATASETS: dict[str, type[ClassificationDataset]] = {
     "eurosat": EuroSAT,
     "eurosat-ms": EuroSATMS,
     "bigearthnet": BigEarthNet,
+    "timeseries": TimeSeriesDataset,
 }
 
 

@@ -128,6 +128,8 @@ class TimeSeriesDataset(Dataset):
         self.source = open_series(self.root, dates=dates, bands=series_bands, feature=feature)
         self.transforms = transforms
         self.all_bands = self.source.bands
+        if isinstance(transforms, SelectSeriesBands):  # fail before compositing
+            self.source.select_bands(transforms.bands)
         self.classes = list(LULC_CLASSES)
         self.options = {"split": split, "axis": split_axis, "method": method, "year": year,
                         "labels": str(labels) if labels else None}

@@ -136,7 +136,7 @@ class PixelMapper:
         work = output.with_name(output.name + ".partial.tif")
         state_path = output.with_name(output.name + ".progress.json")
         ident = self.identity(source)
-        done = _load_state(state_path, work, ident) if resume else set()
+        done = _load_state(state_path, work, ident) if resume else {}
         if not done:
             _create_work_file(work, source, self.classes, ident)
         step = self.options.block_rows
@@ -153,13 +153,18 @@ class PixelMapper:
                 pending = pool.submit(read, starts[i + 1]) if i + 1 < len(starts) else None
                 labels = self._classify(block)
                 _write_rows(work, block.rows, labels)
-                done.add(start // step)
+                done[start // step] = int((labels != NODATA).sum())
                 _save_state(state_path, ident, done)
                 counts += np.bincount(labels.ravel(), minlength=NODATA + 1)
                 bar.update(block.rows.stop - block.rows.start)
                 if on_block is not None:
                     on_block(len(done), -(-source.height // step))
         bar.close()
+        if not any(done.values()):
+            work.unlink(missing_ok=True)
+            state_path.unlink(missing_ok=True)
+            raise SenclipError(f"{source.name}: no pixel has a clear observation in any month (check the "
+                               "cloud mask's polarity: non-zero means cloud); nothing written")
         _to_cog(work, output)
         work.unlink(missing_ok=True)
         state_path.unlink(missing_ok=True)
@@ -176,22 +181,22 @@ class PixelMapper:
         return labels
 
 
-def _load_state(state_path: Path, work: Path, ident: dict) -> set[int]:
-    """Finished block indices of a matching earlier run (empty set to start afresh)."""
+def _load_state(state_path: Path, work: Path, ident: dict) -> dict[int, int]:
+    """Finished blocks (index -> mapped pixels) of a matching earlier run (empty to start afresh)."""
     if not (state_path.is_file() and work.is_file()):
-        return set()
+        return {}
     try:
         state = json.loads(state_path.read_text())
     except (json.JSONDecodeError, OSError):
-        return set()
+        return {}
     if state.get("identity") != json.loads(json.dumps(ident)):
-        return set()
-    return {int(b) for b in state.get("done", [])}
+        return {}
+    return {int(b): int(n) for b, n in state.get("done", {}).items()}
 
 
-def _save_state(path: Path, ident: dict, done: set[int]) -> None:
+def _save_state(path: Path, ident: dict, done: dict[int, int]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"identity": ident, "done": sorted(done)}))
+    tmp.write_text(json.dumps({"identity": ident, "done": {str(k): v for k, v in sorted(done.items())}}))
     os.replace(tmp, path)
 
 

@@ -1,0 +1,128 @@
+"""Series readers (EOPatch, stack, dated folder, arrays), point sampling and the per-pixel dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from senclip.errors import SenclipError
+from senclip.timeseries.composite import monthly_composite
+from senclip.timeseries.io import ArraySource, EOPatchSource, open_series
+from senclip.timeseries.rasters import write_dated_folder, write_stack
+
+
+@pytest.fixture(scope="module")
+def strip(eopatch_root):
+    """A 12-row strip of the real patch with its georeferencing."""
+    src = EOPatchSource(eopatch_root)
+    data, valid = src.read(slice(30, 42))
+    return src, data, valid
+
+
+def test_eopatch_source_matches_the_raw_arrays(eopatch_root, eopatch_arrays):
+    ndvi, clm, dates = eopatch_arrays
+    src = open_series(eopatch_root)
+    assert src.bands == ("NDVI",) and src.dates == dates and (src.height, src.width) == (101, 100)
+    assert src.crs.to_epsg() == 32633 and src.transform.a == pytest.approx(10.0, abs=0.1)
+    data, valid = src.read(slice(5, 9))
+    np.testing.assert_array_equal(data[:, 0], ndvi[:, 5:9])
+    np.testing.assert_array_equal(valid, clm[:, 5:9] == 0)
+
+
+@pytest.mark.parametrize("kind", ["stack", "folder"])
+def test_geotiff_inputs_round_trip(tmp_path, strip, kind):
+    src, data, valid = strip
+    if kind == "stack":
+        path = write_stack(tmp_path / "s.tif", data, src.dates, src.bands, valid, src.crs, src.transform)
+    else:
+        write_dated_folder(tmp_path / "f", data, src.dates, src.bands, valid, src.crs, src.transform)
+        path = tmp_path / "f"
+    got = open_series(path)
+    assert got.dates == src.dates and got.bands == src.bands and got.crs == src.crs
+    d, v = got.read(slice(2, 7))
+    np.testing.assert_array_equal(d, data[:, :, 2:7])
+    np.testing.assert_array_equal(v, valid[:, 2:7])
+
+
+def test_stack_dates_from_argument_and_separate_mask(tmp_path, strip):
+    import rasterio
+
+    src, data, valid = strip
+    path = write_stack(tmp_path / "s.tif", data, src.dates, src.bands, None, src.crs, src.transform)
+    with rasterio.open(path, "r+") as ds:  # drop the self-describing tags
+        ds.update_tags(dates="", bands="")
+    with pytest.raises(SenclipError, match="no dates"):
+        open_series(path)
+    (tmp_path / "dates.txt").write_text("\n".join(d.isoformat() for d in src.dates))
+    mask_path = tmp_path / "mask.tif"
+    with rasterio.open(mask_path, "w", driver="GTiff", count=len(src.dates), height=12, width=100,
+                       dtype="uint8") as m:
+        m.write((~valid).astype("uint8"))
+    got = open_series(path, dates=tmp_path / "dates.txt", bands=["NDVI"], mask=mask_path)
+    _, v = got.read(slice(0, 12))
+    np.testing.assert_array_equal(v, valid)
+
+
+def test_sample_points_by_row_col_and_coordinates(eopatch_root, eopatch_arrays):
+    from senclip.timeseries.sampling import sample_points
+
+    ndvi, clm, dates = eopatch_arrays
+    src = open_series(eopatch_root)
+    pts = [(3, 4), (50, 60), (99, 1)]
+    from rasterio.transform import xy
+
+    xs, ys = xy(src.transform, [p[0] for p in pts], [p[1] for p in pts])  # pixel centres
+    by_rc = sample_points(src, pd.DataFrame({"point_id": ["a", "b", "c"], "row": [p[0] for p in pts],
+                                             "col": [p[1] for p in pts]}), bands=["NDVI"])
+    by_xy = sample_points(src, pd.DataFrame({"point_id": ["a", "b", "c"], "x": xs, "y": ys}), bands=["NDVI"])
+    np.testing.assert_array_equal(by_rc["series"], by_xy["series"])
+    assert by_rc["series"].shape == (3, 12, 1) and by_rc["month_valid"].shape == (3, 12)
+    full, ok = monthly_composite(ndvi[:, None], dates, clm == 0)
+    for i, (r, c) in enumerate(pts):
+        np.testing.assert_array_equal(by_rc["series"][i, :, 0], full[:, 0, r, c])
+        np.testing.assert_array_equal(by_rc["month_valid"][i], ok[:, r, c])
+
+
+def test_sample_points_ten_bands_and_errors(tmp_path):
+    import datetime as dt
+
+    from senclip.models.timesen import S2_BANDS
+    from senclip.timeseries.sampling import sample_points
+
+    rng = np.random.default_rng(0)
+    dates = [dt.date(2021, m, 5) for m in range(1, 13)] + [dt.date(2021, 6, 20)]
+    data = rng.integers(0, 10000, (13, 10, 4, 5)).astype(np.float32)
+    valid = np.ones((13, 4, 5), bool)
+    valid[:, 0, 0] = False  # a pixel never clear
+    valid[2, 1, 1] = False  # March clouded at (1, 1)
+    src = ArraySource(data, dates, S2_BANDS, valid)
+    out = sample_points(src, pd.DataFrame({"point_id": [1, 2], "row": [1, 3], "col": [1, 4]}))
+    assert out["series"].shape == (2, 12, 10) and out["bands"] == S2_BANDS
+    assert not out["month_valid"][0, 2] and np.isnan(out["series"][0, 2]).all()
+    np.testing.assert_allclose(out["series"][1, 5], np.median(data[[5, 12], :, 3, 4], axis=0))
+    empty = pd.DataFrame({"point_id": [7, 8], "row": [0, 2], "col": [0, 2]})
+    with pytest.raises(SenclipError, match="no clear observation"):
+        sample_points(src, empty)
+    assert list(sample_points(src, empty, drop_empty=True)["point_id"]) == [8]
+    with pytest.raises(SenclipError, match="outside"):
+        sample_points(src, pd.DataFrame({"point_id": [1], "row": [9], "col": [0]}))
+    with pytest.raises(SenclipError, match="bands"):
+        sample_points(src, pd.DataFrame({"point_id": [1], "row": [1], "col": [1]}), bands=["B01"])
+
+
+def test_timeseries_dataset_splits_and_registry(eopatch_root):
+    from senclip.data import get_dataset
+    from senclip.timeseries.dataset import TimeSeriesDataset
+
+    train = TimeSeriesDataset(eopatch_root, split="train")
+    valid = get_dataset("timeseries", eopatch_root, bands=("NDVI",), split="valid")
+    assert isinstance(valid, TimeSeriesDataset)
+    assert len(train) + len(valid) == 101 * 100 - 155  # every labelled pixel, once
+    assert train.cols.max() < 50 <= valid.cols.min()
+    s = valid[0]
+    assert s["image"].shape == (12, 1) and s["bands"] == ("NDVI",) and s["path"] == f"{valid.rows[0]},{valid.cols[0]}"
+    assert valid.classes[int(s["label"])] in valid.class_counts()
+    assert train.fingerprint() != valid.fingerprint()
+    with pytest.raises(SenclipError, match="band"):
+        get_dataset("timeseries", eopatch_root, bands=("B04", "B03", "B02"))
