@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from senclip.acquire.sample_catalog import SceneSpec, StacServer, build_sample_catalog
-from senclip.acquire.testing import RangeServer
+from senclip.acquire.testing import RangeServerProcess
 
 P1 = "S2A_MSIL2A_20170613T101031_87_48"   # UTM 33N
 P2 = "S2A_MSIL2A_20170617T113321_36_85"   # UTM 29N
@@ -41,7 +41,7 @@ POINTS = [
 
 @dataclass
 class Loopback:
-    cogs: RangeServer
+    cogs: RangeServerProcess
     stac: StacServer
     root: Path
     assets: Path
@@ -67,7 +67,7 @@ def point_lonlat(bigearthnet: Path, patch: str, row: int, col: int) -> tuple[flo
 def loopback(tmp_path_factory, bigearthnet_root) -> Loopback:
     root = tmp_path_factory.mktemp("stac")
     (root / "assets").mkdir()
-    cogs = RangeServer(root / "assets").start()
+    cogs = RangeServerProcess(root / "assets").start()
     paths = build_sample_catalog(bigearthnet_root, root, SCENES, cogs.url())
     stac = StacServer([paths["collection"], paths["items"]]).start()
     yield Loopback(cogs, stac, root, paths["assets"], bigearthnet_root)

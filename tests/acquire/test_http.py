@@ -83,3 +83,19 @@ def test_range_server_ranges_and_faults(tmp_path):
         with pytest.raises(urllib.error.HTTPError, match="404"):
             _get(srv.url("missing.bin"))
         assert srv.requests["/f.bin"] == 6 and srv.bytes_sent["/f.bin"] == 10 + 4 + 1024 + 0 + 1024 + 512
+
+
+def test_range_server_process_control(tmp_path):
+    from senclip.acquire.testing import RangeServerProcess
+
+    (tmp_path / "f.bin").write_bytes(b"x" * 100)
+    with RangeServerProcess(tmp_path) as srv:
+        srv.faults.add("f.bin", "503", times=1)
+        with pytest.raises(urllib.error.HTTPError, match="503"):
+            _get(srv.url("f.bin"))
+        assert _get(srv.url("f.bin"), {"Range": "bytes=0-9"})[2] == b"x" * 10
+        assert srv.requests["/f.bin"] == 2 and srv.bytes_sent["/f.bin"] == 10
+        srv.reset_stats()
+        assert srv.requests["/f.bin"] == 0
+        proc = srv.proc
+    assert proc.poll() is not None  # the server process ended

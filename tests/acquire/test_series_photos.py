@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import rasterio
 
-from senclip.acquire.testing import RangeServer
+from senclip.acquire.testing import RangeServerProcess
 from senclip.cli import main
 
 from .test_resilience import _HealOnRetry
@@ -63,7 +63,7 @@ def photo_server(tmp_path):
     (root / "2017").mkdir(parents=True)
     for name in ("pt1N", "pt1E", "pt1S", "pt1W", "pt1P", "pt2P"):  # pt2 has only its point photo
         (root / "2017" / f"{name}.jpg").write_bytes(name.encode() * 1000)
-    with RangeServer(root) as srv:
+    with RangeServerProcess(root) as srv:
         yield srv
 
 

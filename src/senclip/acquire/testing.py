@@ -15,8 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -25,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 FAULT_KINDS = ("503", "404", "truncate", "delay")
+CONTROL = "/__control__/"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
@@ -112,7 +116,8 @@ class RangeServer:
 
     def url(self, relpath: str | Path = "") -> str:
         """The http URL of ``relpath`` (relative to ``root``)."""
-        return f"http://127.0.0.1:{self.port}/{Path(relpath).as_posix()}"
+        rel = Path(relpath).as_posix()
+        return f"http://127.0.0.1:{self.port}/{'' if rel == '.' else rel}"
 
     def reset_stats(self) -> None:
         """Zero the request and byte counters."""
@@ -128,7 +133,7 @@ class RangeServer:
     def start(self) -> RangeServer:
         """Bind a free loopback port and serve in a daemon thread."""
         handler = type("Handler", (_Handler,), {"server_ref": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
@@ -146,6 +151,11 @@ class RangeServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many parallel range requests: a short listen backlog stalls clients
+    daemon_threads = True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -167,7 +177,40 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(head=True)
 
     def do_GET(self) -> None:  # noqa: N802
+        if self.path.startswith(CONTROL):
+            return self._control()
         self._serve(head=False)
+        return None
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._control()
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._control()
+
+    def _control(self) -> None:
+        """Fault and counter control for a server run in another process."""
+        srv = self.server_ref
+        what = self.path[len(CONTROL):]
+        body = b"{}"
+        if what == "faults" and self.command == "POST":
+            spec = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            srv.faults.add(spec["match"], spec["kind"], spec.get("times", 1), spec.get("seconds", 0.0))
+        elif what == "faults" and self.command == "DELETE":
+            srv.faults.clear()
+        elif what == "reset" and self.command == "POST":
+            srv.reset_stats()
+        elif what == "stats":
+            with srv._lock:
+                body = json.dumps({"requests": srv.requests, "bytes_sent": srv.bytes_sent}).encode()
+        else:
+            return self._error(404)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return None
 
     def _error(self, code: int) -> None:
         self.send_response(code)
@@ -237,3 +280,115 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         return None
+
+
+class _RemoteFaults:
+    """``add``/``clear`` of a :class:`RangeServerProcess`'s faults, over its control URL."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def add(self, match: str, kind: str, times: int | None = 1, seconds: float = 0.0) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
+        _call(self.base + "faults", "POST", {"match": match, "kind": kind, "times": times, "seconds": seconds})
+
+    def clear(self) -> None:
+        _call(self.base + "faults", "DELETE")
+
+
+def _call(url: str, method: str = "GET", payload: dict | None = None) -> dict:
+    import urllib.request
+
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+class RangeServerProcess:
+    """A :class:`RangeServer` in its own Python process, with the same interface.
+
+    Clients that hold the GIL while they wait for a response (GDAL called from
+    Python threads) would stall a server living in their own process; this
+    one cannot be stalled that way. Faults and counters go through
+    ``/__control__/`` URLs.
+    """
+
+    def __init__(self, root: str | Path, latency: float = 0.0) -> None:
+        self.root = Path(root).resolve()
+        self.latency = latency
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RangeServerProcess:
+        """Start the server process and read its port."""
+        self.proc = subprocess.Popen([sys.executable, "-m", "senclip.acquire.testing", str(self.root),
+                                      "--latency", str(self.latency)], stdout=subprocess.PIPE,
+                                     stdin=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"range server did not start (said {line!r})")
+        self.port = int(line)
+        self.faults = _RemoteFaults(f"http://127.0.0.1:{self.port}{CONTROL}")
+        return self
+
+    def url(self, relpath: str | Path = "") -> str:
+        """The http URL of ``relpath`` (relative to ``root``)."""
+        rel = Path(relpath).as_posix()
+        return f"http://127.0.0.1:{self.port}/{'' if rel == '.' else rel}"
+
+    def _stats(self) -> dict:
+        return _call(f"http://127.0.0.1:{self.port}{CONTROL}stats")
+
+    @property
+    def requests(self) -> dict[str, int]:
+        return defaultdict(int, self._stats()["requests"])
+
+    @property
+    def bytes_sent(self) -> dict[str, int]:
+        return defaultdict(int, self._stats()["bytes_sent"])
+
+    def reset_stats(self) -> None:
+        """Zero the request and byte counters."""
+        _call(f"http://127.0.0.1:{self.port}{CONTROL}reset", "POST", {})
+
+    def stop(self) -> None:
+        """End the server process."""
+        if self.proc is not None:
+            if self.proc.stdin:
+                self.proc.stdin.close()  # the server exits when its stdin closes
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> RangeServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Serve a folder on 127.0.0.1 with HTTP Range support; "
+                                            "prints the port, stops when stdin closes.")
+    p.add_argument("root")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
+    args = p.parse_args(argv)
+    server = RangeServer(args.root, latency=args.latency).start()
+    print(server.port, flush=True)
+    try:
+        sys.stdin.read()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+
+
+if __name__ == "__main__":
+    _main()
