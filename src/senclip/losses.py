@@ -1,0 +1,159 @@
+"""Contrastive and regression losses for aligning a satellite tower with ground targets.
+
+All losses are plain :class:`torch.nn.Module` objects that work on already
+gathered, L2-normalised embeddings, so they can be tested without Lightning
+or a process group:
+
+* :class:`InfoNCELoss`: symmetric InfoNCE (CLIP loss) with a learnable
+  temperature and in-batch negatives, plus optional extra negatives for the
+  satellite -> ground direction (the :class:`TargetQueue`).
+* :class:`CosineLoss`: ``1 - cos(sat, target)`` averaged over the batch.
+* :class:`TargetQueue`: a FIFO of past (detached) target embeddings used as
+  extra negatives. It is a module with buffers, so its content travels with
+  the model's ``state_dict`` (and so with training checkpoints).
+
+Distributed training: :func:`gather_with_grad` all-gathers a per-rank batch
+so that every rank sees the global batch (ordered by rank) while gradients
+still flow into the local slice. Every rank then computes the same global
+loss and enqueues the same global targets, which keeps the queues identical.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+MAX_LOGIT_SCALE = 100.0
+"""CLIP's clamp on ``exp(log_scale)`` (a temperature of 0.01 at the lowest)."""
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """All-gather ``x`` (``(B, D)`` per rank) into ``(world * B, D)`` in rank order.
+
+    The slice that belongs to this rank is the input tensor itself, so
+    gradients flow into the local batch; the other ranks' slices are
+    constants. Without an initialised process group (or with one process) the
+    input is returned unchanged. All ranks must pass the same ``B``.
+    """
+    if not _distributed():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts, dim=0)
+
+
+class TargetQueue(nn.Module):
+    """FIFO of the last ``size`` target embeddings (extra negatives).
+
+    ``negatives()`` returns the stored targets (oldest first) *before* the
+    current batch is added, so a batch never meets its own targets as
+    negatives; call :meth:`enqueue` after computing the loss. Stored in
+    float32 buffers: ``items`` ``(size, dim)``, ``ptr`` (next write slot) and
+    ``filled`` (how many slots hold data).
+
+    Args:
+        size: capacity ``K`` (number of past targets kept).
+        dim: embedding dimension.
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise ValueError(f"queue size and dim must be positive, got size={size}, dim={dim}")
+        self.size = int(size)
+        self.register_buffer("items", torch.zeros(size, dim))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    @property
+    def is_full(self) -> bool:
+        return int(self.filled) == self.size
+
+    def negatives(self) -> torch.Tensor:
+        """The stored targets, oldest first: ``(filled, dim)`` (empty at the start)."""
+        n, ptr = int(self.filled), int(self.ptr)
+        if n < self.size:
+            return self.items[:n]
+        return torch.cat([self.items[ptr:], self.items[:ptr]], dim=0)
+
+    @torch.no_grad()
+    def enqueue(self, targets: torch.Tensor) -> None:
+        """Append ``targets`` ``(B, dim)`` (detached), dropping the oldest when full."""
+        targets = targets.detach().to(self.items.dtype)
+        n = min(targets.shape[0], self.size)
+        if n == 0:
+            return
+        idx = (int(self.ptr) + torch.arange(n, device=self.items.device)) % self.size
+        self.items[idx] = targets[-n:]
+        self.ptr.fill_((int(self.ptr) + n) % self.size)
+        self.filled.fill_(min(int(self.filled) + n, self.size))
+
+
+class InfoNCELoss(nn.Module):
+    """Symmetric InfoNCE with a learnable temperature and in-batch negatives.
+
+    For satellite embeddings ``s`` and targets ``t`` (both ``(N, D)``,
+    L2-normalised, row ``i`` of one matching row ``i`` of the other) and a
+    logit scale ``a = exp(log_scale)`` (clamped to ``MAX_LOGIT_SCALE``)::
+
+        s->g: CE(a * s @ [t; q].T, i)      q: extra negatives (queue)
+        g->s: CE(a * t @ s.T,      i)
+        loss = (s->g + g->s) / 2
+
+    Args:
+        init_temperature: initial temperature ``T`` (``log_scale = log(1/T)``);
+            SenCLIP used 0.07 and 0.007.
+        learnable: train the temperature with the model.
+    """
+
+    def __init__(self, init_temperature: float = 0.07, learnable: bool = True) -> None:
+        super().__init__()
+        if init_temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {init_temperature}")
+        value = torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32)
+        if learnable:
+            self.log_scale = nn.Parameter(value)
+        else:
+            self.register_buffer("log_scale", value)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    @property
+    def temperature(self) -> float:
+        return float(1.0 / self.scale.detach())
+
+    def forward(
+        self, sat: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss for matching rows of ``sat`` and ``target``; ``negatives`` ``(K, D)`` optional."""
+        if sat.shape != target.shape:
+            raise ValueError(f"sat and target shapes differ: {tuple(sat.shape)} vs {tuple(target.shape)}")
+        scale = self.scale
+        sat, target = sat.float(), target.float()
+        gallery = target if negatives is None or len(negatives) == 0 else torch.cat(
+            [target, negatives.to(target)], dim=0)
+        labels = torch.arange(sat.shape[0], device=sat.device)
+        s2g = F.cross_entropy(scale * sat @ gallery.T, labels)
+        g2s = F.cross_entropy(scale * target @ sat.T, labels)
+        return (s2g + g2s) / 2
+
+
+class CosineLoss(nn.Module):
+    """``mean(1 - cos(sat_i, target_i))``: pulls each satellite embedding onto its target."""
+
+    def forward(
+        self, sat: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        del negatives  # a regression loss has no negatives
+        return (1.0 - F.cosine_similarity(sat.float(), target.float(), dim=-1)).mean()
