@@ -11,11 +11,11 @@ import pytest
 from senclip.acquire.sample_catalog import SceneSpec, StacServer, build_sample_catalog
 from senclip.acquire.testing import RangeServerProcess
 
-P1 = "S2A_MSIL2A_20170613T101031_87_48"   # UTM 33N
-P2 = "S2A_MSIL2A_20170617T113321_36_85"   # UTM 29N
-P3 = "S2A_MSIL2A_20170617T113321_4_55"    # UTM 29N
-P4 = "S2A_MSIL2A_20171221T112501_56_35"   # UTM 29N
-P5 = "S2B_MSIL2A_20170924T93020_69_24"    # UTM 35N
+P1 = "S2A_MSIL2A_20170613T101031_87_48"  # UTM 33N
+P2 = "S2A_MSIL2A_20170617T113321_36_85"  # UTM 29N
+P3 = "S2A_MSIL2A_20170617T113321_4_55"  # UTM 29N
+P4 = "S2A_MSIL2A_20171221T112501_56_35"  # UTM 29N
+P5 = "S2B_MSIL2A_20170924T93020_69_24"  # UTM 35N
 
 SCENES = [
     # P1: three scenes. A: scene cloudy (60 %) but clear over the point; B: 5 % scene cloud but a cloud
@@ -24,8 +24,8 @@ SCENES = [
     SceneSpec("P1_B_20170618", P1, "2017-06-18T10:10:31Z", 5.0, "cloud-centre", 1000),
     SceneSpec("P1_C_20170801", P1, "2017-08-01T10:10:31Z", 0.0, "clear", 2000),
     SceneSpec("P2_20170617", P2, "2017-06-17T11:33:21Z", 10.0, "clear", 0),
-    SceneSpec("P3_20170617", P3, "2017-06-17T11:33:21Z", 3.0, "cloud-all", 0),       # no clear scene
-    SceneSpec("P4_20171221", P4, "2017-12-21T11:25:01Z", 15.0, "none", 0),           # no SCL asset
+    SceneSpec("P3_20170617", P3, "2017-06-17T11:33:21Z", 3.0, "cloud-all", 0),  # no clear scene
+    SceneSpec("P4_20171221", P4, "2017-12-21T11:25:01Z", 15.0, "none", 0),  # no SCL asset
     SceneSpec("P5_20170924", P5, "2017-09-24T09:30:20Z", 1.0, "clear", 0, common_names=True),
 ]
 

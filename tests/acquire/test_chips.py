@@ -18,9 +18,28 @@ CHIP = 32
 
 
 def chips_args(loopback, points, out, *extra):
-    return ["acquire", "chips", "--points", str(points), "--stac-url", loopback.url, "--out", str(out),
-            "--chip-px", str(CHIP), "--bands", ",".join(BANDS), "--window-days", "30", "--max-cloud", "20",
-            "--no-progress", "--backoff", "0.05", *extra]
+    return [
+        "acquire",
+        "chips",
+        "--points",
+        str(points),
+        "--stac-url",
+        loopback.url,
+        "--out",
+        str(out),
+        "--chip-px",
+        str(CHIP),
+        "--bands",
+        ",".join(BANDS),
+        "--window-days",
+        "30",
+        "--max-cloud",
+        "20",
+        "--no-progress",
+        "--backoff",
+        "0.05",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +55,23 @@ def _expected(assets, item_id, band, row, col):
     """Direct rasterio read of the source asset around pixel (row, col) of the 10 m grid."""
     with rasterio.open(assets / item_id / f"{band}.tif") as src:
         a = src.read(1)
-        factor = int(round(src.res[0] / 10))
+        factor = round(src.res[0] / 10)
     a = np.repeat(np.repeat(a, factor, 0), factor, 1)
     h = CHIP // 2
-    return a[row - h: row + h, col - h: col + h]
+    return a[row - h : row + h, col - h : col + h]
 
 
 def test_statuses_and_chosen_scenes(run):
     j = run["journal"]
     assert run["rc"] == 0
-    assert {k: v["status"] for k, v in j.items()} == {"pt1": "ok", "pt2": "ok", "pt3": "cloudy", "pt4": "ok",
-                                                     "pt5": "ok", "pt_far": "no-scene"}
+    assert {k: v["status"] for k, v in j.items()} == {
+        "pt1": "ok",
+        "pt2": "ok",
+        "pt3": "cloudy",
+        "pt4": "ok",
+        "pt5": "ok",
+        "pt_far": "no-scene",
+    }
     # least cloud over the chip, inside the window: A (scene 60 % cloud, clear at the point) beats
     # B (5 % scene cloud, cloud over the point) and C (cloud-free, outside ±30 days)
     assert j["pt1"]["item_id"] == "P1_A_20170613" and j["pt1"]["cloud_source"] == "scl"
@@ -67,8 +92,9 @@ def test_chip_grid_bands_and_pixels_match_direct_reads(run, loopback):
         with rasterio.open(run["out"] / rec["sat_path"]) as chip:
             assert chip.crs == crs
             assert chip.shape == (CHIP, CHIP) and chip.count == len(BANDS)
-            assert chip.transform.almost_equals(rasterio.Affine(10, 0, t.c + (col - CHIP // 2) * 10,
-                                                                0, -10, t.f - (row - CHIP // 2) * 10))
+            assert chip.transform.almost_equals(
+                rasterio.Affine(10, 0, t.c + (col - CHIP // 2) * 10, 0, -10, t.f - (row - CHIP // 2) * 10)
+            )
             assert list(chip.descriptions) == BANDS
             tags = chip.tags()
             assert tags["item_id"] == rec["item_id"] and tags["point_id"] == pid
@@ -78,7 +104,7 @@ def test_chip_grid_bands_and_pixels_match_direct_reads(run, loopback):
         if scenes[rec["item_id"]].offset == 0:  # the assets hold the real BigEarthNet values
             with rasterio.open(loopback.bigearthnet / patch / f"{patch}_B04.tif") as src:
                 h = CHIP // 2
-                np.testing.assert_array_equal(data[0], src.read(1)[row - h: row + h, col - h: col + h])
+                np.testing.assert_array_equal(data[0], src.read(1)[row - h : row + h, col - h : col + h])
 
 
 def test_manifest_format(run):

@@ -58,7 +58,10 @@ def test_policy_validation_and_gdal_env():
     env = gdal_env(RetryPolicy(timeout=7))
     assert env["GDAL_HTTP_MAX_RETRY"] == "0" and env["GDAL_HTTP_TIMEOUT"] == "7"
     assert "CPL_VSIL_CURL_NON_CACHED" not in env
-    assert gdal_env(RetryPolicy(), retry_of="http://h/x.tif?sig=1")["CPL_VSIL_CURL_NON_CACHED"] == "/vsicurl/http://h/x.tif"
+    assert (
+        gdal_env(RetryPolicy(), retry_of="http://h/x.tif?sig=1")["CPL_VSIL_CURL_NON_CACHED"]
+        == "/vsicurl/http://h/x.tif"
+    )
 
 
 def _get(url, headers=None):
@@ -70,7 +73,9 @@ def test_range_server_ranges_and_faults(tmp_path):
     (tmp_path / "f.bin").write_bytes(bytes(range(256)) * 4)
     with RangeServer(tmp_path) as srv:
         status, headers, body = _get(srv.url("f.bin"), {"Range": "bytes=10-19"})
-        assert status == 206 and body == bytes(range(10, 20)) and headers["Content-Range"] == "bytes 10-19/1024"
+        assert (
+            status == 206 and body == bytes(range(10, 20)) and headers["Content-Range"] == "bytes 10-19/1024"
+        )
         assert _get(srv.url("f.bin"), {"Range": "bytes=-4"})[2] == bytes(range(252, 256))
         assert _get(srv.url("f.bin"))[2] == bytes(range(256)) * 4
         srv.faults.add("f.bin", "503", times=1)

@@ -1,4 +1,4 @@
-"""Server failures (503, truncated body, timeout) are retried; runs resume after kill -9 with identical output."""
+"""Server failures (503, truncation, timeout) are retried; kill -9 then resume gives identical output."""
 
 from __future__ import annotations
 
@@ -61,13 +61,16 @@ def test_transient_failures_are_retried(loopback, cogs, uncached, two_points, tm
     assert len(heal.messages) >= 1 and all("B03.tif" in m and "retry 1/3" in m for m in heal.messages[:1])
     journal = [json.loads(line) for line in (tmp_path / "o" / "chips.jsonl").read_text().splitlines()]
     assert sorted((r["point_id"], r["status"]) for r in journal) == [("pt1", "ok"), ("pt2", "ok")]
-    with rasterio.open(tmp_path / "o" / "chips" / "pt2.tif") as chip, \
-            rasterio.open(loopback.assets / "P2_20170617" / "B03.tif") as src:
-        assert (chip.read(2) == src.read(1)[50 - 16: 50 + 16, 70 - 16: 70 + 16]).all()
+    with (
+        rasterio.open(tmp_path / "o" / "chips" / "pt2.tif") as chip,
+        rasterio.open(loopback.assets / "P2_20170617" / "B03.tif") as src,
+    ):
+        assert (chip.read(2) == src.read(1)[50 - 16 : 50 + 16, 70 - 16 : 70 + 16]).all()
 
 
-def test_persistent_failure_is_reported_and_finished_chips_kept(loopback, cogs, uncached, two_points, tmp_path,
-                                                                capsys):
+def test_persistent_failure_is_reported_and_finished_chips_kept(
+    loopback, cogs, uncached, two_points, tmp_path, capsys
+):
     out = tmp_path / "o"
     cogs.faults.add("/P2_20170617/B04.tif", "503", times=None)
     rc = main(chips_args(loopback, two_points, out, "--retries", "2"))
@@ -99,8 +102,12 @@ def test_kill_9_then_resume_gives_identical_output(loopback, cogs, points_csv, t
     # hold pt4's first request for 20 s so the kill lands while pt4 is in flight
     cogs.faults.add("/P4_20171221/B04.tif", "delay", times=1, seconds=20)
     args = chips_args(loopback, points_csv, out, "--concurrency", "1")
-    proc = subprocess.Popen([sys.executable, "-m", "senclip.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "senclip.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     journal = out / "chips.jsonl"
     deadline = time.monotonic() + 60
     try:

@@ -21,7 +21,7 @@ SERIES_CHIP = 48
 def _source(assets, item, band):
     with rasterio.open(assets / item / f"{band}.tif") as src:
         a = src.read(1).astype(np.float32)
-        factor = int(round(src.res[0] / 10))
+        factor = round(src.res[0] / 10)
     return np.repeat(np.repeat(a, factor, 0), factor, 1)
 
 
@@ -30,8 +30,25 @@ def test_series_monthly_median_with_scl_mask(loopback, points_csv, tmp_path):
     pts = tmp_path / "pt1.csv"
     df[df["point_id"] == "pt1"].to_csv(pts, index=False)
     out = tmp_path / "series"
-    rc = main(["acquire", "series", "--points", str(pts), "--stac-url", loopback.url, "--out", str(out),
-               "--year", "2017", "--chip-px", str(SERIES_CHIP), "--bands", "B04,B8A", "--no-progress"])
+    rc = main(
+        [
+            "acquire",
+            "series",
+            "--points",
+            str(pts),
+            "--stac-url",
+            loopback.url,
+            "--out",
+            str(out),
+            "--year",
+            "2017",
+            "--chip-px",
+            str(SERIES_CHIP),
+            "--bands",
+            "B04,B8A",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     rec = json.loads((out / "series.jsonl").read_text().splitlines()[0])
     assert rec["items"] == ["P1_A_20170613", "P1_B_20170618", "P1_C_20170801"]
@@ -46,8 +63,10 @@ def test_series_monthly_median_with_scl_mask(loopback, points_csv, tmp_path):
         assert stack.tags()["bands"] == "B04,B8A" and stack.tags()["dates"].split(",")[5] == "2017-06-15"
         data = stack.read().reshape(12, 3, SERIES_CHIP, SERIES_CHIP)
     for j, band in enumerate(["B04", "B8A"]):
-        a, b, c = (_source(loopback.assets, i, band)[rows, cols]
-                   for i in ("P1_A_20170613", "P1_B_20170618", "P1_C_20170801"))
+        a, b, c = (
+            _source(loopback.assets, i, band)[rows, cols]
+            for i in ("P1_A_20170613", "P1_B_20170618", "P1_C_20170801")
+        )
         june = np.where(cloud_b[rows, cols], a, (a + b) / 2)
         np.testing.assert_allclose(data[5, j], june)
         np.testing.assert_allclose(data[7, j], c)
@@ -67,7 +86,9 @@ def photo_server(tmp_path):
         yield srv
 
 
-def test_chips_with_photos_build_a_valid_paired_manifest(loopback, points_csv, photo_server, tmp_path, capsys):
+def test_chips_with_photos_build_a_valid_paired_manifest(
+    loopback, points_csv, photo_server, tmp_path, capsys
+):
     from senclip.data.manifest import read_manifest
 
     df = pd.read_csv(points_csv, dtype={"point_id": str})
@@ -78,10 +99,27 @@ def test_chips_with_photos_build_a_valid_paired_manifest(loopback, points_csv, p
     heal = _HealOnRetry(photo_server.faults)
     logging.getLogger("senclip.acquire.http").addHandler(heal)
     try:
-        rc = main(["acquire", "chips", "--points", str(pts), "--stac-url", loopback.url, "--out", str(out),
-                   "--chip-px", "16", "--no-progress", "--backoff", "0.05",
-                   "--photo-url-template", "{base}/{year}/{point_id}{direction}.jpg",
-                   "--photo-base", photo_server.url().rstrip("/")])
+        rc = main(
+            [
+                "acquire",
+                "chips",
+                "--points",
+                str(pts),
+                "--stac-url",
+                loopback.url,
+                "--out",
+                str(out),
+                "--chip-px",
+                "16",
+                "--no-progress",
+                "--backoff",
+                "0.05",
+                "--photo-url-template",
+                "{base}/{year}/{point_id}{direction}.jpg",
+                "--photo-base",
+                photo_server.url().rstrip("/"),
+            ]
+        )
     finally:
         logging.getLogger("senclip.acquire.http").removeHandler(heal)
     assert rc == 0 and any("pt1W.jpg" in m for m in heal.messages)  # the 503 was retried
@@ -94,14 +132,37 @@ def test_chips_with_photos_build_a_valid_paired_manifest(loopback, points_csv, p
     assert rec["pt2"]["views"]["N"]["status"] == "missing"
 
     photo_server.reset_stats()
-    rc = main(["acquire", "photos", "--points", str(pts), "--out", str(out), "--no-progress",
-               "--photo-url-template", "{base}/{year}/{point_id}{direction}.jpg",
-               "--photo-base", photo_server.url().rstrip("/")])
+    rc = main(
+        [
+            "acquire",
+            "photos",
+            "--points",
+            str(pts),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--photo-url-template",
+            "{base}/{year}/{point_id}{direction}.jpg",
+            "--photo-base",
+            photo_server.url().rstrip("/"),
+        ]
+    )
     assert rc == 0 and sum(photo_server.requests.values()) == 0  # resumed: nothing fetched again
     assert "6 photos, 4 missing" in capsys.readouterr().err
 
 
 def test_photo_template_with_unknown_field_is_a_user_error(points_csv, tmp_path, capsys):
-    rc = main(["acquire", "photos", "--points", str(points_csv), "--out", str(tmp_path / "o"),
-               "--photo-url-template", "{base}/{nuts9}/{point_id}.jpg", "--no-progress"])
+    rc = main(
+        [
+            "acquire",
+            "photos",
+            "--points",
+            str(points_csv),
+            "--out",
+            str(tmp_path / "o"),
+            "--photo-url-template",
+            "{base}/{nuts9}/{point_id}.jpg",
+            "--no-progress",
+        ]
+    )
     assert rc == 2 and "unknown field(s) nuts9" in capsys.readouterr().err

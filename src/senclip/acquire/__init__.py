@@ -14,5 +14,14 @@ from senclip.acquire.pipeline import ChipsOptions, acquire_chips, write_paired_m
 from senclip.acquire.points import read_points
 from senclip.acquire.series import SeriesOptions, acquire_series
 
-__all__ = ["ChipSpec", "ChipsOptions", "RemoteError", "RetryPolicy", "SeriesOptions", "acquire_chips",
-           "acquire_series", "read_points", "write_paired_manifest"]
+__all__ = [
+    "ChipSpec",
+    "ChipsOptions",
+    "RemoteError",
+    "RetryPolicy",
+    "SeriesOptions",
+    "acquire_chips",
+    "acquire_series",
+    "read_points",
+    "write_paired_manifest",
+]

@@ -1,13 +1,13 @@
 """Sentinel-2 chips around a point: grid, cloud ranking over the chip, windowed reads, GeoTIFF output.
 
-A chip is ``chip_px`` × ``chip_px`` pixels at ``resolution`` metres in the
+A chip is ``chip_px`` x ``chip_px`` pixels at ``resolution`` metres in the
 CRS of the scene's first requested band (the UTM zone of the Sentinel-2
 tile), aligned to that band's pixel grid. The pixel holding the point is at
 row/column ``chip_px // 2``. Only the chip window of each Cloud-Optimised
 GeoTIFF is read (rasterio windowed reads; over HTTP these become range
 requests for the tiles that overlap the window). Coarser bands (20 m, 60 m)
 are resampled onto the chip grid, by nearest neighbour unless asked
-otherwise, so a 20 m pixel becomes 2 × 2 identical 10 m pixels.
+otherwise, so a 20 m pixel becomes 2 x 2 identical 10 m pixels.
 
 Cloud over the chip comes from the scene classification (SCL) band of L2A
 products when the item has one: the percentage of chip pixels classed no
@@ -61,7 +61,9 @@ class ChipSpec:
         if self.resolution <= 0:
             raise SenclipError(f"resolution must be positive, got {self.resolution}")
         if self.resampling not in RESAMPLING:
-            raise SenclipError(f"unknown resampling {self.resampling!r}; choose one of {', '.join(RESAMPLING)}")
+            raise SenclipError(
+                f"unknown resampling {self.resampling!r}; choose one of {', '.join(RESAMPLING)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,9 @@ def chip_grid(href: str, lon: float, lat: float, spec: ChipSpec, policy: RetryPo
         x0, y0 = t.c + (col - half) * res, t.f - (row - half) * res
         return Grid(src.crs, Affine(res, 0.0, x0, 0.0, -res, y0), spec.chip_px, spec.chip_px)
 
-    return retry_call(lambda a: _open(href, policy, a, _grid), policy, what=f"reading header of {_short(href)}")
+    return retry_call(
+        lambda a: _open(href, policy, a, _grid), policy, what=f"reading header of {_short(href)}"
+    )
 
 
 def _short(href: str) -> str:
@@ -138,12 +142,24 @@ def read_window(href: str, grid: Grid, policy: RetryPolicy, resampling: str = "n
         shape = (grid.height, grid.width)
         if src.crs == grid.crs:
             window = from_bounds(*grid.bounds, transform=src.transform)
-            inside = (window.col_off >= 0 and window.row_off >= 0 and window.col_off + window.width <= src.width
-                      and window.row_off + window.height <= src.height)
-            return src.read(1, window=window, out_shape=shape, resampling=method, boundless=not inside,
-                            fill_value=0)
-        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                       resampling=method, nodata=0) as vrt:
+            inside = (
+                window.col_off >= 0
+                and window.row_off >= 0
+                and window.col_off + window.width <= src.width
+                and window.row_off + window.height <= src.height
+            )
+            return src.read(
+                1, window=window, out_shape=shape, resampling=method, boundless=not inside, fill_value=0
+            )
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=method,
+            nodata=0,
+        ) as vrt:
             return vrt.read(1, out_shape=shape)
 
     return retry_call(lambda a: _open(href, policy, a, _read), policy, what=f"reading {_short(href)}")
@@ -160,18 +176,28 @@ def scl_cloud_percent(scl: np.ndarray) -> float:
     return float(np.isin(scl, SCL_UNUSABLE).mean() * 100.0)
 
 
-def rank_candidates(items: list, lon: float, lat: float, target: dt.date, spec: ChipSpec,
-                    policy: RetryPolicy, max_candidates: int = 6) -> list[Candidate]:
+def rank_candidates(
+    items: list,
+    lon: float,
+    lat: float,
+    target: dt.date,
+    spec: ChipSpec,
+    policy: RetryPolicy,
+    max_candidates: int = 6,
+) -> list[Candidate]:
     """Score scenes by cloud over the chip; best first.
 
     The ``max_candidates`` items with the least scene cloud (then nearest in
     time) are scored; order is chip cloud, then days from ``target``, then
     scene cloud. Scenes without cloud information come last.
     """
+
     def days(item) -> int:
         return abs((item_datetime(item).date() - target).days)
 
-    pre = sorted(items, key=lambda it: (item_cloud_cover(it) is None, item_cloud_cover(it) or 0.0, days(it), it.id))
+    pre = sorted(
+        items, key=lambda it: (item_cloud_cover(it) is None, item_cloud_cover(it) or 0.0, days(it), it.id)
+    )
     out = []
     for item in pre[:max_candidates]:
         grid = chip_grid(asset_href(item, spec.bands[0]), lon, lat, spec, policy)
@@ -185,8 +211,9 @@ def rank_candidates(items: list, lon: float, lat: float, target: dt.date, spec: 
     return sorted(out, key=Candidate.sort_key)
 
 
-def write_chip(path: str | Path, data: np.ndarray, grid: Grid, bands: tuple[str, ...],
-               tags: dict[str, object]) -> Path:
+def write_chip(
+    path: str | Path, data: np.ndarray, grid: Grid, bands: tuple[str, ...], tags: dict[str, object]
+) -> Path:
     """Write a (C, H, W) chip as a GeoTIFF, atomically (``<path>.partial`` then rename).
 
     Band descriptions are the band codes; ``tags`` go into the dataset metadata.
@@ -196,9 +223,17 @@ def write_chip(path: str | Path, data: np.ndarray, grid: Grid, bands: tuple[str,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    profile = {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": data.shape[0],
-               "dtype": data.dtype.name, "crs": grid.crs, "transform": grid.transform,
-               "compress": "deflate", "nodata": 0}
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "compress": "deflate",
+        "nodata": 0,
+    }
     if data.dtype.kind in "ui":
         profile["predictor"] = 2
     try:
@@ -216,5 +251,16 @@ def write_chip(path: str | Path, data: np.ndarray, grid: Grid, bands: tuple[str,
     return path
 
 
-__all__ = ["SCL_UNUSABLE", "Candidate", "ChipSpec", "Grid", "RemoteError", "chip_grid", "rank_candidates",
-           "read_chip", "read_window", "scl_cloud_percent", "write_chip"]
+__all__ = [
+    "SCL_UNUSABLE",
+    "Candidate",
+    "ChipSpec",
+    "Grid",
+    "RemoteError",
+    "chip_grid",
+    "rank_candidates",
+    "read_chip",
+    "read_window",
+    "scl_cloud_percent",
+    "write_chip",
+]

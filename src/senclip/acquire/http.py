@@ -40,9 +40,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _HTTP_CODE = re.compile(r"(?:HTTP response code|HTTP error code|status)\D{0,5}(\d{3})", re.I)
-_TRANSIENT_WORDS = ("timed out", "timeout", "connection reset", "connection refused", "connection aborted",
-                    "transferred a partial file", "partial file", "read failed", "eof", "broken pipe",
-                    "remotedisconnected", "incomplete", "chunked", "empty reply")
+_TRANSIENT_WORDS = (
+    "timed out",
+    "timeout",
+    "connection reset",
+    "connection refused",
+    "connection aborted",
+    "transferred a partial file",
+    "partial file",
+    "read failed",
+    "eof",
+    "broken pipe",
+    "remotedisconnected",
+    "incomplete",
+    "chunked",
+    "empty reply",
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +112,9 @@ def is_transient(exc: BaseException) -> bool:
     try:
         import requests
 
-        if isinstance(exc, requests.ConnectionError | requests.Timeout
-                      | requests.exceptions.ChunkedEncodingError):
+        if isinstance(
+            exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+        ):
             return True
     except ImportError:  # pragma: no cover - requests comes with pystac-client
         pass
@@ -108,9 +122,13 @@ def is_transient(exc: BaseException) -> bool:
     return any(word in text for word in _TRANSIENT_WORDS)
 
 
-def retry_call(fn: Callable[[int], T], policy: RetryPolicy, what: str = "request",
-               transient: Callable[[BaseException], bool] = is_transient,
-               sleep: Callable[[float], None] = time.sleep) -> T:
+def retry_call(
+    fn: Callable[[int], T],
+    policy: RetryPolicy,
+    what: str = "request",
+    transient: Callable[[BaseException], bool] = is_transient,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Call ``fn(attempt)`` until it succeeds, retrying transient failures.
 
     Args:
@@ -131,7 +149,7 @@ def retry_call(fn: Callable[[int], T], policy: RetryPolicy, what: str = "request
     for attempt in range(1, policy.attempts + 1):
         try:
             return fn(attempt)
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             retry = transient(exc) and attempt < policy.attempts
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if not retry:

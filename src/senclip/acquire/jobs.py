@@ -76,8 +76,10 @@ def check_options(path: str | Path, options: dict) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
         diff = sorted(k for k in set(old) | set(options) if old.get(k) != options.get(k))
         if diff:
-            raise SenclipError(f"{path.parent} was filled with other options ({', '.join(diff)} differ); "
-                               "use a new --out folder, or the same options to resume")
+            raise SenclipError(
+                f"{path.parent} was filled with other options ({', '.join(diff)} differ); "
+                "use a new --out folder, or the same options to resume"
+            )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
@@ -99,9 +101,14 @@ class RunSummary:
         return [r["point_id"] for r in self.records if r.get("status") == status]
 
 
-def run_points(tasks: Iterable[tuple[str, Callable[[], dict]]], journal: Journal, concurrency: int = 4,
-               progress: bool = True, desc: str = "points", done: Callable[[dict], bool] | None = None
-               ) -> RunSummary:
+def run_points(
+    tasks: Iterable[tuple[str, Callable[[], dict]]],
+    journal: Journal,
+    concurrency: int = 4,
+    progress: bool = True,
+    desc: str = "points",
+    done: Callable[[dict], bool] | None = None,
+) -> RunSummary:
     """Run ``(point_id, fn)`` tasks on a thread pool, journalling each result.
 
     Args:

@@ -43,22 +43,42 @@ def template_fields(row: dict, view: str, base: str = "") -> dict:
     """The fields a photo URL template may use for ``row`` and ``view``."""
     pid = str(row["point_id"])
     fields = {str(k).lower(): v for k, v in row.items()}
-    fields.update(base=base.rstrip("/"), point_id=pid, direction=view, view=view,
-                  year=pd.Timestamp(row["date"]).year, id_part1=pid[0:3], id_part2=pid[3:6])
+    fields.update(
+        base=base.rstrip("/"),
+        point_id=pid,
+        direction=view,
+        view=view,
+        year=pd.Timestamp(row["date"]).year,
+        id_part1=pid[0:3],
+        id_part2=pid[3:6],
+    )
     return fields
 
 
 def check_template(template: str, columns: list[str]) -> None:
     """Raise :class:`SenclipError` if ``template`` names a field no row can fill."""
-    known = {"base", "point_id", "direction", "view", "year", "id_part1", "id_part2", *(c.lower() for c in columns)}
+    known = {
+        "base",
+        "point_id",
+        "direction",
+        "view",
+        "year",
+        "id_part1",
+        "id_part2",
+        *(c.lower() for c in columns),
+    }
     try:
         names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as exc:
         raise SenclipError(f"bad --photo-url-template {template!r}: {exc}") from exc
-    unknown = sorted(n.split(".")[0].split("[")[0] for n in names if n.split(".")[0].split("[")[0] not in known)
+    unknown = sorted(
+        n.split(".")[0].split("[")[0] for n in names if n.split(".")[0].split("[")[0] not in known
+    )
     if unknown:
-        raise SenclipError(f"--photo-url-template uses unknown field(s) {', '.join(unknown)}; "
-                           f"available: {', '.join(sorted(known))}")
+        raise SenclipError(
+            f"--photo-url-template uses unknown field(s) {', '.join(unknown)}; "
+            f"available: {', '.join(sorted(known))}"
+        )
 
 
 def photo_sources(row: dict, template: str | None, base: str = "") -> dict[str, str | None]:
@@ -134,8 +154,15 @@ def photo_point(row: dict, out: Path, template: str | None, base: str, policy: R
     return {"status": status, "views": views}
 
 
-def download_photos(points: pd.DataFrame, out: str | Path, template: str | None = None, base: str = "",
-                    policy: RetryPolicy | None = None, concurrency: int = 4, progress: bool = True) -> RunSummary:
+def download_photos(
+    points: pd.DataFrame,
+    out: str | Path,
+    template: str | None = None,
+    base: str = "",
+    policy: RetryPolicy | None = None,
+    concurrency: int = 4,
+    progress: bool = True,
+) -> RunSummary:
     """Download every point's photos into ``out/photos`` (resumable, see the module docstring)."""
     out = Path(out)
     policy = policy or RetryPolicy()
@@ -144,8 +171,10 @@ def download_photos(points: pd.DataFrame, out: str | Path, template: str | None 
     elif not any(c in points.columns for c in (f"photo_{v}" for v in VIEWS)):
         raise SenclipError("no photos to fetch: give --photo-url-template or photo_N … photo_P columns")
     journal = Journal(out / PHOTOS_JOURNAL)
-    tasks = [(r["point_id"], (lambda r=r: photo_point(r, out, template, base, policy)))
-             for r in points.to_dict("records")]
+    tasks = [
+        (r["point_id"], (lambda r=r: photo_point(r, out, template, base, policy)))
+        for r in points.to_dict("records")
+    ]
     return run_points(tasks, journal, concurrency, progress, desc="photos")
 
 

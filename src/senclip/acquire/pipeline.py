@@ -47,9 +47,14 @@ class ChipsOptions:
 
     def identity(self) -> dict:
         """The options that shape the output (a resumed run must repeat them)."""
-        return {"stac_url": self.stac_url, "collection": self.collection, "window_days": self.window_days,
-                "max_cloud": self.max_cloud, "max_candidates": self.max_candidates,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.spec).items()}}
+        return {
+            "stac_url": self.stac_url,
+            "collection": self.collection,
+            "window_days": self.window_days,
+            "max_cloud": self.max_cloud,
+            "max_candidates": self.max_candidates,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.spec).items()},
+        }
 
 
 def _iso(value) -> str:
@@ -63,12 +68,14 @@ def chip_point(client, row: dict, opts: ChipsOptions, out: Path) -> dict:
     date = pd.Timestamp(row["date"]).date()
     window = dt.timedelta(days=opts.window_days)
     try:
-        items = search_point(client, opts.collection, row["lon"], row["lat"], date - window, date + window,
-                             opts.policy)
+        items = search_point(
+            client, opts.collection, row["lon"], row["lat"], date - window, date + window, opts.policy
+        )
         if not items:
             return {"status": "no-scene"}
-        ranked = rank_candidates(items, row["lon"], row["lat"], date, opts.spec, opts.policy,
-                                 opts.max_candidates)
+        ranked = rank_candidates(
+            items, row["lon"], row["lat"], date, opts.spec, opts.policy, opts.max_candidates
+        )
         best = ranked[0]
         if best.cloud is not None and best.cloud > opts.max_cloud:
             return {"status": "cloudy", "best_item": best.item.id, "cloud_percent": round(best.cloud, 3)}
@@ -78,17 +85,38 @@ def chip_point(client, row: dict, opts: ChipsOptions, out: Path) -> dict:
     rel = f"{CHIPS_DIR}/{safe_name(row['point_id'])}.tif"
     acquired = item_datetime(best.item).isoformat()
     cloud = None if best.cloud is None else round(best.cloud, 3)
-    tags = {"point_id": row["point_id"], "lat": row["lat"], "lon": row["lon"], "survey_date": date.isoformat(),
-            "item_id": best.item.id, "collection": opts.collection, "acquired": acquired,
-            "cloud_percent": cloud, "cloud_source": best.cloud_source,
-            "scene_cloud_cover": item_cloud_cover(best.item), "stac_api": opts.stac_url}
+    tags = {
+        "point_id": row["point_id"],
+        "lat": row["lat"],
+        "lon": row["lon"],
+        "survey_date": date.isoformat(),
+        "item_id": best.item.id,
+        "collection": opts.collection,
+        "acquired": acquired,
+        "cloud_percent": cloud,
+        "cloud_source": best.cloud_source,
+        "scene_cloud_cover": item_cloud_cover(best.item),
+        "stac_api": opts.stac_url,
+    }
     write_chip(out / rel, data, best.grid, opts.spec.bands, tags)
-    return {"status": "ok", "sat_path": rel, "item_id": best.item.id, "acquired": acquired,
-            "cloud_percent": cloud, "cloud_source": best.cloud_source, "days_from_survey": best.days}
+    return {
+        "status": "ok",
+        "sat_path": rel,
+        "item_id": best.item.id,
+        "acquired": acquired,
+        "cloud_percent": cloud,
+        "cloud_source": best.cloud_source,
+        "days_from_survey": best.days,
+    }
 
 
-def acquire_chips(points: pd.DataFrame, out: str | Path, opts: ChipsOptions, progress: bool = True,
-                  manifest: str | Path | None = None) -> RunSummary:
+def acquire_chips(
+    points: pd.DataFrame,
+    out: str | Path,
+    opts: ChipsOptions,
+    progress: bool = True,
+    manifest: str | Path | None = None,
+) -> RunSummary:
     """Cut one chip per point into ``out`` and write the paired manifest.
 
     Args:
@@ -111,13 +139,21 @@ def acquire_chips(points: pd.DataFrame, out: str | Path, opts: ChipsOptions, pro
     journal = Journal(out / CHIPS_JOURNAL)
     rows = points.to_dict("records")
     tasks = [(r["point_id"], (lambda r=r: chip_point(client, r, opts, out))) for r in rows]
-    summary = run_points(tasks, journal, opts.concurrency, progress, desc="chips",
-                         done=lambda rec: rec.get("status") != "ok" or (out / rec["sat_path"]).is_file())
+    summary = run_points(
+        tasks,
+        journal,
+        opts.concurrency,
+        progress,
+        desc="chips",
+        done=lambda rec: rec.get("status") != "ok" or (out / rec["sat_path"]).is_file(),
+    )
     write_paired_manifest(points, out, manifest)
     return summary
 
 
-def write_paired_manifest(points: pd.DataFrame, out: str | Path, path: str | Path | None = None) -> Path | None:
+def write_paired_manifest(
+    points: pd.DataFrame, out: str | Path, path: str | Path | None = None
+) -> Path | None:
     """Write the paired manifest of ``out`` from its journals; ``None`` if no chip exists yet.
 
     Rows are the points with a chip, in input order: the point's columns
@@ -138,8 +174,15 @@ def write_paired_manifest(points: pd.DataFrame, out: str | Path, path: str | Pat
         if rec is None or rec.get("status") != "ok":
             continue
         sat = (out / rec["sat_path"]).resolve()
-        new = {**row, "date": _iso(row["date"]), "sat_path": _relative(sat, path.parent), **phot,
-               "item_id": rec["item_id"], "acquired": rec["acquired"], "cloud_percent": rec["cloud_percent"]}
+        new = {
+            **row,
+            "date": _iso(row["date"]),
+            "sat_path": _relative(sat, path.parent),
+            **phot,
+            "item_id": rec["item_id"],
+            "acquired": rec["acquired"],
+            "cloud_percent": rec["cloud_percent"],
+        }
         rows.append(new)
     if not rows:
         return None
@@ -161,11 +204,16 @@ def _relative(target: Path, base: Path) -> str:
 def summary_lines(summary: RunSummary, what: str = "chips") -> list[str]:
     """Human-readable summary of a run, one line each."""
     c = summary.counts
-    lines = [f"{what}: {summary.total} points: {c.get('ok', 0)} ok ({summary.skipped} already done), "
-             f"{c.get('no-scene', 0)} without scene, {c.get('cloudy', 0)} too cloudy, "
-             f"{c.get('failed', 0)} failed"]
-    for status, label in (("no-scene", "no scene in the window"), ("cloudy", "no clear scene"),
-                          ("failed", "failed (rerun to retry)")):
+    lines = [
+        f"{what}: {summary.total} points: {c.get('ok', 0)} ok ({summary.skipped} already done), "
+        f"{c.get('no-scene', 0)} without scene, {c.get('cloudy', 0)} too cloudy, "
+        f"{c.get('failed', 0)} failed"
+    ]
+    for status, label in (
+        ("no-scene", "no scene in the window"),
+        ("cloudy", "no clear scene"),
+        ("failed", "failed (rerun to retry)"),
+    ):
         ids = summary.ids(status)
         if ids:
             more = f" … (+{len(ids) - 10})" if len(ids) > 10 else ""
@@ -173,5 +221,11 @@ def summary_lines(summary: RunSummary, what: str = "chips") -> list[str]:
     return lines
 
 
-__all__ = ["ChipsOptions", "SenclipError", "acquire_chips", "chip_point", "summary_lines",
-           "write_paired_manifest"]
+__all__ = [
+    "ChipsOptions",
+    "SenclipError",
+    "acquire_chips",
+    "chip_point",
+    "summary_lines",
+    "write_paired_manifest",
+]

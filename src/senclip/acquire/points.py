@@ -84,8 +84,11 @@ def _rename(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df = df.rename(columns=mapping)
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise SenclipError(f"{source}: no column for {', '.join(missing)} (accepted names: "
-                           + "; ".join(f"{c}: {'/'.join(ALIASES[c])}" for c in missing) + ")")
+        raise SenclipError(
+            f"{source}: no column for {', '.join(missing)} (accepted names: "
+            + "; ".join(f"{c}: {'/'.join(ALIASES[c])}" for c in missing)
+            + ")"
+        )
     return df
 
 
@@ -117,15 +120,21 @@ def check_coordinates(df: pd.DataFrame, source: str = "points") -> None:
         raise SenclipError(f"{source}: lat/lon missing or not a number at {_rows(bad, df)}")
     swapped = (lat.abs() > 90) & (lon.abs() <= 90)
     if swapped.any():
-        raise SenclipError(f"{source}: lat/lon look swapped at {_rows(swapped, df)} (latitude beyond ±90); "
-                           "swap the columns or pass --swap-latlon")
+        raise SenclipError(
+            f"{source}: lat/lon look swapped at {_rows(swapped, df)} (latitude beyond ±90); "
+            "swap the columns or pass --swap-latlon"
+        )
     bad = (lon.abs() > 180) | (lat.abs() > 90)
     if bad.any():
-        raise SenclipError(f"{source}: coordinates out of range at {_rows(bad, df)} "
-                           "(lat must be in -90..90, lon in -180..180, WGS84 degrees)")
+        raise SenclipError(
+            f"{source}: coordinates out of range at {_rows(bad, df)} "
+            "(lat must be in -90..90, lon in -180..180, WGS84 degrees)"
+        )
     if not _in_box(lat, lon).any() and _in_box(lon, lat).all():
-        raise SenclipError(f"{source}: lat/lon look swapped: no point lies in Europe but all would with "
-                           "the columns exchanged (as in some LUCAS-derived files); pass --swap-latlon")
+        raise SenclipError(
+            f"{source}: lat/lon look swapped: no point lies in Europe but all would with "
+            "the columns exchanged (as in some LUCAS-derived files); pass --swap-latlon"
+        )
 
 
 def check_points(df: pd.DataFrame, source: str = "points") -> None:
@@ -139,8 +148,10 @@ def check_points(df: pd.DataFrame, source: str = "points") -> None:
         raise SenclipError(f"{source}: empty point_id at {_rows(empty, df)}")
     dup = df["point_id"].duplicated(keep=False)
     if dup.any():
-        raise SenclipError(f"{source}: duplicate point_id at {_rows(dup, df)}; ids must be unique "
-                           "(append the survey year to repeated LUCAS points)")
+        raise SenclipError(
+            f"{source}: duplicate point_id at {_rows(dup, df)}; ids must be unique "
+            "(append the survey year to repeated LUCAS points)"
+        )
     names = df["point_id"].map(safe_name)
     clash = names.duplicated(keep=False)
     if clash.any():
@@ -148,8 +159,9 @@ def check_points(df: pd.DataFrame, source: str = "points") -> None:
     check_coordinates(df, source)
     bad = df["date"].isna()
     if bad.any():
-        raise SenclipError(f"{source}: missing or unreadable date at {_rows(bad, df)} "
-                           "(use YYYY-MM-DD or dd/mm/yy)")
+        raise SenclipError(
+            f"{source}: missing or unreadable date at {_rows(bad, df)} (use YYYY-MM-DD or dd/mm/yy)"
+        )
 
 
 def read_points(path: str | Path, swap_latlon: bool = False) -> pd.DataFrame:

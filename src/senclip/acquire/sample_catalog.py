@@ -68,9 +68,18 @@ def _write_cog(path: Path, data: np.ndarray, crs, transform, blocksize: int) -> 
     import rasterio
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = {"driver": "COG", "width": data.shape[1], "height": data.shape[0], "count": 1,
-               "dtype": data.dtype.name, "crs": crs, "transform": transform, "compress": "deflate",
-               "blocksize": blocksize, "overviews": "NONE"}
+    profile = {
+        "driver": "COG",
+        "width": data.shape[1],
+        "height": data.shape[0],
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "compress": "deflate",
+        "blocksize": blocksize,
+        "overviews": "NONE",
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data, 1)
 
@@ -79,7 +88,7 @@ def _scl(pattern: str, shape: tuple[int, int]) -> np.ndarray:
     scl = np.full(shape, 4, dtype=np.uint8)  # 4 = vegetation
     if pattern == "cloud-centre":
         h, w = shape
-        scl[h // 3: h - h // 3, w // 3: w - w // 3] = 9
+        scl[h // 3 : h - h // 3, w // 3 : w - w // 3] = 9
     elif pattern == "cloud-all":
         scl[:] = 8
     return scl
@@ -93,8 +102,9 @@ def _footprint(crs, bounds) -> dict:
     return {"type": "Polygon", "coordinates": [[[x, y] for x, y in zip(xs, ys, strict=True)]]}
 
 
-def build_scene(root: Path, out: Path, scene: SceneSpec, base_url: str, tile: int = 1,
-                blocksize: int = 32) -> dict:
+def build_scene(
+    root: Path, out: Path, scene: SceneSpec, base_url: str, tile: int = 1, blocksize: int = 32
+) -> dict:
     """Write the COG assets of one scene under ``out/<item_id>/`` and return its STAC item dict."""
     import rasterio
     from affine import Affine
@@ -111,9 +121,13 @@ def build_scene(root: Path, out: Path, scene: SceneSpec, base_url: str, tile: in
         transform = Affine(t.a, 0.0, t.c, 0.0, t.e, t.f)
         _write_cog(out / scene.item_id / f"{band}.tif", data, crs, transform, blocksize)
         key = S2_COMMON_NAMES[band] if scene.common_names else band
-        assets[key] = {"href": f"{base_url}/{scene.item_id}/{band}.tif", "type": "image/tiff; application=geotiff; "
-                       "profile=cloud-optimized", "roles": ["data"], "eo:bands": [{"name": band}],
-                       "gsd": abs(t.a)}
+        assets[key] = {
+            "href": f"{base_url}/{scene.item_id}/{band}.tif",
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+            "eo:bands": [{"name": band}],
+            "gsd": abs(t.a),
+        }
         if band == BANDS_10M[0]:
             epsg = crs.to_epsg()
             bounds = array_bounds(data.shape[0], data.shape[1], transform)
@@ -124,19 +138,46 @@ def build_scene(root: Path, out: Path, scene: SceneSpec, base_url: str, tile: in
             scl_shape = (data.shape[0] // 2, data.shape[1] // 2)
             scl_transform = Affine(t.a * 2, 0.0, t.c, 0.0, t.e * 2, t.f)
     if scene.scl != "none":
-        _write_cog(out / scene.item_id / "SCL.tif", _scl(scene.scl, scl_shape), f"EPSG:{epsg}", scl_transform,
-                   blocksize)
-        assets["scl" if scene.common_names else "SCL"] = {"href": f"{base_url}/{scene.item_id}/SCL.tif",
-                                                          "type": "image/tiff", "roles": ["data"]}
-    return {"type": "Feature", "stac_version": "1.0.0", "id": scene.item_id, "collection": "sentinel-2-l2a",
-            "geometry": footprint, "bbox": bbox, "links": [], "assets": assets,
-            "stac_extensions": [],
-            "properties": {"datetime": scene.datetime, "eo:cloud_cover": scene.cloud_cover, "proj:epsg": epsg,
-                           "platform": "sentinel-2b" if scene.patch.startswith("S2B") else "sentinel-2a"}}
+        _write_cog(
+            out / scene.item_id / "SCL.tif",
+            _scl(scene.scl, scl_shape),
+            f"EPSG:{epsg}",
+            scl_transform,
+            blocksize,
+        )
+        assets["scl" if scene.common_names else "SCL"] = {
+            "href": f"{base_url}/{scene.item_id}/SCL.tif",
+            "type": "image/tiff",
+            "roles": ["data"],
+        }
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": scene.item_id,
+        "collection": "sentinel-2-l2a",
+        "geometry": footprint,
+        "bbox": bbox,
+        "links": [],
+        "assets": assets,
+        "stac_extensions": [],
+        "properties": {
+            "datetime": scene.datetime,
+            "eo:cloud_cover": scene.cloud_cover,
+            "proj:epsg": epsg,
+            "platform": "sentinel-2b" if scene.patch.startswith("S2B") else "sentinel-2a",
+        },
+    }
 
 
-def build_sample_catalog(root: str | Path, out: str | Path, scenes: list[SceneSpec], base_url: str,
-                         tile: int = 1, blocksize: int = 32, collection: str = "sentinel-2-l2a") -> dict[str, Path]:
+def build_sample_catalog(
+    root: str | Path,
+    out: str | Path,
+    scenes: list[SceneSpec],
+    base_url: str,
+    tile: int = 1,
+    blocksize: int = 32,
+    collection: str = "sentinel-2-l2a",
+) -> dict[str, Path]:
     """Build COG assets and STAC JSON for ``scenes`` under ``out``.
 
     Args:
@@ -144,7 +185,7 @@ def build_sample_catalog(root: str | Path, out: str | Path, scenes: list[SceneSp
         out: where assets (``out/assets/<item>/<band>.tif``) and JSON go.
         scenes: the items to make.
         base_url: URL at which ``out/assets`` will be served.
-        tile: mirror-tile each patch ``tile`` × ``tile`` times (bigger scenes for benchmarks).
+        tile: mirror-tile each patch ``tile`` x ``tile`` times (bigger scenes for benchmarks).
         blocksize: COG tile size in pixels.
 
     Returns:
@@ -155,10 +196,18 @@ def build_sample_catalog(root: str | Path, out: str | Path, scenes: list[SceneSp
     items = [build_scene(Path(root), assets, s, base_url.rstrip("/"), tile, blocksize) for s in scenes]
     for item in items:
         item["collection"] = collection
-    coll = {"type": "Collection", "stac_version": "1.0.0", "id": collection,
-            "description": "Sentinel-2 L2A sample scenes made from BigEarthNet patches", "license": "other",
-            "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
-                       "temporal": {"interval": [[None, None]]}}, "links": []}
+    coll = {
+        "type": "Collection",
+        "stac_version": "1.0.0",
+        "id": collection,
+        "description": "Sentinel-2 L2A sample scenes made from BigEarthNet patches",
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+            "temporal": {"interval": [[None, None]]},
+        },
+        "links": [],
+    }
     paths = {"collection": out / "collection.json", "items": out / "items.json", "assets": assets}
     paths["collection"].write_text(json.dumps(coll), encoding="utf-8")
     paths["items"].write_text(json.dumps({"type": "FeatureCollection", "features": items}), encoding="utf-8")
@@ -209,8 +258,12 @@ class StacServer:
         import urllib.request
 
         self.port = free_port()
-        self.proc = subprocess.Popen([rustac_executable(), "serve", "--addr", f"127.0.0.1:{self.port}", *self.hrefs], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"})
+        self.proc = subprocess.Popen(
+            [rustac_executable(), "serve", "--addr", f"127.0.0.1:{self.port}", *self.hrefs],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"},
+        )
         deadline = time.monotonic() + self.startup
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -33,7 +33,14 @@ from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, 
 from senclip.acquire.http import RemoteError, RetryPolicy
 from senclip.acquire.jobs import Journal, RunSummary, check_options, run_points
 from senclip.acquire.points import safe_name
-from senclip.acquire.stac import asset_href, find_asset, item_cloud_cover, item_datetime, open_catalog, search_point
+from senclip.acquire.stac import (
+    asset_href,
+    find_asset,
+    item_cloud_cover,
+    item_datetime,
+    open_catalog,
+    search_point,
+)
 
 SERIES_DIR = "series"
 SERIES_JOURNAL = "series.jsonl"
@@ -56,9 +63,15 @@ class SeriesOptions:
 
     def identity(self) -> dict:
         """The options that shape the output (a resumed run must repeat them)."""
-        return {"stac_url": self.stac_url, "year": self.year, "collection": self.collection,
-                "method": self.method, "max_scene_cloud": self.max_scene_cloud, "max_scenes": self.max_scenes,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.spec).items()}}
+        return {
+            "stac_url": self.stac_url,
+            "year": self.year,
+            "collection": self.collection,
+            "method": self.method,
+            "max_scene_cloud": self.max_scene_cloud,
+            "max_scenes": self.max_scenes,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.spec).items()},
+        }
 
 
 def read_scene(item, grid, spec: ChipSpec, policy: RetryPolicy) -> tuple[np.ndarray, np.ndarray]:
@@ -78,14 +91,24 @@ def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
 
     year = opts.year or pd.Timestamp(row["date"]).year
     try:
-        items = search_point(client, opts.collection, row["lon"], row["lat"], dt.date(year, 1, 1),
-                             dt.date(year, 12, 31), opts.policy, max_items=max(opts.max_scenes * 4, 100))
+        items = search_point(
+            client,
+            opts.collection,
+            row["lon"],
+            row["lat"],
+            dt.date(year, 1, 1),
+            dt.date(year, 12, 31),
+            opts.policy,
+            max_items=max(opts.max_scenes * 4, 100),
+        )
         items = [it for it in items if (item_cloud_cover(it) or 0.0) <= opts.max_scene_cloud]
-        items = sorted(items, key=lambda it: (item_cloud_cover(it) or 0.0, it.id))[:opts.max_scenes]
+        items = sorted(items, key=lambda it: (item_cloud_cover(it) or 0.0, it.id))[: opts.max_scenes]
         if not items:
             return {"status": "no-scene", "year": year}
         items.sort(key=item_datetime)
-        grid = chip_grid(asset_href(items[0], opts.spec.bands[0]), row["lon"], row["lat"], opts.spec, opts.policy)
+        grid = chip_grid(
+            asset_href(items[0], opts.spec.bands[0]), row["lon"], row["lat"], opts.spec, opts.policy
+        )
         scenes = [read_scene(it, grid, opts.spec, opts.policy) for it in items]
     except RemoteError as exc:
         return {"status": "failed", "error": str(exc)}
@@ -96,14 +119,29 @@ def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
     rel = f"{SERIES_DIR}/{safe_name(row['point_id'])}.tif"
     (out / SERIES_DIR).mkdir(parents=True, exist_ok=True)
     mids = [dt.date(year, m, 15) for m in range(1, 13)]
-    write_stack(out / rel, composite, mids, list(opts.spec.bands), valid=month_valid, crs=grid.crs,
-                transform=grid.transform)
+    write_stack(
+        out / rel,
+        composite,
+        mids,
+        list(opts.spec.bands),
+        valid=month_valid,
+        crs=grid.crs,
+        transform=grid.transform,
+    )
     clear_months = [round(float(v), 4) for v in month_valid.reshape(12, -1).mean(axis=1)]
-    return {"status": "ok", "series_path": rel, "year": year, "scenes": len(items),
-            "items": [it.id for it in items], "clear_months": clear_months}
+    return {
+        "status": "ok",
+        "series_path": rel,
+        "year": year,
+        "scenes": len(items),
+        "items": [it.id for it in items],
+        "clear_months": clear_months,
+    }
 
 
-def acquire_series(points: pd.DataFrame, out: str | Path, opts: SeriesOptions, progress: bool = True) -> RunSummary:
+def acquire_series(
+    points: pd.DataFrame, out: str | Path, opts: SeriesOptions, progress: bool = True
+) -> RunSummary:
     """Write the 12-month composite stack of every point into ``out/series`` (resumable).
 
     Returns:
@@ -117,16 +155,30 @@ def acquire_series(points: pd.DataFrame, out: str | Path, opts: SeriesOptions, p
     journal = Journal(out / SERIES_JOURNAL)
     rows = points.to_dict("records")
     tasks = [(r["point_id"], (lambda r=r: series_point(client, r, opts, out))) for r in rows]
-    summary = run_points(tasks, journal, opts.concurrency, progress, desc="series",
-                         done=lambda rec: rec.get("status") != "ok" or (out / rec["series_path"]).is_file())
+    summary = run_points(
+        tasks,
+        journal,
+        opts.concurrency,
+        progress,
+        desc="series",
+        done=lambda rec: rec.get("status") != "ok" or (out / rec["series_path"]).is_file(),
+    )
     table = []
     for row in rows:
         rec = journal.get(row["point_id"])
         if rec and rec.get("status") == "ok":
-            table.append({"point_id": row["point_id"], "lat": row["lat"], "lon": row["lon"],
-                          "date": pd.Timestamp(row["date"]).date().isoformat(), "series_path": rec["series_path"],
-                          "year": rec["year"], "scenes": rec["scenes"],
-                          "clear_months": sum(v > 0 for v in rec["clear_months"])})
+            table.append(
+                {
+                    "point_id": row["point_id"],
+                    "lat": row["lat"],
+                    "lon": row["lon"],
+                    "date": pd.Timestamp(row["date"]).date().isoformat(),
+                    "series_path": rec["series_path"],
+                    "year": rec["year"],
+                    "scenes": rec["scenes"],
+                    "clear_months": sum(v > 0 for v in rec["clear_months"]),
+                }
+            )
     if table:
         write_manifest(pd.DataFrame(table), out / "series_manifest.csv")
     return summary

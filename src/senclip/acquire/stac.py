@@ -25,9 +25,20 @@ from senclip.errors import SenclipError
 SIGNERS = ("auto", "none", "planetary-computer")
 
 S2_COMMON_NAMES: dict[str, str] = {
-    "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1",
-    "B06": "rededge2", "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B09": "nir09",
-    "B10": "cirrus", "B11": "swir16", "B12": "swir22", "SCL": "scl",
+    "B01": "coastal",
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B05": "rededge1",
+    "B06": "rededge2",
+    "B07": "rededge3",
+    "B08": "nir",
+    "B8A": "nir08",
+    "B09": "nir09",
+    "B10": "cirrus",
+    "B11": "swir16",
+    "B12": "swir22",
+    "SCL": "scl",
 }
 """Sentinel-2 band code → asset key used by Earth Search v1."""
 
@@ -51,13 +62,14 @@ def make_signer(name: str, url: str) -> Callable[[Any], None] | None:
     try:
         import planetary_computer
     except ImportError as exc:
-        raise SenclipError("signing for Planetary Computer needs the planetary-computer package: "
-                           "pip install planetary-computer") from exc
+        raise SenclipError(
+            "signing for Planetary Computer needs the planetary-computer package: "
+            "pip install planetary-computer"
+        ) from exc
     return planetary_computer.sign_inplace
 
 
-def open_catalog(url: str, policy: RetryPolicy, signer: str = "auto",
-                 headers: dict[str, str] | None = None):
+def open_catalog(url: str, policy: RetryPolicy, signer: str = "auto", headers: dict[str, str] | None = None):
     """Open a STAC API with pystac-client, retrying transient failures.
 
     Args:
@@ -81,8 +93,16 @@ def open_catalog(url: str, policy: RetryPolicy, signer: str = "auto",
     return retry_call(_open, policy, what=f"opening STAC API {url}")
 
 
-def search_point(client, collection: str, lon: float, lat: float, start: dt.date, end: dt.date,
-                 policy: RetryPolicy, max_items: int = 200) -> list:
+def search_point(
+    client,
+    collection: str,
+    lon: float,
+    lat: float,
+    start: dt.date,
+    end: dt.date,
+    policy: RetryPolicy,
+    max_items: int = 200,
+) -> list:
     """Items of ``collection`` whose footprint holds (lon, lat), acquired in [start, end].
 
     Returns:
@@ -91,8 +111,12 @@ def search_point(client, collection: str, lon: float, lat: float, start: dt.date
     when = f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z"
 
     def _search(attempt: int) -> list:
-        search = client.search(collections=[collection], intersects={"type": "Point", "coordinates": [lon, lat]},
-                               datetime=when, max_items=max_items)
+        search = client.search(
+            collections=[collection],
+            intersects={"type": "Point", "coordinates": [lon, lat]},
+            datetime=when,
+            max_items=max_items,
+        )
         return list(search.items())
 
     items = retry_call(_search, policy, what=f"STAC search at ({lat:.5f}, {lon:.5f})")
@@ -134,8 +158,10 @@ def asset_href(item, band: str) -> str:
     """
     key = find_asset(item, band)
     if key is None:
-        raise SenclipError(f"STAC item {item.id} has no asset for band {band} "
-                           f"(assets: {', '.join(sorted(item.assets))}); check --bands")
+        raise SenclipError(
+            f"STAC item {item.id} has no asset for band {band} "
+            f"(assets: {', '.join(sorted(item.assets))}); check --bands"
+        )
     return item.assets[key].href
 
 

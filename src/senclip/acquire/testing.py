@@ -163,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
-    def log_message(self, format, *args) -> None:  # noqa: A002 - silence the default stderr log
+    def log_message(self, format, *args) -> None:
         pass
 
     def _file(self) -> Path | None:
@@ -173,25 +173,25 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return path
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
+    def do_HEAD(self) -> None:
         self._serve(head=True)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.startswith(CONTROL):
             return self._control()
         self._serve(head=False)
         return None
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._control()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._control()
 
     def _control(self) -> None:
         """Fault and counter control for a server run in another process."""
         srv = self.server_ref
-        what = self.path[len(CONTROL):]
+        what = self.path[len(CONTROL) :]
         body = b"{}"
         if what == "faults" and self.command == "POST":
             spec = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -291,7 +291,9 @@ class _RemoteFaults:
     def add(self, match: str, kind: str, times: int | None = 1, seconds: float = 0.0) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
-        _call(self.base + "faults", "POST", {"match": match, "kind": kind, "times": times, "seconds": seconds})
+        _call(
+            self.base + "faults", "POST", {"match": match, "kind": kind, "times": times, "seconds": seconds}
+        )
 
     def clear(self) -> None:
         _call(self.base + "faults", "DELETE")
@@ -323,9 +325,12 @@ class RangeServerProcess:
 
     def start(self) -> RangeServerProcess:
         """Start the server process and read its port."""
-        self.proc = subprocess.Popen([sys.executable, "-m", "senclip.acquire.testing", str(self.root),
-                                      "--latency", str(self.latency)], stdout=subprocess.PIPE,
-                                     stdin=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "senclip.acquire.testing", str(self.root), "--latency", str(self.latency)],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.strip().isdigit():
             self.stop()
@@ -376,8 +381,10 @@ class RangeServerProcess:
 def _main(argv: list[str] | None = None) -> None:
     import argparse
 
-    p = argparse.ArgumentParser(description="Serve a folder on 127.0.0.1 with HTTP Range support; "
-                                            "prints the port, stops when stdin closes.")
+    p = argparse.ArgumentParser(
+        description="Serve a folder on 127.0.0.1 with HTTP Range support; "
+        "prints the port, stops when stdin closes."
+    )
     p.add_argument("root")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every response")
     args = p.parse_args(argv)

@@ -13,9 +13,11 @@ Build paired training data for your own region from survey points (e.g. LUCAS):
 Runs are resumable: rerun the same command to finish interrupted or failed points.
 See docs/acquire.md."""
 
-POINTS_HELP = ("CSV/Parquet of survey points: point_id, lat, lon, date (ISO or LUCAS dd/mm/yy); LUCAS "
-               "micro-data names POINT_ID, TH_LAT, TH_LONG, SURVEY_DATE, NUTS0 are accepted; other "
-               "columns (labels, photo_N…photo_P) are carried into the manifest")
+POINTS_HELP = (
+    "CSV/Parquet of survey points: point_id, lat, lon, date (ISO or LUCAS dd/mm/yy); LUCAS "
+    "micro-data names POINT_ID, TH_LAT, TH_LONG, SURVEY_DATE, NUTS0 are accepted; other "
+    "columns (labels, photo_N…photo_P) are carried into the manifest"
+)
 
 
 def _bands(text: str) -> tuple[str, ...]:
@@ -28,75 +30,146 @@ def _bands(text: str) -> tuple[str, ...]:
 def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
     p.add_argument("--points", required=True, metavar="FILE", help=POINTS_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun resumes in it)")
-    p.add_argument("--swap-latlon", action="store_true", help="exchange lat and lon (for files that swapped them)")
+    p.add_argument(
+        "--swap-latlon", action="store_true", help="exchange lat and lon (for files that swapped them)"
+    )
     if stac:
         g = p.add_argument_group("STAC")
-        g.add_argument("--stac-url", required=True, metavar="URL",
-                       help="STAC API, e.g. https://earth-search.aws.element84.com/v1 or "
-                            "https://planetarycomputer.microsoft.com/api/stac/v1")
-        g.add_argument("--collection", default="sentinel-2-l2a", help="collection id (default: sentinel-2-l2a)")
-        g.add_argument("--signer", default="auto", choices=("auto", "none", "planetary-computer"),
-                       help="asset signing; auto: Planetary Computer for its URL, else none")
-        g.add_argument("--bands", type=_bands, default=("B02", "B03", "B04"), metavar="B02,B03,…",
-                       help="bands in output order; 20/60 m bands are resampled to --resolution "
-                            "(default: B02,B03,B04)")
+        g.add_argument(
+            "--stac-url",
+            required=True,
+            metavar="URL",
+            help="STAC API, e.g. https://earth-search.aws.element84.com/v1 or "
+            "https://planetarycomputer.microsoft.com/api/stac/v1",
+        )
+        g.add_argument(
+            "--collection", default="sentinel-2-l2a", help="collection id (default: sentinel-2-l2a)"
+        )
+        g.add_argument(
+            "--signer",
+            default="auto",
+            choices=("auto", "none", "planetary-computer"),
+            help="asset signing; auto: Planetary Computer for its URL, else none",
+        )
+        g.add_argument(
+            "--bands",
+            type=_bands,
+            default=("B02", "B03", "B04"),
+            metavar="B02,B03,…",
+            help="bands in output order; 20/60 m bands are resampled to --resolution (default: B02,B03,B04)",
+        )
         g.add_argument("--chip-px", type=int, default=100, help="chip size in pixels (default: 100)")
         g.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres (default: 10)")
-        g.add_argument("--resampling", default="nearest", choices=("nearest", "bilinear", "cubic", "average"),
-                       help="resampling of coarser bands (default: nearest)")
+        g.add_argument(
+            "--resampling",
+            default="nearest",
+            choices=("nearest", "bilinear", "cubic", "average"),
+            help="resampling of coarser bands (default: nearest)",
+        )
     r = p.add_argument_group("robustness")
     r.add_argument("--concurrency", type=int, default=4, help="points processed at once (default: 4)")
-    r.add_argument("--retries", type=int, default=3, help="retries of a failed request, with backoff (default: 3)")
-    r.add_argument("--backoff", type=float, default=0.5, help="seconds before the first retry; doubles (default: 0.5)")
+    r.add_argument(
+        "--retries", type=int, default=3, help="retries of a failed request, with backoff (default: 3)"
+    )
+    r.add_argument(
+        "--backoff", type=float, default=0.5, help="seconds before the first retry; doubles (default: 0.5)"
+    )
     r.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default: 30)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("acquire", help="paired data from survey points via STAC (chips, series, photos)",
-                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "acquire",
+        help="paired data from survey points via STAC (chips, series, photos)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="acquire_command", required=True, metavar="SUBCOMMAND")
 
-    c = sub.add_parser("chips", help="one cloud-ranked chip per point + paired manifest",
-                       description="For each point: search scenes at the point within ±--window-days of its "
-                                   "date, rank them by cloud over the chip (SCL band, else eo:cloud_cover), read "
-                                   "only the chip window of each band, write OUT/chips/<point_id>.tif and the "
-                                   "manifest. Exit status 1 if some points failed (rerun to retry them).")
+    c = sub.add_parser(
+        "chips",
+        help="one cloud-ranked chip per point + paired manifest",
+        description="For each point: search scenes at the point within ±--window-days of its "
+        "date, rank them by cloud over the chip (SCL band, else eo:cloud_cover), read "
+        "only the chip window of each band, write OUT/chips/<point_id>.tif and the "
+        "manifest. Exit status 1 if some points failed (rerun to retry them).",
+    )
     _common(c)
-    c.add_argument("--window-days", type=int, default=30, help="search ± this many days around the date (default: 30)")
-    c.add_argument("--max-cloud", type=float, default=20.0,
-                   help="largest cloud percentage over the chip accepted (default: 20)")
-    c.add_argument("--max-candidates", type=int, default=6,
-                   help="scenes whose SCL is read to rank cloud, least scene cloud first (default: 6)")
-    c.add_argument("--manifest", metavar="FILE", default=None, help="manifest path (default: OUT/manifest.csv)")
-    c.add_argument("--photo-url-template", metavar="T", default=None,
-                   help="also download ground photos, e.g. '{base}/{year}/{nuts0}/{point_id}{direction}.jpg'")
+    c.add_argument(
+        "--window-days", type=int, default=30, help="search ± this many days around the date (default: 30)"
+    )
+    c.add_argument(
+        "--max-cloud",
+        type=float,
+        default=20.0,
+        help="largest cloud percentage over the chip accepted (default: 20)",
+    )
+    c.add_argument(
+        "--max-candidates",
+        type=int,
+        default=6,
+        help="scenes whose SCL is read to rank cloud, least scene cloud first (default: 6)",
+    )
+    c.add_argument(
+        "--manifest", metavar="FILE", default=None, help="manifest path (default: OUT/manifest.csv)"
+    )
+    c.add_argument(
+        "--photo-url-template",
+        metavar="T",
+        default=None,
+        help="also download ground photos, e.g. '{base}/{year}/{nuts0}/{point_id}{direction}.jpg'",
+    )
     c.add_argument("--photo-base", default="", metavar="URL", help="value of {base} in the photo template")
     c.set_defaults(func=run_chips)
 
-    s = sub.add_parser("series", help="12 monthly composites per point over a year",
-                       description="For each point: read every scene of the year at the point (chip of "
-                                   "--chip-px), mask clouds with SCL, composite by calendar month and write "
-                                   "OUT/series/<point_id>.tif (12 steps × bands + CLM) and OUT/series_manifest.csv.")
+    s = sub.add_parser(
+        "series",
+        help="12 monthly composites per point over a year",
+        description="For each point: read every scene of the year at the point (chip of "
+        "--chip-px), mask clouds with SCL, composite by calendar month and write "
+        "OUT/series/<point_id>.tif (12 steps x bands + CLM) and OUT/series_manifest.csv.",
+    )
     _common(s)
     s.set_defaults(chip_px=5)
-    s.add_argument("--year", type=int, default=None, help="year to composite (default: each point's survey year)")
-    s.add_argument("--method", default="median", choices=("median", "mean", "min", "max", "first", "last"),
-                   help="monthly compositing method (default: median)")
-    s.add_argument("--max-scene-cloud", type=float, default=80.0,
-                   help="skip scenes with more scene-wide cloud than this percentage (default: 80)")
-    s.add_argument("--max-scenes", type=int, default=80, help="at most this many scenes per point (default: 80)")
+    s.add_argument(
+        "--year", type=int, default=None, help="year to composite (default: each point's survey year)"
+    )
+    s.add_argument(
+        "--method",
+        default="median",
+        choices=("median", "mean", "min", "max", "first", "last"),
+        help="monthly compositing method (default: median)",
+    )
+    s.add_argument(
+        "--max-scene-cloud",
+        type=float,
+        default=80.0,
+        help="skip scenes with more scene-wide cloud than this percentage (default: 80)",
+    )
+    s.add_argument(
+        "--max-scenes", type=int, default=80, help="at most this many scenes per point (default: 80)"
+    )
     s.set_defaults(func=run_series)
 
-    ph = sub.add_parser("photos", help="download ground photos from a URL template",
-                        description="Download photo_N/E/S/W/P of each point into OUT/photos (resumable; a 404 "
-                                    "is recorded as a missing photo) and update OUT/manifest.csv if chips exist.")
+    ph = sub.add_parser(
+        "photos",
+        help="download ground photos from a URL template",
+        description="Download photo_N/E/S/W/P of each point into OUT/photos (resumable; a 404 "
+        "is recorded as a missing photo) and update OUT/manifest.csv if chips exist.",
+    )
     _common(ph, stac=False)
-    ph.add_argument("--photo-url-template", metavar="T", default=None,
-                    help="format string; fields: base, point_id, year, direction/view, nuts0, id_part1, "
-                         "id_part2 and any column (default: use photo_* URL columns of the points file)")
+    ph.add_argument(
+        "--photo-url-template",
+        metavar="T",
+        default=None,
+        help="format string; fields: base, point_id, year, direction/view, nuts0, id_part1, "
+        "id_part2 and any column (default: use photo_* URL columns of the points file)",
+    )
     ph.add_argument("--photo-base", default="", metavar="URL", help="value of {base} in the template")
-    ph.add_argument("--manifest", metavar="FILE", default=None, help="manifest path (default: OUT/manifest.csv)")
+    ph.add_argument(
+        "--manifest", metavar="FILE", default=None, help="manifest path (default: OUT/manifest.csv)"
+    )
     ph.set_defaults(func=run_photos)
 
 
@@ -109,7 +182,9 @@ def _policy(args):
 def _spec(args):
     from senclip.acquire.chips import ChipSpec
 
-    return ChipSpec(bands=args.bands, chip_px=args.chip_px, resolution=args.resolution, resampling=args.resampling)
+    return ChipSpec(
+        bands=args.bands, chip_px=args.chip_px, resolution=args.resolution, resampling=args.resampling
+    )
 
 
 def _report(lines: list[str]) -> None:
@@ -123,13 +198,28 @@ def run_chips(args) -> int:
     from senclip.acquire.points import read_points
 
     points = read_points(args.points, swap_latlon=args.swap_latlon)
-    opts = ChipsOptions(stac_url=args.stac_url, collection=args.collection, window_days=args.window_days,
-                        max_cloud=args.max_cloud, spec=_spec(args), signer=args.signer,
-                        max_candidates=args.max_candidates, concurrency=args.concurrency, policy=_policy(args))
+    opts = ChipsOptions(
+        stac_url=args.stac_url,
+        collection=args.collection,
+        window_days=args.window_days,
+        max_cloud=args.max_cloud,
+        spec=_spec(args),
+        signer=args.signer,
+        max_candidates=args.max_candidates,
+        concurrency=args.concurrency,
+        policy=_policy(args),
+    )
     failed = 0
     if args.photo_url_template:
-        photos = download_photos(points, args.out, args.photo_url_template, args.photo_base, opts.policy,
-                                 args.concurrency, not args.no_progress)
+        photos = download_photos(
+            points,
+            args.out,
+            args.photo_url_template,
+            args.photo_base,
+            opts.policy,
+            args.concurrency,
+            not args.no_progress,
+        )
         failed += photos.counts.get("failed", 0)
     summary = acquire_chips(points, args.out, opts, progress=not args.no_progress, manifest=args.manifest)
     _report(summary_lines(summary))
@@ -142,9 +232,18 @@ def run_series(args) -> int:
     from senclip.acquire.series import SeriesOptions, acquire_series
 
     points = read_points(args.points, swap_latlon=args.swap_latlon)
-    opts = SeriesOptions(stac_url=args.stac_url, year=args.year, collection=args.collection, spec=_spec(args),
-                         method=args.method, max_scene_cloud=args.max_scene_cloud, max_scenes=args.max_scenes,
-                         signer=args.signer, concurrency=args.concurrency, policy=_policy(args))
+    opts = SeriesOptions(
+        stac_url=args.stac_url,
+        year=args.year,
+        collection=args.collection,
+        spec=_spec(args),
+        method=args.method,
+        max_scene_cloud=args.max_scene_cloud,
+        max_scenes=args.max_scenes,
+        signer=args.signer,
+        concurrency=args.concurrency,
+        policy=_policy(args),
+    )
     summary = acquire_series(points, args.out, opts, progress=not args.no_progress)
     _report(summary_lines(summary, "series"))
     return 1 if summary.counts.get("failed") else 0
@@ -156,13 +255,24 @@ def run_photos(args) -> int:
     from senclip.acquire.points import read_points
 
     points = read_points(args.points, swap_latlon=args.swap_latlon)
-    summary = download_photos(points, args.out, args.photo_url_template, args.photo_base, _policy(args),
-                              args.concurrency, not args.no_progress)
+    summary = download_photos(
+        points,
+        args.out,
+        args.photo_url_template,
+        args.photo_base,
+        _policy(args),
+        args.concurrency,
+        not args.no_progress,
+    )
     views = [v for r in summary.records for v in r.get("views", {}).values()]
     got = sum(v["status"] == "ok" for v in views)
     missing = sum(v["status"] == "missing" for v in views)
-    _report([f"photos: {summary.total} points: {got} photos, {missing} missing (404), "
-             f"{summary.counts.get('failed', 0)} points with failed downloads (rerun to retry)"])
+    _report(
+        [
+            f"photos: {summary.total} points: {got} photos, {missing} missing (404), "
+            f"{summary.counts.get('failed', 0)} points with failed downloads (rerun to retry)"
+        ]
+    )
     if write_paired_manifest(points, args.out, args.manifest) is None:
         _report(["no chips yet: run `senclip acquire chips` with the same --out to build the manifest"])
     return 1 if summary.counts.get("failed") else 0
