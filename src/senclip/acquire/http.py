@@ -93,7 +93,7 @@ class RemoteError(SenclipError):
 def http_status(exc: BaseException) -> int | None:
     """The HTTP status code carried by ``exc`` (requests, GDAL message), if any."""
     response = getattr(exc, "response", None)
-    code = getattr(response, "status_code", None)
+    code = getattr(response, "status_code", getattr(exc, "status_code", None))  # requests / pystac-client
     if isinstance(code, int):
         return code
     m = _HTTP_CODE.search(str(exc))
