@@ -71,8 +71,13 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     tower = summary["module"].image_tower.cpu().eval()
     model = SenCLIP(base.name, tower, base.text_tower, base.logit_scale, base.pretrained)
-    ckpt = save_model(model, out / "timesen-ndvi.safetensors")
-    model = create_model(args.model, pretrained=args.pretrained, checkpoint=ckpt).eval()
+    if args.pretrained is None:
+        # random base weights cannot be re-created from their name: keep the text tower in the file
+        ckpt = save_model(model, out / "timesen-ndvi.safetensors", kind="full")
+        model = create_model(args.model, pretrained=str(ckpt)).eval()
+    else:
+        ckpt = save_model(model, out / "timesen-ndvi.safetensors")
+        model = create_model(args.model, pretrained=args.pretrained, checkpoint=ckpt).eval()
 
     with torch.no_grad():
         emb = torch.cat([model.encode_image(torch.from_numpy(valid_px.series[i:i + 4096]))

@@ -13,7 +13,9 @@ Labels follow the eo-learn LULC nomenclature (:data:`LULC_CLASSES`; code
 ``mask_timeless/LULC.npy``; for a stack or a GeoTIFF folder give a
 single-band label raster on the same grid (``labels=``).
 
-``split`` separates the grid spatially: ``"train"`` is the left half of the
+``split`` (or a ``:train`` / ``:valid`` suffix on the root, for command lines
+such as ``senclip fewshot --data PATCH:train --eval-data PATCH:valid``)
+separates the grid spatially: ``"train"`` is the left half of the
 columns, ``"valid"`` the right half (``split_axis="row"``: top / bottom), so
 no evaluation pixel neighbours a training pixel except along the seam.
 """
@@ -86,6 +88,43 @@ def _read_labels(source: SeriesSource, root: Path, labels) -> np.ndarray:
     return codes.astype(np.int64)
 
 
+def _root_options(root, split: str | None, classes) -> tuple[str, str | None, object]:
+    """Options given as suffixes of the root, for CLIs that take one root string per split.
+
+    ``PATH:valid``, ``PATH:train:present`` …: ``train``/``valid`` choose the
+    split, ``present``/``all`` the class list. A root that exists as given is
+    never split.
+    """
+    text = str(root)
+    while not Path(text).exists() and text.rpartition(":")[2] in ("train", "valid", "present", "all"):
+        text, _, token = text.rpartition(":")
+        if token in ("train", "valid"):
+            if split not in (None, token):
+                raise SenclipError(f"{root}: split suffix :{token} contradicts split={split!r}")
+            split = token
+        else:
+            classes = token
+    return text, split, classes
+
+
+def _class_table(codes: np.ndarray, classes) -> np.ndarray:
+    """``(11,)`` int64: LULC code -> label index, -1 for codes left out (always code 0)."""
+    if classes == "all":
+        chosen = list(range(1, len(LULC_CLASSES) + 1))
+    elif classes == "present":
+        chosen = [int(c) for c in np.unique(codes) if c > 0]
+    elif isinstance(classes, str):
+        raise SenclipError(f"classes must be 'all', 'present' or a list of names, not {classes!r}")
+    else:
+        unknown = [c for c in classes if c not in LULC_CLASSES]
+        if unknown:
+            raise SenclipError(f"unknown LULC class(es) {unknown}; choose from {', '.join(LULC_CLASSES)}")
+        chosen = sorted(LULC_CLASSES.index(c) + 1 for c in classes)
+    table = np.full(len(LULC_CLASSES) + 1, -1, dtype=np.int64)
+    table[chosen] = np.arange(len(chosen))
+    return table
+
+
 def _split_mask(shape: tuple[int, int], split: str | None, axis: str) -> np.ndarray:
     h, w = shape
     keep = np.ones(shape, dtype=bool)
@@ -114,6 +153,9 @@ class TimeSeriesDataset(Dataset):
         method, year: compositing options (see :mod:`senclip.timeseries.composite`).
         dates, feature, series_bands: passed to :func:`~senclip.timeseries.io.open_series`.
         block_rows: rows composited at once.
+        classes: ``"all"`` (the 10-class nomenclature, default), ``"present"``
+            (the classes occurring in the whole label raster, so every split of
+            one raster gets the same list) or a list of class names.
     """
 
     name = "timeseries"
@@ -123,22 +165,24 @@ class TimeSeriesDataset(Dataset):
     def __init__(self, root, transforms: Callable | None = None, labels=None, split: str | None = None,
                  split_axis: str = "col", method: str = "median", year: int | None = None, dates=None,
                  feature: str = "NDVI", series_bands: Sequence[str] | None = None,
-                 block_rows: int = 256) -> None:
+                 block_rows: int = 256, classes: str | Sequence[str] = "all") -> None:
+        root, split, classes = _root_options(root, split, classes)
         self.root = Path(root)
         self.source = open_series(self.root, dates=dates, bands=series_bands, feature=feature)
         self.transforms = transforms
         self.all_bands = self.source.bands
         if isinstance(transforms, SelectSeriesBands):  # fail before compositing
             self.source.select_bands(transforms.bands)
-        self.classes = list(LULC_CLASSES)
         self.options = {"split": split, "axis": split_axis, "method": method, "year": year,
-                        "labels": str(labels) if labels else None}
+                        "labels": str(labels) if labels else None, "classes": classes}
         codes = _read_labels(self.source, self.root, labels)
-        keep = _split_mask(codes.shape, split, split_axis) & (codes > 0)
+        code_to_label = _class_table(codes, classes)
+        self.classes = [LULC_CLASSES[c - 1] for c in np.flatnonzero(code_to_label >= 0)]
+        keep = _split_mask(codes.shape, split, split_axis) & (code_to_label[codes] >= 0)
         self.series, self.rows, self.cols = self._composite(keep, method, year, block_rows)
         if not len(self.rows):
             raise SenclipError(f"{root}: no labelled pixel with a clear observation in the chosen split/period")
-        self.labels = codes[self.rows, self.cols] - 1
+        self.labels = code_to_label[codes[self.rows, self.cols]]
         self.paths = [f"{r},{c}" for r, c in zip(self.rows, self.cols, strict=True)]
 
     def _composite(self, keep: np.ndarray, method: str, year: int | None, block_rows: int):
