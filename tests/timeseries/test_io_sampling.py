@@ -126,3 +126,34 @@ def test_timeseries_dataset_splits_and_registry(eopatch_root):
     assert train.fingerprint() != valid.fingerprint()
     with pytest.raises(SenclipError, match="band"):
         get_dataset("timeseries", eopatch_root, bands=("B04", "B03", "B02"))
+
+
+def test_netcdf_cube_with_cf_time_axis(tmp_path):
+    import datetime as dt
+
+    import netCDF4
+
+    rng = np.random.default_rng(0)
+    dates = [dt.date(2020, 1, 10), dt.date(2020, 3, 5), dt.date(2020, 3, 25), dt.date(2020, 7, 1)]
+    path = tmp_path / "cube.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        for name, n in (("time", 4), ("y", 6), ("x", 5)):
+            ds.createDimension(name, n)
+        t = ds.createVariable("time", "f8", ("time",))
+        t.units, t.standard_name = "days since 2020-01-01", "time"
+        t[:] = [(d - dt.date(2020, 1, 1)).days for d in dates]
+        for axis, values in (("y", 5_000_000 - 10 * np.arange(6) - 5), ("x", 400_000 + 10 * np.arange(5) + 5)):
+            v = ds.createVariable(axis, "f8", (axis,))
+            v.units, v.standard_name = "m", f"projection_{axis}_coordinate"
+            v[:] = values
+        bands = {b: rng.random((4, 6, 5)).astype(np.float32) for b in ("B04", "B08")}
+        for b, a in bands.items():
+            ds.createVariable(b, "f4", ("time", "y", "x"))[:] = a
+        cloud = rng.random((4, 6, 5)) > 0.7
+        ds.createVariable("CLM", "u1", ("time", "y", "x"))[:] = cloud.astype(np.uint8)
+    src = open_series(path)
+    assert src.dates == dates and src.bands == ("B04", "B08")
+    assert (src.transform.c, src.transform.f, src.transform.e) == (400_000, 5_000_000, -10)
+    data, valid = src.read(slice(1, 4))
+    np.testing.assert_array_equal(data[:, 1], bands["B08"][:, 1:4])
+    np.testing.assert_array_equal(valid, ~cloud[:, 1:4])
