@@ -59,7 +59,8 @@ def _read(paths: list[Path], size: int) -> torch.Tensor:
     out = []
     for p in paths:
         img = decode_image(read_file(str(p)), mode=ImageReadMode.RGB).float().div(255).unsqueeze(0)
-        out.append(F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False))
+        out.append(F.interpolate(img, size=(size, size), mode="bilinear", antialias=True,
+                                 align_corners=False))
     return torch.cat(out)
 
 
@@ -112,7 +113,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="timed steps per mode")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--eurosat", default=str(Path(__file__).resolve().parents[2] / "shared/data/eurosat_rgb/train"))
+    default_data = Path(__file__).resolve().parents[2] / "shared/data/eurosat_rgb/train"
+    ap.add_argument("--eurosat", default=str(default_data), help="EuroSAT RGB folder used for chips/photos")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     args.device = torch.device(args.device)
