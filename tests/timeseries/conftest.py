@@ -14,7 +14,8 @@ def eopatch_arrays(eopatch_root):
     """NDVI (T, H, W), cloud mask (T, H, W) and dates of the real EOPatch, read with plain NumPy."""
     ndvi = np.load(eopatch_root / "data" / "NDVI.npy")[..., 0]
     clm = np.load(eopatch_root / "mask" / "CLM.npy")[..., 0]
-    dates = [dt.date.fromisoformat(t[:10]) for t in json.loads((eopatch_root / "timestamps.json").read_text())]
+    stamps = json.loads((eopatch_root / "timestamps.json").read_text())
+    dates = [dt.date.fromisoformat(t[:10]) for t in stamps]
     return ndvi, clm, dates
 
 

@@ -23,7 +23,8 @@ def _stack(tmp_path, name="s.tif", valid=None, bands=("NDVI",)):
 
 def _run(tmp_path, stack, *extra, capsys):
     out = tmp_path / "out.tif"
-    status = main(["map-pixels", str(stack), str(out), "--model", "senclip-tiny-vit", "--no-progress", *extra])
+    status = main(["map-pixels", str(stack), str(out), "--model", "senclip-tiny-vit", "--no-progress",
+                   *extra])
     err = capsys.readouterr().err.strip()
     assert status == 2 and not out.exists() and not list(tmp_path.glob("out.tif*"))
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err

@@ -121,7 +121,8 @@ def test_timeseries_dataset_splits_and_registry(eopatch_root):
     assert len(train) + len(valid) == 101 * 100 - 155  # every labelled pixel, once
     assert train.cols.max() < 50 <= valid.cols.min()
     s = valid[0]
-    assert s["image"].shape == (12, 1) and s["bands"] == ("NDVI",) and s["path"] == f"{valid.rows[0]},{valid.cols[0]}"
+    assert s["image"].shape == (12, 1) and s["bands"] == ("NDVI",)
+    assert s["path"] == f"{valid.rows[0]},{valid.cols[0]}"
     assert valid.classes[int(s["label"])] in valid.class_counts()
     assert train.fingerprint() != valid.fingerprint()
     with pytest.raises(SenclipError, match="band"):
@@ -142,7 +143,8 @@ def test_netcdf_cube_with_cf_time_axis(tmp_path):
         t = ds.createVariable("time", "f8", ("time",))
         t.units, t.standard_name = "days since 2020-01-01", "time"
         t[:] = [(d - dt.date(2020, 1, 1)).days for d in dates]
-        for axis, values in (("y", 5_000_000 - 10 * np.arange(6) - 5), ("x", 400_000 + 10 * np.arange(5) + 5)):
+        axes = (("y", 5_000_000 - 10 * np.arange(6) - 5), ("x", 400_000 + 10 * np.arange(5) + 5))
+        for axis, values in axes:
             v = ds.createVariable(axis, "f8", (axis,))
             v.units, v.standard_name = "m", f"projection_{axis}_coordinate"
             v[:] = values

@@ -60,9 +60,9 @@ def test_map_pixels_writes_a_cog_with_classes_and_nodata(tmp_path, cloudy_stack,
 
 def test_resume_after_interruption_gives_identical_file(tmp_path, eopatch_root, ndvi_checkpoint):
     from senclip.models import create_model
+    from senclip.timeseries.dataset import lulc_prompts
     from senclip.timeseries.io import ArraySource, open_series
     from senclip.timeseries.mapping import PixelMapOptions, PixelMapper
-    from senclip.timeseries.dataset import lulc_prompts
 
     model = create_model("senclip-tiny-vit", checkpoint=ndvi_checkpoint)
     full = open_series(eopatch_root)

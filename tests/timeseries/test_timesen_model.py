@@ -25,7 +25,7 @@ def test_month_position_does_not_shift_when_a_month_is_missing(ndvi_tower_config
     for m in range(11):
         gap = x.clone()
         gap[:, m] = NAN
-        tokens, pad = tower.embed(x)
+        tokens, _ = tower.embed(x)
         tokens_gap, pad_gap = tower.embed(gap)
         # the token of month m+1 (sequence index m+2 after CLS) is unchanged, position included
         torch.testing.assert_close(tokens_gap[:, m + 2], tokens[:, m + 2], rtol=0, atol=0)

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("classes")
     g.add_argument("--prompts", default="generic", metavar="SPEC",
                    help="generic | aerial | ground | all for the built-in eo-learn LULC prompts, or a "
-                        "YAML/JSON prompt file (PATH or PATH:style) whose classes are mapped (default: generic)")
+                        "YAML/JSON prompt file (PATH or PATH:style) whose classes are mapped "
+                        "(default: generic)")
     g.add_argument("--classes", default=None, metavar="A,B,…",
                    help="map only these classes of the prompt set (default: all of them)")
     s = p.add_argument_group("series")
@@ -82,7 +83,8 @@ def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
         head, sep, tail = spec.rpartition(":")
         path, style = (head, tail) if sep and (tail in STYLES or tail == "all") else (spec, None)
     if not Path(path).is_file():
-        raise SenclipError(f"prompt file not found: {path}; use generic, aerial, ground, all or a YAML/JSON file")
+        raise SenclipError(f"prompt file not found: {path}; use generic, aerial, ground, all "
+                           "or a YAML/JSON file")
     keys = list(read_prompt_file(path).classes)
     full = load_prompts(f"{path}:{style}" if style else str(path), keys, "timeseries")
     if classes is None:

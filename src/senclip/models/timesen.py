@@ -181,7 +181,8 @@ class TimeSenTower(nn.Module):
         pad = torch.cat([torch.zeros_like(mask[:, :1]), ~mask], dim=1)
         return tokens, pad
 
-    def forward(self, x: torch.Tensor, normalize: bool = True, valid: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, normalize: bool = True,
+                valid: torch.Tensor | None = None) -> torch.Tensor:
         """Embed ``(B, 12, C)`` monthly series into ``(B, embed_dim)``."""
         tokens, pad = self.embed(x, valid)
         h = self.encoder(tokens, src_key_padding_mask=pad)

@@ -26,6 +26,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -160,7 +161,7 @@ class TimeSeriesDataset(Dataset):
 
     name = "timeseries"
     multilabel = False
-    classes: list[str] = list(LULC_CLASSES)
+    classes: ClassVar[list[str]] = list(LULC_CLASSES)
 
     def __init__(self, root, transforms: Callable | None = None, labels=None, split: str | None = None,
                  split_axis: str = "col", method: str = "median", year: int | None = None, dates=None,
@@ -181,7 +182,8 @@ class TimeSeriesDataset(Dataset):
         keep = _split_mask(codes.shape, split, split_axis) & (code_to_label[codes] >= 0)
         self.series, self.rows, self.cols = self._composite(keep, method, year, block_rows)
         if not len(self.rows):
-            raise SenclipError(f"{root}: no labelled pixel with a clear observation in the chosen split/period")
+            raise SenclipError(f"{root}: no labelled pixel with a clear observation in the chosen "
+                               "split/period")
         self.labels = code_to_label[codes[self.rows, self.cols]]
         self.paths = [f"{r},{c}" for r, c in zip(self.rows, self.cols, strict=True)]
 
@@ -219,7 +221,8 @@ class TimeSeriesDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
-        sample = {"image": torch.from_numpy(self.series[index]), "label": torch.tensor(int(self.labels[index])),
+        sample = {"image": torch.from_numpy(self.series[index]),
+                  "label": torch.tensor(int(self.labels[index])),
                   "path": self.paths[index], "bands": self.all_bands}
         return self.transforms(sample) if self.transforms is not None else sample
 
@@ -235,7 +238,8 @@ class TimeSeriesDataset(Dataset):
         return {c: int(n) for c, n in zip(self.classes, counts, strict=True) if n}
 
     def __repr__(self) -> str:
-        return f"TimeSeriesDataset(root={str(self.root)!r}, samples={len(self)}, split={self.options['split']})"
+        split = self.options["split"]
+        return f"TimeSeriesDataset(root={str(self.root)!r}, samples={len(self)}, split={split})"
 
 
 class PixelPairedDataset(Dataset):

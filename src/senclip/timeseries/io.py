@@ -71,7 +71,8 @@ def parse_dates(values: Sequence | str | os.PathLike) -> list[dt.date]:
     """Parse a list of dates, a comma-separated string or a text file (one per line)."""
     if isinstance(values, (str, os.PathLike)):
         path = Path(values)
-        text = path.read_text() if path.suffix in (".txt", ".csv", ".json") and path.is_file() else str(values)
+        is_file = path.suffix in (".txt", ".csv", ".json") and path.is_file()
+        text = path.read_text() if is_file else str(values)
         if path.suffix == ".json" and path.is_file():
             values = json.loads(text)
         else:

@@ -54,7 +54,8 @@ class PixelMapOptions:
         if self.block_rows < 1 or self.batch_size < 1:
             raise SenclipError("block rows and batch size must be positive")
         if self.method not in METHODS:
-            raise SenclipError(f"unknown composite method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise SenclipError(f"unknown composite method {self.method!r}; "
+                               f"choose one of {', '.join(METHODS)}")
 
 
 def class_colours(classes: Sequence[str]) -> dict[int, tuple[int, int, int, int]]:
@@ -88,7 +89,8 @@ class _Block:
 
     def __init__(self, source: SeriesSource, band_idx: list[int], rows: slice, opts: PixelMapOptions) -> None:
         data, valid = source.read(rows)
-        comp, ok = monthly_composite(data[:, band_idx], source.dates, valid, method=opts.method, year=opts.year)
+        comp, ok = monthly_composite(data[:, band_idx], source.dates, valid,
+                                     method=opts.method, year=opts.year)
         self.rows = rows
         self.has = ok.any(axis=0)  # (h, W)
         self.series = np.ascontiguousarray(comp.transpose(2, 3, 0, 1)[self.has])  # (N, 12, C)

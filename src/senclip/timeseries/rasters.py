@@ -74,7 +74,8 @@ class FolderSource(SeriesSource):
         if bands is None:
             bands = [names[i] for i in data_idx]
         if len(bands) != len(data_idx):
-            raise SenclipError(f"{self.files[0]}: {len(data_idx)} data bands but {len(bands)} band names given")
+            raise SenclipError(f"{self.files[0]}: {len(data_idx)} data bands but "
+                               f"{len(bands)} band names given")
         self.bands, self.data_idx, self.count = tuple(bands), data_idx, count
         for p in self.files[1:]:
             with _open(p) as src:

@@ -27,7 +27,7 @@ from senclip.timeseries.composite import monthly_composite
 from senclip.timeseries.io import SeriesSource
 
 
-def read_manifest(manifest) -> "pandas.DataFrame":  # noqa: F821
+def read_manifest(manifest) -> pandas.DataFrame:  # noqa: F821
     """Load and check a manifest (CSV path or DataFrame)."""
     import pandas as pd
 
@@ -112,6 +112,7 @@ def sample_points(
             raise SenclipError(f"{int(empty.sum())} point(s) have no clear observation in any month "
                                f"(e.g. {ids[empty][:5].tolist()}); drop them or choose another period")
         keep = ~empty
-        series, month_valid, ids, rows, cols = series[keep], month_valid[keep], ids[keep], rows[keep], cols[keep]
+        series, month_valid, ids = series[keep], month_valid[keep], ids[keep]
+        rows, cols = rows[keep], cols[keep]
     return {"series": np.ascontiguousarray(series), "month_valid": month_valid, "point_id": ids,
             "row": rows, "col": cols, "bands": tuple(source.bands[i] for i in band_idx)}
