@@ -89,6 +89,13 @@ def test_resume_after_interruption_gives_identical_file(tmp_path, eopatch_root, 
     assert sum(second["counts_this_run"].values()) == (40 - 24) * 100
     assert out.read_bytes() == (tmp_path / "whole.tif").read_bytes()
 
+    # a partial run made with other prompts is not resumed: the map starts over
+    other = tmp_path / "other.tif"
+    with pytest.raises(KeyboardInterrupt):
+        mapper.run(source, other, progress=False, on_block=stop_after_three)
+    changed = PixelMapper(model, lulc_prompts("ground", list(prompts)), PixelMapOptions(8, 4096))
+    assert changed.run(source, other, progress=False)["resumed_blocks"] == 0
+
 
 def test_map_pixels_refuses_an_image_model(tmp_path, eopatch_root, capsys):
     out = tmp_path / "m.tif"
