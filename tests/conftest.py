@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# set before anything imports huggingface_hub, which reads it once at import
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SENCLIP_TEST_DATA", REPO.parent / "shared" / "data"))
 
