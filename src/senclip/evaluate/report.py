@@ -71,6 +71,18 @@ def markdown_zeroshot(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".partial.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def plot_confusion(confusion, classes, path: str | Path, title: str) -> Path:
     import matplotlib
 
@@ -95,12 +107,7 @@ def plot_confusion(confusion, classes, path: str | Path, title: str) -> Path:
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".partial.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save(fig, path)
 
 
 def plot_kshot(result: dict, path: str | Path) -> Path:
@@ -129,9 +136,4 @@ def plot_kshot(result: dict, path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".partial.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return _save(fig, path)
