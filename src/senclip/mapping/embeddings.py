@@ -58,7 +58,8 @@ def embed_scene(model, input_path: str, output: str | Path, options: MapOptions)
     t0 = time.perf_counter()
     try:
         if not store.complete:
-            with progress_bar(grid.n_tiles, options.progress, f"embed {Path(input_path).name}") as bar:
+            with progress_bar(grid.n_tiles, options.progress, f"embed {Path(input_path).name}") as bar, \
+                    rasterio.Env(GDAL_CACHEMAX=source.cache_bytes()):
                 run_tiles(source, grid, tile_encoder(model), sink, dim, start_row=store.rows_done,
                           batch_size=options.batch_size, min_valid=options.min_valid,
                           workers=options.workers, progress=bar)

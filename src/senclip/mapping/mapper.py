@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import rasterio
 import torch
 
 from senclip.errors import SenclipError
@@ -194,12 +195,14 @@ def map_scene(model, classifier, input_path: str, output: str | Path, options: M
     try:
         if not store.complete:
             sink = CellAccumulator(grid, n_cls, store, options.min_valid)
-            with progress_bar(grid.n_tiles, options.progress, f"map {Path(input_path).name}") as bar:
+            with progress_bar(grid.n_tiles, options.progress, f"map {Path(input_path).name}") as bar, \
+                    rasterio.Env(GDAL_CACHEMAX=source.cache_bytes()):
                 run_tiles(source, grid, tile_encoder(model, classifier), sink, n_cls,
                           start_row=max(0, store.rows_done - grid.k + 1), batch_size=options.batch_size,
                           min_valid=options.min_valid, workers=options.workers, progress=bar)
         seconds = time.perf_counter() - t0
-        _finish(store, source, grid, classifier.classes, output, options, model)
+        with rasterio.Env(GDAL_CACHEMAX=source.cache_bytes()):
+            _finish(store, source, grid, classifier.classes, output, options, model)
     except SenclipError:
         store.remove()
         raise

@@ -128,6 +128,7 @@ class RasterSource:
             self.crs, self.transform = ds.crs, ds.transform
             self.dtype = ds.dtypes[0]
             self.descriptions = tuple((d or "").strip().upper() for d in ds.descriptions)
+            self.block_height = ds.block_shapes[0][0] if ds.block_shapes else 256
             file_nodata = ds.nodata
         if self.crs is None and not self.options.allow_no_crs:
             raise SenclipError(f"{self.path} has no CRS, so the map could not be placed on the ground; "
@@ -260,6 +261,17 @@ class RasterSource:
             else:
                 ok &= ~np.isin(mask, np.asarray(self.options.mask_values))
         return raw, ok
+
+    def cache_bytes(self) -> int:
+        """GDAL block cache that holds two block rows of the bands read (32 MiB - 1 GiB).
+
+        Strips are thinner than blocks, so each block row is decoded once and
+        reused from the cache; capping the cache keeps memory independent of
+        the scene size (GDAL's default grows up to 5% of the RAM).
+        """
+        bands = len(self.indexes) + (1 if self.mask_index else 0)
+        need = 2 * self.block_height * self.width * bands * np.dtype(self.dtype).itemsize
+        return int(min(max(need, 32 * 2**20), 2**30))
 
     def identity(self) -> dict:
         """Facts that make a run of this scene reproducible (for resume checks)."""
