@@ -30,7 +30,7 @@ have yet; bands it already has keep their filters unchanged:
 Normalisation: the tower's :class:`~senclip.models.towers.Preprocess` keeps
 the mean/std of bands it already has; a new Sentinel-2 band gets the
 reflectance statistics of :data:`S2_REFLECTANCE_STATS` (inputs are surface or
-top-of-atmosphere reflectance, e.g. digital numbers × 1e-4 as
+top-of-atmosphere reflectance, e.g. digital numbers x 1e-4 as
 :class:`senclip.data.transforms.ScaleReflectance` gives); any other name gets
 mean 0.5, std 0.25.
 """
