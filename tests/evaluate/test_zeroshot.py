@@ -156,3 +156,14 @@ def test_prompt_file_with_unknown_or_missing_class(small_valid, tmp_path, capsys
     status, _, err = _run(_zs(small_valid, out, prompts=str(missing)), capsys)
     _assert_clean_failure(status, err, out)
     assert "AnnualCrop" in err
+
+
+def test_multispectral_tower_on_bigearthnet_from_the_cli(bigearthnet_root, tmp_path, capsys):
+    # an RGB tower inflated to the 12 L2A bands; samples are matched to it by band name
+    out = tmp_path / "ben.json"
+    status = main(["zeroshot", "--model", "senclip-tiny-rn", "--bands", "L2A", "--dataset", "bigearthnet",
+                   "--data", str(bigearthnet_root), "--prompts", "aerial", "--out", str(out),
+                   "--workers", "0", "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    r = json.loads(out.read_text())
+    assert r["n"] == 6 and r["multilabel"] and 0.0 <= r["map_macro"] <= 1.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_model_args, add_runtime_args
+from senclip.commands.common import add_bands_arg, add_model_args, add_runtime_args
 
 HELP = "k-shot logistic regression / linear probe on frozen image embeddings"
 DESCRIPTION = """\
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fewshot", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
+    add_bands_arg(p)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="eurosat", metavar="NAME",
                    help="eurosat | eurosat-ms | timeseries (single-label datasets; default eurosat)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_model_args, add_runtime_args
+from senclip.commands.common import add_bands_arg, add_model_args, add_runtime_args
 
 HELP = "zero-shot classification of a labelled dataset with text prompts"
 DESCRIPTION = """\
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zeroshot", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
+    add_bands_arg(p)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=True, metavar="NAME",
                    help="eurosat | eurosat-ms | bigearthnet | timeseries")
