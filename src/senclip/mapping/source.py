@@ -16,7 +16,11 @@ Scaling: ``value * scale + offset``. Defaults by data type: ``uint8`` →
 ``1/255`` (8-bit true colour, as the EuroSAT RGB JPEGs), other integers →
 ``1e-4`` (Sentinel-2 L1C/L2A digital numbers to reflectance; for L2A products
 of processing baseline 04.00 or later, also pass ``offset=-0.1``, i.e. the
-``BOA_ADD_OFFSET`` of -1000 DN), floats → ``1``.
+``BOA_ADD_OFFSET`` of -1000 DN), floats → ``1``. When the tower takes the
+RGB bands (B04, B03, B02) of an integer Sentinel-2 file and no ``scale`` is
+given, the reflectance is then stretched to display values as
+:func:`senclip.data.transforms.true_colour` does for the datasets (×3.5,
+clipped to [0, 1]), since RGB CLIP towers were trained on photo-like images.
 
 Validity: a pixel is nodata if any selected band equals the nodata value
 (the file's, or ``nodata`` when given), is not finite, or if a mask band
@@ -82,6 +86,10 @@ def parse_band_spec(spec: str | Sequence[str | int] | None) -> tuple[str | int, 
     return tuple(str(s).upper() for s in items)
 
 
+TRUE_COLOUR_GAIN = 3.5
+"""Reflectance-to-display stretch for RGB towers (see :func:`senclip.data.transforms.true_colour`)."""
+
+
 def default_scale(dtype: str) -> float:
     """Scale used when none is given: 1/255 for uint8, 1e-4 for other ints, 1 for floats."""
     kind = np.dtype(dtype)
@@ -137,8 +145,15 @@ class RasterSource:
         self.mask_index = self._resolve_mask_band()
         self.nodata = self.options.nodata if self.options.nodata is not None else file_nodata
         self.scale = self.options.scale if self.options.scale is not None else default_scale(self.dtype)
+        self.gain = TRUE_COLOUR_GAIN if self._true_colour_default() else 1.0
         self.offset = float(self.options.offset)
         self._check_readable()
+
+    def _true_colour_default(self) -> bool:
+        """RGB tower, integer digital numbers other than 8-bit, and no --scale given."""
+        kind = np.dtype(self.dtype)
+        return (self.options.scale is None and self.model_bands == ("B04", "B03", "B02")
+                and np.issubdtype(kind, np.integer) and kind != np.uint8)
 
     # -- band resolution -------------------------------------------------
     def _by_name(self, names: Sequence[str]) -> list[int]:
@@ -232,6 +247,8 @@ class RasterSource:
             return data, valid
         raw, ok = self._read_raw(y0, rows)
         part = raw.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        if self.gain != 1.0:
+            part = np.clip(part * np.float32(self.gain), 0.0, 1.0)
         part[:, ~ok] = 0.0
         data[:, :rows, :self.width] = part
         valid[:rows, :self.width] = ok
@@ -276,7 +293,7 @@ class RasterSource:
     def identity(self) -> dict:
         """Facts that make a run of this scene reproducible (for resume checks)."""
         info: dict = {"path": self.path, "size": [self.width, self.height], "indexes": self.indexes,
-                      "scale": self.scale, "offset": self.offset, "nodata": self.nodata,
+                      "scale": self.scale, "gain": self.gain, "offset": self.offset, "nodata": self.nodata,
                       "mask": [self.mask_index, self.options.mask_values]}
         if os.path.exists(self.path):
             st = os.stat(self.path)
