@@ -190,8 +190,24 @@ def test_bad_arguments_and_missing_root(bigearthnet_root, tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"labels_metadata\.json"):
         BigEarthNet(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetNotFoundError, match="no bigearthnet samples"):
+    with pytest.raises(DatasetNotFoundError, match=r"not found .*download=True"):
         BigEarthNet(tmp_path / "empty")
+
+
+def test_download_fills_an_existing_empty_folder(tmp_path, monkeypatch):
+    import senclip.data.download as download
+
+    calls = []
+
+    def fake_ensure(name, root, **kw):
+        calls.append((name, root))
+        raise SenclipError("offline")
+
+    monkeypatch.setattr(download, "ensure_dataset", fake_ensure)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SenclipError, match="offline"):
+        BigEarthNet(tmp_path / "empty", download=True)
+    assert calls == [("bigearthnet", tmp_path / "empty")]
 
 
 def test_fingerprint_depends_on_nomenclature(ben19, bigearthnet_root):

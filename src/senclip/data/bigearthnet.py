@@ -154,6 +154,9 @@ class BigEarthNet(ClassificationDataset):
         for sub in self.nested_roots:
             if (root / sub).is_dir():
                 return root / sub
+        # a root counts only if it holds a patch folder (so download=True fills an empty folder)
+        if next(root.glob("*/*_labels_metadata.json"), None) is None:
+            return None
         return root
 
     def _patch_names(self, root: Path) -> list[str]:
