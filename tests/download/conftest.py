@@ -63,9 +63,11 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             body = body[:cut]
             self.close_connection = True
+        # log before sending: the client can only send its next request after this body,
+        # so the log keeps request order even though handler threads run concurrently
+        self.server.log.append((self.path, rng, len(body)))
         self.wfile.write(body)
         self.wfile.flush()
-        self.server.log.append((self.path, rng, len(body)))
 
 
 @pytest.fixture()
