@@ -194,8 +194,10 @@ def test_bad_arguments_and_missing_root(bigearthnet_root, tmp_path):
         BigEarthNet(tmp_path / "empty")
 
 
-def test_download_fills_an_existing_empty_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["eurosat", "eurosat-ms", "bigearthnet"])
+def test_download_fills_an_existing_empty_folder(tmp_path, monkeypatch, name):
     import senclip.data.download as download
+    from senclip.data import DATASETS
 
     calls = []
 
@@ -206,8 +208,8 @@ def test_download_fills_an_existing_empty_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "ensure_dataset", fake_ensure)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SenclipError, match="offline"):
-        BigEarthNet(tmp_path / "empty", download=True)
-    assert calls == [("bigearthnet", tmp_path / "empty")]
+        DATASETS[name](tmp_path / "empty", download=True)
+    assert calls == [(name, tmp_path / "empty")]
 
 
 def test_fingerprint_depends_on_nomenclature(ben19, bigearthnet_root):

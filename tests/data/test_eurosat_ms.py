@@ -70,8 +70,8 @@ def test_release_nested_root_accepted(eurosat_ms_tree):
 def test_missing_root_and_wrong_folder(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"ds/images/remote_sensing"):
         EuroSATMS(tmp_path / "missing")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetNotFoundError, match="no class folders"):
+    (tmp_path / "empty").mkdir()  # an empty folder is "not found" (download=True would fill it)
+    with pytest.raises(DatasetNotFoundError, match=r"data not found .*download=True"):
         EuroSATMS(tmp_path / "empty")
 
 

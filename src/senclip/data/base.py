@@ -185,6 +185,31 @@ class ClassificationDataset(Dataset):
         return found
 
 
+class ClassFolderDataset(ClassificationDataset):
+    """A dataset laid out as ``<root>/<ClassName>/*<suffix>`` (EuroSAT RGB and MS).
+
+    Subclasses declare ``classes``, ``suffixes``, ``nested_roots`` (release
+    layouts to look into) and ``layout``, and implement ``_read_image``.
+    """
+
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    nested_roots: ClassVar[tuple[str, ...]] = ()
+
+    def _find_root(self, root: Path) -> Path | None:
+        # an empty folder is no dataset (so download=True fills it)
+        if not root.is_dir() or next(root.iterdir(), None) is None:
+            return None
+        if (root / self.classes[0]).is_dir():
+            return root
+        for sub in self.nested_roots:
+            if (root / sub).is_dir():
+                return root / sub
+        return root  # scanning it explains what is missing (e.g. a split folder one level down)
+
+    def _scan(self, root: Path) -> tuple[list[str], np.ndarray]:
+        return scan_class_folders(root, self.classes, self.suffixes, self.layout)
+
+
 GEOTIFF_OPEN_OPTIONS: dict[str, str] = {"GEOREF_SOURCES": "NONE"}
 """rasterio open options for reading sample pixels: skip the CRS and geotransform.
 

@@ -10,24 +10,21 @@ are accepted too. Images are returned as stored: 8-bit values as float32
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from senclip.data.base import (
     EUROSAT_CLASSES,
     RGB_BANDS,
-    ClassificationDataset,
+    ClassFolderDataset,
     Transform,
-    scan_class_folders,
 )
 from senclip.data.transforms import Compose, SelectBands, ToFloat
 from senclip.errors import SenclipError
 
 
-class EuroSAT(ClassificationDataset):
+class EuroSAT(ClassFolderDataset):
     """EuroSAT RGB JPEGs in class folders; labels are canonical class indices.
 
     Args:
@@ -44,19 +41,6 @@ class EuroSAT(ClassificationDataset):
     nested_roots: ClassVar[tuple[str, ...]] = ("2750", "EuroSAT_RGB", "EuroSAT_RGB/2750")
     layout: ClassVar[str] = ("<root>/<ClassName>/*.jpg for the 10 EuroSAT classes "
                              "(or <root>/2750/<ClassName>/)")
-
-    def _find_root(self, root: Path) -> Path | None:
-        if not root.is_dir():
-            return None
-        if (root / self.classes[0]).is_dir():
-            return root
-        for sub in self.nested_roots:
-            if (root / sub).is_dir():
-                return root / sub
-        return root
-
-    def _scan(self, root: Path) -> tuple[list[str], np.ndarray]:
-        return scan_class_folders(root, self.classes, self.suffixes, self.layout)
 
     def _read_image(self, index: int) -> torch.Tensor:
         from torchvision.io import ImageReadMode, decode_image, read_file

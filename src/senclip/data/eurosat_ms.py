@@ -12,7 +12,6 @@ stored: uint16 digital numbers (reflectance x 10,000) as float32 ``(13, 64, 64)`
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -21,9 +20,8 @@ import torch
 from senclip.data.base import (
     EUROSAT_CLASSES,
     GEOTIFF_OPEN_OPTIONS,
-    ClassificationDataset,
+    ClassFolderDataset,
     raster_read_env,
-    scan_class_folders,
 )
 from senclip.errors import SenclipError
 
@@ -32,7 +30,7 @@ EUROSAT_MS_BANDS: tuple[str, ...] = (
 )
 
 
-class EuroSATMS(ClassificationDataset):
+class EuroSATMS(ClassFolderDataset):
     """EuroSAT multispectral GeoTIFFs in class folders, read with rasterio.
 
     Args:
@@ -53,19 +51,6 @@ class EuroSATMS(ClassificationDataset):
     )
     layout: ClassVar[str] = ("<root>/<ClassName>/*.tif (13-band GeoTIFFs) for the 10 EuroSAT classes, "
                              "or <root>/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<ClassName>/")
-
-    def _find_root(self, root: Path) -> Path | None:
-        if not root.is_dir():
-            return None
-        if (root / self.classes[0]).is_dir():
-            return root
-        for sub in self.nested_roots:
-            if (root / sub).is_dir():
-                return root / sub
-        return root
-
-    def _scan(self, root: Path) -> tuple[list[str], np.ndarray]:
-        return scan_class_folders(root, self.classes, self.suffixes, self.layout)
 
     def _read_image(self, index: int) -> torch.Tensor:
         import rasterio
