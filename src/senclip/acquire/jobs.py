@@ -101,6 +101,35 @@ class RunSummary:
         return [r["point_id"] for r in self.records if r.get("status") == status]
 
 
+def run_point_files(
+    points,
+    out: Path,
+    options_file: str,
+    identity: dict,
+    journal_file: str,
+    make_worker: Callable[[], Callable[[dict], dict]],
+    path_key: str,
+    concurrency: int,
+    progress: bool,
+    desc: str,
+) -> RunSummary:
+    """Resumable per-point job whose result for each point is one file under ``out``.
+
+    Checks ``out`` was not filled with other options, then builds the worker
+    (e.g. opens the STAC client) and runs it on every row of ``points``; a
+    journalled point is done when its status is final and, if ``ok``, the file
+    named by ``record[path_key]`` exists.
+    """
+    check_options(out / options_file, identity)
+    work = make_worker()
+    journal = Journal(out / journal_file)
+    tasks = [(r["point_id"], (lambda r=r: work(r))) for r in points.to_dict("records")]
+    return run_points(
+        tasks, journal, concurrency, progress, desc=desc,
+        done=lambda rec: rec.get("status") != "ok" or (out / rec[path_key]).is_file(),
+    )
+
+
 def run_points(
     tasks: Iterable[tuple[str, Callable[[], dict]]],
     journal: Journal,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from senclip.acquire.chips import ChipSpec, rank_candidates, read_chip, write_chip
 from senclip.acquire.http import RetryPolicy
-from senclip.acquire.jobs import Journal, RunSummary, check_options, run_points
+from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.points import safe_name
 from senclip.acquire.stac import item_cloud_cover, item_datetime, open_catalog, search_point
 from senclip.errors import SenclipError
@@ -134,19 +134,13 @@ def acquire_chips(
             cannot be opened.
     """
     out = Path(out)
-    check_options(out / "chips.options.json", opts.identity())
-    client = open_catalog(opts.stac_url, opts.policy, opts.signer)
-    journal = Journal(out / CHIPS_JOURNAL)
-    rows = points.to_dict("records")
-    tasks = [(r["point_id"], (lambda r=r: chip_point(client, r, opts, out))) for r in rows]
-    summary = run_points(
-        tasks,
-        journal,
-        opts.concurrency,
-        progress,
-        desc="chips",
-        done=lambda rec: rec.get("status") != "ok" or (out / rec["sat_path"]).is_file(),
-    )
+
+    def make_worker():
+        client = open_catalog(opts.stac_url, opts.policy, opts.signer)
+        return lambda row: chip_point(client, row, opts, out)
+
+    summary = run_point_files(points, out, "chips.options.json", opts.identity(), CHIPS_JOURNAL, make_worker,
+                              "sat_path", opts.concurrency, progress, desc="chips")
     write_paired_manifest(points, out, manifest)
     return summary
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, read_window
 from senclip.acquire.http import RemoteError, RetryPolicy
-from senclip.acquire.jobs import Journal, RunSummary, check_options, run_points
+from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.points import safe_name
 from senclip.acquire.stac import (
     asset_href,
@@ -150,21 +150,16 @@ def acquire_series(
     from senclip.data.manifest import write_manifest
 
     out = Path(out)
-    check_options(out / "series.options.json", opts.identity())
-    client = open_catalog(opts.stac_url, opts.policy, opts.signer)
-    journal = Journal(out / SERIES_JOURNAL)
-    rows = points.to_dict("records")
-    tasks = [(r["point_id"], (lambda r=r: series_point(client, r, opts, out))) for r in rows]
-    summary = run_points(
-        tasks,
-        journal,
-        opts.concurrency,
-        progress,
-        desc="series",
-        done=lambda rec: rec.get("status") != "ok" or (out / rec["series_path"]).is_file(),
-    )
+
+    def make_worker():
+        client = open_catalog(opts.stac_url, opts.policy, opts.signer)
+        return lambda row: series_point(client, row, opts, out)
+
+    summary = run_point_files(points, out, "series.options.json", opts.identity(), SERIES_JOURNAL,
+                              make_worker, "series_path", opts.concurrency, progress, desc="series")
+    journal = Journal(out / SERIES_JOURNAL)  # as written by the run (like the chips manifest)
     table = []
-    for row in rows:
+    for row in points.to_dict("records"):
         rec = journal.get(row["point_id"])
         if rec and rec.get("status") == "ok":
             table.append(
