@@ -24,8 +24,13 @@ LUCAS = {
     "A": "Artificial land", "B": "Cropland", "C": "Woodland", "D": "Shrubland", "E": "Grassland",
     "F": "Bare land and lichens/moss", "G": "Water areas", "H": "Wetlands",
 }
+LULC = [  # eo-learn LULC, the labels of the time-series dataset
+    "cultivated land", "forest", "grassland", "shrubland", "water", "wetlands", "tundra", "artificial surface",
+    "bareland", "snow and ice",
+]
 DATASETS = {
     "eurosat": EUROSAT, "eurosat-ms": EUROSAT, "bigearthnet": BIGEARTHNET, "lucas": list(LUCAS.values()),
+    "timeseries": LULC,
 }
 
 
@@ -70,7 +75,7 @@ def test_prompts_fit_the_clip_context():
     import open_clip
 
     tokenizer = open_clip.get_tokenizer("senclip-tiny-vit")
-    for dataset in ("eurosat", "bigearthnet", "lucas"):
+    for dataset in ("eurosat", "bigearthnet", "lucas", "timeseries"):
         for spec_prompts in load_prompts("all", DATASETS[dataset], dataset).values():
             for p in spec_prompts:
                 assert len(tokenizer.encode(p)) + 2 <= 77, p

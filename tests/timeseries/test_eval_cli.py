@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from senclip.cli import main
-from senclip.timeseries.dataset import LULC_CLASSES, PROMPT_FILE
+from senclip.timeseries.dataset import LULC_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,10 @@ def test_zeroshot_and_fewshot_on_pixels(tmp_path, eopatch_root, checkpoint):
     run = ["--no-cache", "--workers", "0", "--no-progress", "--batch-size", "2048"]
     out = tmp_path / "zs.json"
     assert main(["zeroshot", *model, "--dataset", "timeseries", "--data", f"{eopatch_root}:valid",
-                 "--prompts", f"{PROMPT_FILE}:ground", "--out", str(out), *run]) == 0
+                 "--prompts", "ground", "--out", str(out), *run]) == 0  # the built-in LULC set
     res = json.loads(out.read_text())
     assert res["classes"] == list(LULC_CLASSES)
+    assert res["prompts"]["spec"] == "ground"
     assert 0.0 <= res["top1"] <= 1.0
     # few-shot needs k pixels of every class in the shots' half: the right half has all the patch's
     # classes, so draw shots there and evaluate on the left half (classes present in the patch)

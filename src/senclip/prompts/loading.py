@@ -24,6 +24,7 @@ BUILTIN_FILES = {
     "eurosat-ms": "eurosat.yaml",
     "bigearthnet": "bigearthnet.yaml",
     "lucas": "lucas.yaml",
+    "timeseries": "eolearn_lulc.yaml",
 }
 """Dataset name -> built-in prompt file in ``prompts/data``."""
 
@@ -74,7 +75,7 @@ def load_prompts(spec: str, classes: Sequence[str], dataset: str) -> dict[str, l
             ``PATH:style`` to use one style of it.
         classes: the dataset's class names, exactly as the dataset spells them.
         dataset: dataset name (``eurosat``, ``eurosat-ms``, ``bigearthnet``,
-            ``lucas`` have built-in sets).
+            ``lucas``, ``timeseries`` (eo-learn LULC) have built-in sets).
 
     Returns:
         ``{class: [prompt, ...]}`` for exactly ``classes``, in that order

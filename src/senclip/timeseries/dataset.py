@@ -42,8 +42,8 @@ LULC_CLASSES: tuple[str, ...] = (
 )
 """eo-learn LULC classes; raster code ``k`` (1..10) is ``LULC_CLASSES[k - 1]``, 0 is no data."""
 
-PROMPT_FILE = Path(__file__).parent / "data" / "eolearn_lulc.yaml"
-"""Prompts for :data:`LULC_CLASSES` in the :mod:`senclip.prompts` schema (generic, aerial, ground)."""
+PROMPT_FILE = Path(__file__).parents[1] / "prompts" / "data" / "eolearn_lulc.yaml"
+"""Prompts for :data:`LULC_CLASSES` (generic, aerial, ground): the built-in set of dataset ``timeseries``."""
 
 
 class SelectSeriesBands:
