@@ -1,45 +1,51 @@
-"""The timesen tower trains with senclip.train (Lightning, InfoNCE) on proxy-paired pixels and exports."""
+"""The eo-learn pipeline check through the CLI alone: proxy-pairs --series → train → export → zeroshot."""
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import torch
-from torch.utils.data import Subset
+
+from senclip.cli import main
 
 
-def test_fit_a_few_steps_and_export(tmp_path, eopatch_root, tiny_vit):
+def test_proxy_series_pipeline_from_commands(tmp_path, eopatch_root, capsys):
     from senclip.models import create_model, read_metadata
-    from senclip.timeseries.dataset import (
-        PixelPairedDataset,
-        TimeSeriesDataset,
-        class_prompt_embeddings,
-        lulc_prompts,
-    )
-    from senclip.train.config import load_config
-    from senclip.train.data import PairedDataModule
-    from senclip.train.export import export_checkpoint
-    from senclip.train.run import fit
+    from senclip.timeseries.dataset import TimeSeriesDataset
 
-    pixels = TimeSeriesDataset(f"{eopatch_root}", split="train", classes="present")
-    views = class_prompt_embeddings(tiny_vit, lulc_prompts("ground", pixels.classes))
-    paired = PixelPairedDataset(pixels, views)
-    sample = paired[0]
-    assert sample["image"].shape == (12, 1) and sample["ground"].shape == (5, 128)
-    assert sample["ground_mask"].all() and sample["point_id"] == pixels.paths[0]
-    cfg = load_config("configs/timesen-ndvi-tiny.yaml", {
-        "trainer.out": str(tmp_path / "run"), "trainer.max_steps": 3, "data.batch_size": 16,
-        "optim.warmup_steps": 1, "trainer.ckpt_every_n_steps": 3,
-        "model.tower_options": {"width": 16, "layers": 1, "heads": 2, "mlp_dim": 16, "month_dropout": 0.3,
-                                "mean": [0.5], "std": [0.25]}})
-    train = Subset(paired, list(range(0, len(paired), 97)))
-    summary = fit(cfg, resume="none", progress=False,
-                  datamodule=PairedDataModule(cfg, train_dataset=train, val_dataset=None))
-    assert summary["global_step"] == 3
-    tower = summary["module"].image_tower
-    assert tower.tower_kind == "timesen" and tower.config.month_dropout == 0.3
-    out = tmp_path / "ts.safetensors"
-    export_checkpoint(summary["last_checkpoint"], out, kind="image")
-    assert read_metadata(out)["tower"] == "timesen"
-    model = create_model("senclip-tiny-vit", checkpoint=out)
-    x = torch.from_numpy(pixels.series[:8])
-    with torch.no_grad():
-        torch.testing.assert_close(model.encode_image(x), tower.eval()(x))
+    base, proxy = tmp_path / "base.safetensors", tmp_path / "proxy"
+    assert main(["export", "--base", "senclip-tiny-vit", "--seed", "0", "--out", str(base)]) == 0
+    assert main(["proxy-pairs", "--series", f"{eopatch_root}:train", "--model", "senclip-tiny-vit",
+                 "--pretrained", str(base), "--out", str(proxy), "--no-progress"]) == 0
+    manifest = pd.read_csv(proxy / "manifest.csv")
+    pixels = TimeSeriesDataset(f"{eopatch_root}:train")
+    assert manifest["point_id"].tolist() == pixels.paths and (manifest["col"] < 50).all()  # left half only
+    assert manifest["label"].tolist() == pixels.labels.tolist()
+    assert manifest["lat"].between(45, 47).all() and manifest["lon"].between(14, 15).all()  # Slovenia
+
+    small = proxy / "small.csv"  # every 97th pixel keeps the run short
+    manifest.iloc[::97].to_csv(small, index=False)
+    out = tmp_path / "run"
+    assert main(["train", "--config", "configs/timesen-ndvi-tiny.yaml", "--model.pretrained", str(base),
+                 "--data.manifest", str(small), "--data.cache", str(proxy / "ground_cache"),
+                 "--data.batch_size", "16", "--data.val_fraction", "0", "--trainer.out", str(out),
+                 "--trainer.max_steps", "3", "--trainer.ckpt_every_n_steps", "3", "--optim.warmup_steps", "1",
+                 "--model.tower_options", '{"width": 16, "layers": 1, "heads": 2, "mlp_dim": 16, '
+                 '"month_dropout": 0.3, "mean": [0.5], "std": [0.25]}', "--no-progress"]) == 0
+    model_file = tmp_path / "ts.safetensors"
+    assert main(["export", "--checkpoint", str(out / "checkpoints/last.ckpt"), "--out", str(model_file)]) == 0
+    assert read_metadata(model_file)["tower"] == "timesen"
+    zs = tmp_path / "zs.json"
+    assert main(["zeroshot", "--model", "senclip-tiny-vit", "--pretrained", str(model_file), "--dataset",
+                 "timeseries", "--data", f"{eopatch_root}:valid", "--prompts", "ground", "--out", str(zs),
+                 "--no-cache", "--workers", "0", "--no-progress"]) == 0
+    res = json.loads(zs.read_text())
+    assert res["n"] == len(TimeSeriesDataset(f"{eopatch_root}:valid")) and 0 <= res["top1"] <= 1
+    # the exported tower is the trained one: same embeddings as the Lightning module's tower
+    ckpt = torch.load(out / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    module_state = ckpt["state_dict"]
+    model = create_model("senclip-tiny-vit", pretrained=str(model_file)).eval()
+    tower_state = {f"image_tower.{k}": v for k, v in model.image_tower.state_dict().items()}
+    for key, value in tower_state.items():
+        torch.testing.assert_close(module_state[key], value, msg=key)

@@ -17,7 +17,8 @@ Output folder::
     OUT/series/<point_id>.tif   the 12-month stack of each point
     OUT/series.jsonl            journal (status, scenes used, clear months)
     OUT/series.options.json     the options the folder was made with
-    OUT/series_manifest.csv     point_id, lat, lon, date, series_path, scenes, clear_months
+    OUT/series_manifest.csv     point_id, lat, lon, date, series_path, photo_N … photo_P, year,
+                                scenes, clear_months: a paired manifest for the timesen tower
 """
 
 from __future__ import annotations
@@ -147,8 +148,6 @@ def acquire_series(
     Returns:
         The run's :class:`~senclip.acquire.jobs.RunSummary`.
     """
-    from senclip.data.manifest import write_manifest
-
     out = Path(out)
 
     def make_worker():
@@ -157,23 +156,32 @@ def acquire_series(
 
     summary = run_point_files(points, out, "series.options.json", opts.identity(), SERIES_JOURNAL,
                               make_worker, "series_path", opts.concurrency, progress, desc="series")
-    journal = Journal(out / SERIES_JOURNAL)  # as written by the run (like the chips manifest)
+    write_series_manifest(points, out)
+    return summary
+
+
+def write_series_manifest(points: pd.DataFrame, out: str | Path) -> Path | None:
+    """Write ``out/series_manifest.csv`` from the series journal; ``None`` if no series exists yet.
+
+    Rows are the points with a series, in input order: ``point_id, lat, lon,
+    date, series_path`` (relative to ``out``), ``photo_N`` … ``photo_P`` (as in
+    the chips manifest: downloaded photos or the points file's own photo
+    columns), ``year, scenes, clear_months``. It is a paired manifest
+    (:mod:`senclip.data.manifest`) for training the timesen tower.
+    """
+    from senclip.acquire.photos import photo_columns
+    from senclip.data.manifest import write_manifest
+
+    out = Path(out)
+    journal = Journal(out / SERIES_JOURNAL)
     table = []
-    for row in points.to_dict("records"):
+    for row, photos in zip(points.to_dict("records"), photo_columns(points, out, out), strict=True):
         rec = journal.get(row["point_id"])
         if rec and rec.get("status") == "ok":
-            table.append(
-                {
-                    "point_id": row["point_id"],
-                    "lat": row["lat"],
-                    "lon": row["lon"],
-                    "date": pd.Timestamp(row["date"]).date().isoformat(),
-                    "series_path": rec["series_path"],
-                    "year": rec["year"],
-                    "scenes": rec["scenes"],
-                    "clear_months": sum(v > 0 for v in rec["clear_months"]),
-                }
-            )
-    if table:
-        write_manifest(pd.DataFrame(table), out / "series_manifest.csv")
-    return summary
+            table.append({
+                "point_id": row["point_id"], "lat": row["lat"], "lon": row["lon"],
+                "date": pd.Timestamp(row["date"]).date().isoformat(), "series_path": rec["series_path"],
+                **photos, "year": rec["year"], "scenes": rec["scenes"],
+                "clear_months": sum(v > 0 for v in rec["clear_months"]),
+            })
+    return write_manifest(pd.DataFrame(table), out / "series_manifest.csv") if table else None

@@ -156,7 +156,8 @@ def register(subparsers) -> None:
         "photos",
         help="download ground photos from a URL template",
         description="Download photo_N/E/S/W/P of each point into OUT/photos (resumable; a 404 "
-        "is recorded as a missing photo) and update OUT/manifest.csv if chips exist.",
+        "is recorded as a missing photo) and update OUT/manifest.csv if chips exist and "
+        "OUT/series_manifest.csv if series exist.",
     )
     _common(ph, stac=False)
     ph.add_argument(
@@ -273,6 +274,10 @@ def run_photos(args) -> int:
             f"{summary.counts.get('failed', 0)} points with failed downloads (rerun to retry)"
         ]
     )
-    if write_paired_manifest(points, args.out, args.manifest) is None:
-        _report(["no chips yet: run `senclip acquire chips` with the same --out to build the manifest"])
+    from senclip.acquire.series import write_series_manifest
+
+    chips = write_paired_manifest(points, args.out, args.manifest)
+    if write_series_manifest(points, args.out) is None and chips is None:
+        _report(["no chips or series yet: run `senclip acquire chips` or `acquire series` with the same "
+                 "--out to build the manifest"])
     return 1 if summary.counts.get("failed") else 0

@@ -1,15 +1,17 @@
-"""``senclip proxy-pairs``: EuroSAT manifest + text-view cache for pipeline checks."""
+"""``senclip proxy-pairs``: EuroSAT or time-series manifest + text-view cache for pipeline checks."""
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "pipeline check: pair EuroSAT images with ground-prompt text embeddings (not real photos)"
+HELP = "pipeline check: pair EuroSAT images or labelled series pixels with ground-prompt text embeddings"
 DESCRIPTION = """\
-Write a paired manifest for the EuroSAT RGB images under --eurosat and a
-ground-embedding cache in the format of `senclip embed-ground`, where the 5
-"views" of each image are the frozen text embeddings of ground-style prompts
-of its class (chosen per image with a fixed seed).
+Write a paired manifest for the EuroSAT RGB images under --eurosat (or the
+labelled pixels of the time series --series) and a ground-embedding cache in
+the format of `senclip embed-ground`, where the 5 "views" of each sample are
+the frozen text embeddings of ground-style prompts of its class (chosen per
+sample with a fixed seed). Series rows carry series_path, row, col, lat, lon:
+train them with model.tower timesen.
 
 This is a PIPELINE CHECK, NOT THE SCIENCE: no ground photo is involved. It
 lets manifest -> cache -> train -> export -> zero-shot run offline on real
@@ -18,18 +20,25 @@ pixels. Outputs: OUT/manifest.csv and OUT/ground_cache/.
 EPILOG = """\
 example:
   senclip proxy-pairs --eurosat data/eurosat_rgb/train --model senclip-tiny-vit --prompts ground --out proxy
+  senclip proxy-pairs --series data/eolearn_test_eopatch:train --model senclip-tiny-vit --out ts-proxy
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("proxy-pairs", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--eurosat", required=True, metavar="DIR", help="EuroSAT RGB folder (<Class>/*.jpg)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--eurosat", metavar="DIR", help="EuroSAT RGB folder (<Class>/*.jpg)")
+    src.add_argument("--series", metavar="ROOT",
+                     help="labelled time series (EOPatch, stack or folder of dated GeoTIFFs); "
+                          "ROOT:train / ROOT:valid take the left / right half of the grid")
+    p.add_argument("--labels", metavar="RASTER",
+                   help="with --series: LULC label raster on the series' grid (an EOPatch has its own)")
     p.add_argument("--prompts", default="ground", metavar="SPEC",
                    help="prompt set for the views: ground (default) | aerial | generic | all | "
                         "a YAML/JSON prompt file (PATH or PATH:style)")
     p.add_argument("--out", required=True, metavar="OUT", help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the per-image prompt choice (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the per-sample prompt choice (default 0)")
     g = p.add_argument_group("model")
     g.add_argument("--model", required=True, metavar="NAME", help="open_clip architecture (text tower)")
     g.add_argument("--pretrained", default=None, metavar="P",
@@ -42,10 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from senclip.commands.common import resolve_device
     from senclip.data.proxy import build_proxy_pairs
+    from senclip.errors import SenclipError
     from senclip.models import create_model
 
+    if args.labels and not args.series:
+        raise SenclipError("--labels goes with --series (EuroSAT labels come from its folders)")
     model = create_model(args.model, pretrained=args.pretrained, device=resolve_device(args.device))
-    manifest, cache = build_proxy_pairs(args.eurosat, model, prompts_spec=args.prompts, out=args.out,
-                                        seed=args.seed, progress=not args.no_progress)
+    dataset, root = ("timeseries", args.series) if args.series else ("eurosat", args.eurosat)
+    extra = {"labels": args.labels} if args.labels else {}
+    manifest, cache = build_proxy_pairs(root, model, prompts_spec=args.prompts, out=args.out, seed=args.seed,
+                                        progress=not args.no_progress, dataset=dataset, **extra)
     print(f"wrote {manifest} and {cache} (pipeline check: views are prompt embeddings, not photos)")
     return 0

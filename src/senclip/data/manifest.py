@@ -9,8 +9,16 @@ Columns (see ``docs/paired-data.md``):
     true (the EuroSAT proxy pairs of :mod:`senclip.data.proxy`).
 ``date`` (optional values)
     acquisition / survey date, ISO ``YYYY-MM-DD``; empty allowed.
-``sat_path`` (required)
+``sat_path``
     the satellite chip: RGB JPEG/PNG, or a GeoTIFF with band descriptions.
+``series_path``
+    the point's Sentinel-2 time series, for the time-series (timesen) tower:
+    a 12-month stack from ``senclip acquire series``, any stack or folder of
+    dated GeoTIFFs, or an EOPatch (see :func:`senclip.timeseries.io.open_series`);
+    several rows may share one file. The point's pixel is found from
+    ``row``/``col`` columns when present, else from ``lat``/``lon``.
+    A manifest needs a ``sat_path`` or a ``series_path`` column (or both);
+    each row needs a value in one of them.
 ``photo_N``, ``photo_E``, ``photo_S``, ``photo_W``, ``photo_P`` (optional)
     ground photos looking north/east/south/west and at the point; any may be
     empty. A non-proxy row needs at least one.
@@ -45,8 +53,10 @@ VIEWS = ("N", "E", "S", "W", "P")
 """Ground-photo views: looking north, east, south, west, and at the point."""
 
 PHOTO_COLUMNS = tuple(f"photo_{v}" for v in VIEWS)
-REQUIRED_COLUMNS = ("point_id", "lat", "lon", "sat_path")
-PATH_COLUMNS = ("sat_path", *PHOTO_COLUMNS)
+REQUIRED_COLUMNS = ("point_id", "lat", "lon")
+SOURCE_COLUMNS = ("sat_path", "series_path")
+"""A manifest has at least one of these: the satellite chip, the satellite time series."""
+PATH_COLUMNS = (*SOURCE_COLUMNS, *PHOTO_COLUMNS)
 
 EUROPE_LAT = (27.0, 72.0)
 EUROPE_LON = (-32.0, 45.0)
@@ -147,15 +157,17 @@ def _row_problems(row: dict, check_files: bool) -> list[str]:
         problems.append(f"lat/lon look swapped (lat {lat:g}, lon {lon:g}; LUCAS points lie in Europe)")
     if not _blank(row.get("date")) and pd.isna(pd.to_datetime(row["date"], errors="coerce")):
         problems.append(f"date {row['date']!r} is not a date (use YYYY-MM-DD)")
-    if row["sat_path"] is None:
-        problems.append("sat_path empty")
-    elif check_files:
+    if row["sat_path"] is None and row["series_path"] is None:
+        problems.append("sat_path empty (and no series_path)")
+    if row["sat_path"] is not None and check_files:
         if not os.path.isfile(row["sat_path"]):
             problems.append(f"sat_path not found: {row['sat_path']}")
         else:
             reason = chip_readable(row["sat_path"])
             if reason:
                 problems.append(f"{reason}: {row['sat_path']}")
+    if row["series_path"] is not None and check_files and not os.path.exists(row["series_path"]):
+        problems.append(f"series_path not found: {row['series_path']}")
     photos = [row[c] for c in PHOTO_COLUMNS if row.get(c) is not None]
     if not photos and not proxy:
         problems.append("no ground photo (fill at least one of " + ", ".join(PHOTO_COLUMNS) + ")")
@@ -172,9 +184,12 @@ def _objects(values: list, df: pd.DataFrame) -> pd.Series:
 
 def _normalise(df: pd.DataFrame, base: Path, source: Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if not any(c in df.columns for c in SOURCE_COLUMNS):
+        missing.append(" or ".join(SOURCE_COLUMNS))
     if missing:
         raise SenclipError(f"{source}: manifest lacks column(s) {', '.join(missing)}; "
-                           f"required: {', '.join(REQUIRED_COLUMNS)} (see docs/paired-data.md)")
+                           f"required: {', '.join(REQUIRED_COLUMNS)} and sat_path (chips) or series_path "
+                           "(time series) (see docs/paired-data.md)")
     df = df.copy()
     df["point_id"] = _objects([None if _blank(v) else str(v).strip() for v in df["point_id"]], df)
     for c in ("lat", "lon"):

@@ -95,6 +95,11 @@ class PairedDataset(Dataset):
     def __init__(self, manifest_df: pd.DataFrame, cache: GroundCache,
                  transforms: Callable[[dict], dict] | None = None,
                  bands: Sequence[str] = RGB) -> None:
+        if "sat_path" not in manifest_df.columns or manifest_df["sat_path"].isna().any():
+            n = len(manifest_df) if "sat_path" not in manifest_df.columns \
+                else int(manifest_df["sat_path"].isna().sum())
+            raise SenclipError(f"{n} manifest row(s) have no sat_path chip; an image tower trains on chips "
+                               "(series_path rows need model.tower timesen)")
         self.point_ids = [str(p) for p in manifest_df["point_id"]]
         self.paths = [str(p) for p in manifest_df["sat_path"]]
         self.rows = cache.rows(self.point_ids)

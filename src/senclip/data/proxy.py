@@ -2,20 +2,25 @@
 
 This is **not** the SenCLIP science. It lets the whole paired pipeline
 (manifest → ground cache → training → export → zero-shot) run offline on
-EuroSAT, which has images and classes but no ground photos and no
-coordinates. For each EuroSAT image the ``V = 5`` "views" are the frozen
-text embeddings of ground-style prompts of its class
-(``senclip.prompts.load_prompts("ground", classes, "eurosat")``): the
-prompts are permuted per image with a seeded generator and the first five
-taken (cycled when a class has fewer), so different images of one class get
-different view sets. A model trained on these pairs learns to put a chip
-near its class's ground-prompt embeddings, which is why zero-shot with
-ground prompts works afterwards; it says nothing about real photos.
+labelled data that has no ground photos: EuroSAT images, or the labelled
+pixels of a Sentinel-2 time series (dataset ``timeseries``, e.g. the eo-learn
+patch with its LULC layer). For each sample the ``V = 5`` "views" are the
+frozen text embeddings of ground-style prompts of its class
+(``senclip.prompts.load_prompts("ground", classes, dataset)``): the prompts are
+permuted per sample with a seeded generator and the first five taken (cycled
+when a class has fewer), so different samples of one class get different view
+sets. A model trained on these pairs learns to put a sample near its class's
+ground-prompt embeddings, which is why zero-shot with ground prompts works
+afterwards; it says nothing about real photos.
 
-Outputs, under ``out``: ``manifest.csv`` (``point_id`` = image path relative
-to the EuroSAT folder, ``lat``/``lon`` NaN, ``proxy`` true, ``label`` =
-class index, ``label_name``, ``view_prompts``) and ``ground_cache/`` in the
-exact format of ``senclip embed-ground``.
+Outputs, under ``out``: ``manifest.csv`` and ``ground_cache/`` in the exact
+format of ``senclip embed-ground``. Manifest rows have ``proxy`` true,
+``label`` = class index, ``label_name``, ``view_prompts`` and
+
+* EuroSAT: ``point_id`` = image path relative to the folder, ``sat_path``,
+  ``lat``/``lon`` NaN (EuroSAT has no coordinates);
+* time series: ``point_id`` = ``"row,col"``, ``series_path`` = the series,
+  ``row``/``col`` and the pixel centre's ``lat``/``lon`` (NaN without a CRS).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pandas as pd
 
 from senclip.data.ground_cache import CacheWriter, GroundCache, sha256_lines
 from senclip.data.manifest import PHOTO_COLUMNS, VIEWS, write_manifest
+from senclip.errors import SenclipError
 
 N_VIEWS = len(VIEWS)
 _CHUNK = 4096
@@ -45,17 +51,39 @@ def assign_prompts(labels: np.ndarray, n_prompts: list[int], views: int = N_VIEW
     return out
 
 
-def build_proxy_pairs(eurosat_dir, model, prompts_spec: str = "ground", out="proxy-pairs",
-                      seed: int = 0, progress: bool = True) -> tuple[Path, Path]:
-    """Write a proxy manifest and ground cache for the EuroSAT images under ``eurosat_dir``.
+def _locations(ds, dataset: str) -> dict:
+    """Manifest columns that locate each sample: its chip, or its series pixel."""
+    if dataset != "timeseries":
+        root = os.path.abspath(ds.root)
+        return {"point_id": [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p in ds.paths],
+                "lat": np.nan, "lon": np.nan, "sat_path": [os.path.abspath(p) for p in ds.paths]}
+    lat = lon = np.full(len(ds), np.nan)
+    src = ds.source
+    if src.transform is not None and src.crs is not None:
+        from rasterio.transform import xy
+        from rasterio.warp import transform as warp
+
+        xs, ys = xy(src.transform, ds.rows, ds.cols)
+        lon, lat = (np.round(np.asarray(v, dtype=float), 7) for v in warp(src.crs, "EPSG:4326", xs, ys))
+    return {"point_id": list(ds.paths), "lat": lat, "lon": lon,
+            "series_path": os.path.abspath(ds.root), "row": ds.rows, "col": ds.cols}
+
+
+def build_proxy_pairs(root, model, prompts_spec: str = "ground", out="proxy-pairs",
+                      seed: int = 0, progress: bool = True, dataset: str = "eurosat",
+                      **dataset_kwargs) -> tuple[Path, Path]:
+    """Write a proxy manifest and ground cache for the labelled samples under ``root``.
 
     Args:
-        eurosat_dir: EuroSAT RGB folder (``<Class>/*.jpg``).
+        root: EuroSAT RGB folder (``<Class>/*.jpg``), or a time series root
+            (``dataset="timeseries"``; suffixes such as ``PATCH:train`` choose a half).
         model: :class:`~senclip.models.SenCLIP` whose frozen text tower embeds the prompts.
         prompts_spec: prompt style or file, as for :func:`senclip.prompts.load_prompts`.
         out: output directory.
-        seed: seed of the per-image prompt choice.
+        seed: seed of the per-sample prompt choice.
         progress: show a tqdm bar.
+        dataset: ``"eurosat"`` or ``"timeseries"``.
+        **dataset_kwargs: passed to the dataset (e.g. ``labels=`` for a time series).
 
     Returns:
         ``(manifest_path, cache_dir)``.
@@ -65,16 +93,18 @@ def build_proxy_pairs(eurosat_dir, model, prompts_spec: str = "ground", out="pro
     from senclip.data import get_dataset
     from senclip.prompts import load_prompts, prompts_fingerprint
 
-    ds = get_dataset("eurosat", eurosat_dir, transforms=None)
-    prompts = load_prompts(prompts_spec, ds.classes, "eurosat")
+    if dataset not in ("eurosat", "timeseries"):
+        raise SenclipError(f"proxy pairs are built from eurosat or timeseries data, not {dataset!r}")
+    ds = get_dataset(dataset, root, transforms=None, **dataset_kwargs)
+    prompts = load_prompts(prompts_spec, ds.classes, dataset)
     lists = [list(prompts[c]) for c in ds.classes]
     flat = model.encode_text([t for p in lists for t in p]).float().cpu().numpy()  # one batch
     bounds = np.cumsum([0] + [len(p) for p in lists])
     text = [flat[a:b] for a, b in pairwise(bounds)]
     labels = np.asarray(ds.labels, dtype=np.int64)
     choice = assign_prompts(labels, [len(p) for p in lists], seed=seed)
-    root = os.path.abspath(ds.root)
-    ids = [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p in ds.paths]
+    where = _locations(ds, dataset)
+    ids = where["point_id"]
     used = [[lists[c][j] for j in row] for c, row in zip(labels, choice, strict=True)]
     meta = model.describe() | {
         "preprocess": {"kind": "proxy-text-prompts", "prompts": prompts_spec, "seed": seed,
@@ -86,7 +116,7 @@ def build_proxy_pairs(eurosat_dir, model, prompts_spec: str = "ground", out="pro
     cache_dir = out / "ground_cache"
     writer = CacheWriter(cache_dir, meta, ids)
     with tqdm(total=len(ids), initial=writer.rows_done, disable=not progress, desc="proxy-pairs",
-              unit="image") as bar:
+              unit="sample") as bar:
         while not writer.complete:
             start = writer.rows_done
             stop = min(start + _CHUNK, len(ids))
@@ -95,9 +125,7 @@ def build_proxy_pairs(eurosat_dir, model, prompts_spec: str = "ground", out="pro
             bar.update(stop - start)
     cache: GroundCache = writer.finish()
     df = pd.DataFrame({
-        "point_id": ids, "lat": np.nan, "lon": np.nan, "date": "",
-        "sat_path": [os.path.abspath(p) for p in ds.paths],
-        **{c: "" for c in PHOTO_COLUMNS},
+        **where, "date": "", **{c: "" for c in PHOTO_COLUMNS},
         "proxy": True, "label": labels, "label_name": [ds.classes[c] for c in labels],
         "view_prompts": [" | ".join(u) for u in used],
     })

@@ -242,57 +242,6 @@ class TimeSeriesDataset(Dataset):
         return f"TimeSeriesDataset(root={str(self.root)!r}, samples={len(self)}, split={split})"
 
 
-class PixelPairedDataset(Dataset):
-    """Pixels paired with proxy ground views, in :class:`senclip.data.paired.PairedDataset`'s format.
-
-    Each pixel's ``V`` ground views are frozen text embeddings of ground-style
-    prompts of its class (a seeded per-pixel choice), standing in for ground
-    photos: a pipeline check, not the science.
-
-    Args:
-        pixels: a :class:`TimeSeriesDataset` (its transforms apply).
-        class_views: ``(K, P, D)`` prompt embeddings per class (NaN-free) and
-            ``(K, P)`` bool validity, as returned by :func:`class_prompt_embeddings`.
-        views: views per sample.
-        seed: seed of the per-pixel view choice.
-    """
-
-    def __init__(self, pixels: TimeSeriesDataset, class_views: tuple[torch.Tensor, torch.Tensor],
-                 views: int = 5, seed: int = 0) -> None:
-        self.pixels = pixels
-        self.embeddings, self.valid = class_views
-        rng = np.random.default_rng(seed)
-        counts = self.valid.sum(dim=1).numpy()
-        self.choice = np.empty((len(pixels), views), dtype=np.int64)
-        for i, k in enumerate(pixels.labels):
-            if counts[k] == 0:
-                raise SenclipError(f"class {pixels.classes[k]!r} has no ground prompts")
-            perm = rng.permutation(int(counts[k]))
-            self.choice[i] = perm[np.arange(views) % len(perm)]
-
-    def __len__(self) -> int:
-        return len(self.pixels)
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.pixels[index]
-        k = int(sample["label"])
-        ground = self.embeddings[k, self.choice[index]]
-        return sample | {"ground": ground, "ground_mask": torch.ones(len(ground), dtype=torch.bool),
-                         "point_id": sample["path"]}
-
-
-def class_prompt_embeddings(model, prompts: dict[str, list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(K, P, D)`` normalised text embeddings of each class's prompts (zero-padded) and ``(K, P)`` mask."""
-    p = max(len(v) for v in prompts.values())
-    emb, mask = None, torch.zeros(len(prompts), p, dtype=torch.bool)
-    for i, texts in enumerate(prompts.values()):
-        e = model.encode_text(texts).float().cpu()
-        if emb is None:
-            emb = torch.zeros(len(prompts), p, e.shape[1])
-        emb[i, :len(texts)], mask[i, :len(texts)] = e, True
-    return emb, mask
-
-
 def lulc_prompts(style: str = "ground", classes: Sequence[str] = LULC_CLASSES) -> dict[str, list[str]]:
     """Prompts of the built-in eo-learn LULC file for ``classes`` and one style (or ``all``)."""
     from senclip.prompts import read_prompt_file

@@ -52,7 +52,8 @@ class ModelConfig:
 class DataConfig:
     """Paired training data (manifest + ground-embedding cache)."""
 
-    manifest: str | None = _opt(None, "training manifest (CSV/Parquet) from embed-ground/proxy-pairs")
+    manifest: str | None = _opt(None, "training manifest (CSV/Parquet): sat_path chips, or series_path "
+                                      "time series for model.tower timesen")
     cache: str | None = _opt(None, "ground-embedding cache directory for the manifest")
     val_manifest: str | None = _opt(None, 
                                     "validation manifest (default: hold out val_fraction of the train one)")

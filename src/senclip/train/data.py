@@ -88,14 +88,25 @@ def _with_views(ds) -> Dataset:
     return Subset(ds, keep.tolist())
 
 
-def build_paired(manifest: str, cache: str, bands, skip_bad: bool) -> Dataset:
-    """A :class:`~senclip.data.paired.PairedDataset` for ``manifest`` and ``cache``."""
+def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = "clip-visual") -> Dataset:
+    """Paired training data for ``manifest`` and ``cache``.
+
+    A :class:`~senclip.data.paired.PairedDataset` (chips from ``sat_path``)
+    for image towers, a :class:`~senclip.timeseries.paired.SeriesPairedDataset`
+    (series from ``series_path``) for the ``timesen`` tower.
+    """
     from senclip.data.ground_cache import GroundCache
     from senclip.data.manifest import read_manifest
-    from senclip.data.paired import PairedDataset
 
     df = read_manifest(manifest, skip_bad=skip_bad)
-    return _with_views(PairedDataset(df, GroundCache.open(cache), bands=tuple(bands)))
+    cache = GroundCache.open(cache)
+    if tower == "timesen":
+        from senclip.timeseries.paired import SeriesPairedDataset
+
+        return _with_views(SeriesPairedDataset(df, cache, bands=tuple(bands), skip_bad=skip_bad))
+    from senclip.data.paired import PairedDataset
+
+    return _with_views(PairedDataset(df, cache, bands=tuple(bands)))
 
 
 class PairedDataModule(L.LightningDataModule):
@@ -120,11 +131,15 @@ class PairedDataModule(L.LightningDataModule):
             raise SenclipError("training needs data.manifest and data.cache (from `senclip embed-ground` "
                                "or `senclip proxy-pairs`); set them in the config or with "
                                "--data.manifest/--data.cache")
-        full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad)
+        tower = self.cfg.model.tower
+        if tower == "timesen" and d.augment:
+            raise SenclipError("data.augment flips and rotates chips; a time-series tower has none "
+                               "(its augmentation is model.tower_options.month_dropout)")
+        full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad, tower)
         if d.val_manifest:
             self.train_dataset = full
             self.val_dataset = build_paired(d.val_manifest, d.val_cache or d.cache, self.cfg.model.bands,
-                                            d.skip_bad)
+                                            d.skip_bad, tower)
         else:
             self.train_dataset, self.val_dataset = self._split(full, d.val_fraction)
         if self.val_dataset is not None and d.val_max and len(self.val_dataset) > d.val_max:
