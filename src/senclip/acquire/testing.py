@@ -268,12 +268,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "truncate":
             body = body[: max(len(body) // 2, 1)]
             self.close_connection = True
+        srv._count(self.path, len(body))  # before sending: a client that has the body sees the count
         try:
             self.wfile.write(body)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
-        srv._count(self.path, len(body))
         if fault is not None and fault.kind == "truncate":
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
