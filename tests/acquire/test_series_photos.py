@@ -150,6 +150,14 @@ def test_chips_with_photos_build_a_valid_paired_manifest(
     assert rc == 0 and sum(photo_server.requests.values()) == 0  # resumed: nothing fetched again
     assert "6 photos, 4 missing" in capsys.readouterr().err
 
+    # the series of the same points, in the same folder, form a paired manifest with the same photos
+    rc = main(["acquire", "series", "--points", str(pts), "--stac-url", loopback.url, "--out", str(out),
+               "--year", "2017", "--no-progress"])
+    series = read_manifest(out / "series_manifest.csv")  # validated: series and photos exist
+    assert "pt1" in series["point_id"].tolist() and series["sat_path"].isna().all()
+    for view in "NESWP":
+        assert series.set_index("point_id").loc["pt1", f"photo_{view}"] == m.loc[0, f"photo_{view}"]
+
 
 def test_photo_template_with_unknown_field_is_a_user_error(points_csv, tmp_path, capsys):
     rc = main(
