@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -130,6 +131,10 @@ trainer: {{out: {tmp_path / "run"}, max_steps: 3, ckpt_every_n_steps: 3}}
     x = torch.from_numpy(np.stack([expect["p0"][:, ::-1], expect["s2"][:, ::-1]]).copy())
     with torch.no_grad():
         assert model.encode_image(x).shape == (2, DIM)
+    r = tmp_path / "r.json"
+    assert main(["retrieval", "--model", "senclip-tiny-vit", "--checkpoint", str(out), "--manifest",
+                 str(manifest), "--cache", str(cache), "--out", str(r), "--skip-bad", "--no-progress"]) == 0
+    assert json.loads(r.read_text())["n"] == 4  # the cloudy point has no series to embed
     config.write_text(config.read_text().replace("skip_bad: true", "skip_bad: false, augment: true"))
     assert main(["train", "--config", str(config), "--no-progress"]) == 2
     assert "data.augment flips and rotates chips" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     report = evaluate_retrieval(model, df, cache, batch_size=args.batch_size,
                                 device=resolve_device(args.device), workers=args.workers,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, skip_bad=args.skip_bad)
     report |= {"model": model.describe(), "manifest": str(args.manifest), "cache": str(args.cache),
                "cache_model": {k: cache.meta.get(k) for k in ("model", "pretrained")},
                "bad_rows_skipped": len(df.attrs.get("bad_rows", []))}

@@ -72,10 +72,11 @@ def average_views(emb, mask) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_retrieval(model, manifest_df, cache, ks: Sequence[int] = (1, 5, 10), batch_size: int = 64,
-                       device="cpu", workers: int = 0, progress: bool = True) -> dict:
-    """Embed the manifest's chips with ``model`` and retrieve against the cached ground views.
+                       device="cpu", workers: int = 0, progress: bool = True, skip_bad: bool = False) -> dict:
+    """Embed the manifest's chips (or series, for a timesen tower) and retrieve against the cached views.
 
-    Points whose cache row has no view are left out (``"skipped"`` counts them).
+    Points whose cache row has no view are left out (``"skipped"`` counts them);
+    so are series points without any clear month when ``skip_bad``.
 
     Raises:
         SenclipError: the cache's dimension differs from the model's, or a
@@ -86,11 +87,15 @@ def evaluate_retrieval(model, manifest_df, cache, ks: Sequence[int] = (1, 5, 10)
 
     from senclip.data.paired import PairedDataset
     from senclip.errors import SenclipError
+    from senclip.timeseries.paired import SeriesPairedDataset
 
     tower = model.image_tower.to(device).eval()
-    ds = PairedDataset(manifest_df, cache, bands=tuple(tower.bands))
+    if getattr(tower, "tower_kind", "clip-visual") == "timesen":
+        ds = SeriesPairedDataset(manifest_df, cache, tower.bands, skip_bad=skip_bad, progress=progress)
+    else:
+        ds = PairedDataset(manifest_df, cache, bands=tuple(tower.bands))
     loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, shuffle=False,
-                        collate_fn=partial(_collate, size=tower.image_size))
+                        collate_fn=partial(_collate, size=getattr(tower, "image_size", None)))
     sat, ground, masks = [], [], []
     for batch in tqdm(loader, disable=not progress, desc="retrieval", unit="batch"):
         sat.append(tower(batch["image"].to(device), normalize=True).float().cpu())
