@@ -29,10 +29,14 @@ def test_proxy_series_pipeline_from_commands(tmp_path, eopatch_root, capsys):
     out = tmp_path / "run"
     assert main(["train", "--config", "configs/timesen-ndvi-tiny.yaml", "--model.pretrained", str(base),
                  "--data.manifest", str(small), "--data.cache", str(proxy / "ground_cache"),
-                 "--data.batch_size", "16", "--data.val_fraction", "0", "--trainer.out", str(out),
+                 "--data.batch_size", "16", "--data.val_fraction", "0.1", "--trainer.out", str(out),
+                 "--eval.zeroshot_dataset", "timeseries", "--eval.zeroshot_root", f"{eopatch_root}:valid",
+                 "--eval.zeroshot_max", "300",
                  "--trainer.max_steps", "3", "--trainer.ckpt_every_n_steps", "3", "--optim.warmup_steps", "1",
                  "--model.tower_options", '{"width": 16, "layers": 1, "heads": 2, "mlp_dim": 16, '
                  '"month_dropout": 0.3, "mean": [0.5], "std": [0.25]}', "--no-progress"]) == 0
+    metrics = pd.read_csv(out / "logs/version_0/metrics.csv")
+    assert metrics["val/zeroshot_top1"].dropna().between(0, 1).all() and metrics["val/s2g_R@1"].notna().any()
     model_file = tmp_path / "ts.safetensors"
     assert main(["export", "--checkpoint", str(out / "checkpoints/last.ckpt"), "--out", str(model_file)]) == 0
     assert read_metadata(model_file)["tower"] == "timesen"
