@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -90,29 +91,55 @@ KILL_SCRIPT = textwrap.dedent("""
     from senclip.train.run import fit
 
     class KillAt(Callback):
-        def on_train_batch_end(self, trainer, *args):
-            if trainer.global_step == 5:  # checkpoint of step 4 is written; step 5 is lost
-                os.kill(os.getpid(), signal.SIGKILL)
+        seen = 0
 
-    fit(tiny_config({pairs!r}, {out!r}, **{{"trainer.max_steps": 8}}), progress=False, callbacks=[KillAt()])
+        def on_train_batch_end(self, trainer, *args):
+            # the accumulate-th batch end at step 5: right after the step, or mid-accumulation of step 6
+            if trainer.global_step == 5:
+                self.seen += 1
+                if self.seen == {accumulate}:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+    fit(tiny_config({pairs!r}, {out!r}, **{overrides!r}), progress=False, callbacks=[KillAt()])
 """)
 
 
-def test_resume_after_kill_9_matches_uninterrupted_run(tiny_pairs, tmp_path):
+def _val_steps(metrics_csv) -> list[int]:
+    """The ``step`` column of the validation rows of a Lightning CSV log."""
+    import pandas as pd
+
+    df = pd.read_csv(metrics_csv)
+    return df.loc[df["val/loss"].notna(), "step"].astype(int).tolist()
+
+
+# 32 training points, batch 8: 4 batches per epoch. accumulate=1 resumes from step 4 (an epoch end);
+# accumulate=2 from step 3 = batch 6, in the middle of the second epoch, killed mid-accumulation,
+# and validates every 2 optimizer steps (= 4 batches).
+@pytest.mark.parametrize(("accumulate", "ckpt_every", "max_steps", "resume_step", "val_every"),
+                         [(1, 2, 8, 4, 0), (2, 3, 6, 3, 2)], ids=["accumulate1", "accumulate2"])
+def test_resume_after_kill_9_matches_uninterrupted_run(tiny_pairs, tmp_path, accumulate, ckpt_every,
+                                                       max_steps, resume_step, val_every):
     tests = os.path.dirname(__file__)
     out = tmp_path / "killed"
-    script = KILL_SCRIPT.format(tests=tests, pairs=tiny_pairs, out=str(out))
+    overrides = {"trainer.max_steps": max_steps, "trainer.accumulate": accumulate,
+                 "trainer.ckpt_every_n_steps": ckpt_every, "trainer.val_every_n_steps": val_every}
+    script = KILL_SCRIPT.format(tests=tests, pairs=tiny_pairs, out=str(out), overrides=overrides,
+                                accumulate=accumulate)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert (out / "checkpoints" / "last.ckpt").is_file()
+    last = out / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == resume_step
 
-    resumed = fit(tiny_config(tiny_pairs, out, **{"trainer.max_steps": 8}), resume="auto", progress=False)
+    resumed = fit(tiny_config(tiny_pairs, out, **overrides), resume="auto", progress=False)
     assert resumed["resumed_from"].endswith("last.ckpt")
-    reference = fit(tiny_config(tiny_pairs, tmp_path / "ref", **{"trainer.max_steps": 8}),
-                    resume="none", progress=False)
-    assert resumed["global_step"] == reference["global_step"] == 8
+    reference = fit(tiny_config(tiny_pairs, tmp_path / "ref", **overrides), resume="none", progress=False)
+    assert resumed["global_step"] == reference["global_step"] == max_steps
     a, b = _weights(resumed["module"]), _weights(reference["module"])
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
     assert torch.equal(a["queue.items"], b["queue.items"])
+    if val_every:  # validation every val_every optimizer steps, not batches
+        steps = _val_steps(tmp_path / "ref" / "logs" / "version_0" / "metrics.csv")
+        assert len(steps) == max_steps // val_every, steps
+        assert all(y - x == val_every for x, y in itertools.pairwise(steps)), steps

@@ -86,5 +86,7 @@ def run(args: argparse.Namespace) -> int:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     summary = fit(cfg, resume=args.resume, progress=not args.no_progress)
-    print(f"trained to step {summary['global_step']}; last checkpoint: {summary['last_checkpoint']}")
+    world = summary["world_size"]
+    ranks = f" (rank {summary['global_rank']} of {world})" if world > 1 else ""
+    print(f"trained to step {summary['global_step']}{ranks}; last checkpoint: {summary['last_checkpoint']}")
     return 0

@@ -91,8 +91,9 @@ def build_trainer(cfg: TrainConfig, progress: bool = True,
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step={step}", auto_insert_metric_name=False,
                            every_n_train_steps=max(t.ckpt_every_n_steps, 1), save_last=True, save_top_k=1,
                            monitor=None)
-    val_kwargs = {"val_check_interval": t.val_every_n_steps, "check_val_every_n_epoch": None} \
-        if t.val_every_n_steps > 0 else {}
+    # Lightning counts val_check_interval in batches; with accumulation a step is `accumulate` batches
+    val_kwargs = {"val_check_interval": t.val_every_n_steps * max(t.accumulate, 1),
+                  "check_val_every_n_epoch": None} if t.val_every_n_steps > 0 else {}
     devices = int(t.devices) if t.devices.isdigit() else t.devices
     return L.Trainer(
         default_root_dir=str(out), accelerator=t.accelerator, devices=devices, num_nodes=t.num_nodes,
@@ -133,10 +134,16 @@ def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
         warnings.filterwarnings("ignore", message=".*Found .* module.* in eval mode.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+        # every rank validates on the whole validation set: the epoch metrics need no sync_dist
+        warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
+        if isinstance(datamodule, PairedDataModule):  # StepBatchSampler restarts at the saved batch
+            warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     last = Path(cfg.trainer.out) / "checkpoints" / "last.ckpt"
     return {
         "global_step": int(trainer.global_step),
+        "world_size": int(trainer.world_size),
+        "global_rank": int(trainer.global_rank),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
         "last_checkpoint": str(last) if last.exists() else None,
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
