@@ -36,19 +36,22 @@ def _distributed() -> bool:
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """All-gather ``x`` (``(B, D)`` per rank) into ``(world * B, D)`` in rank order.
+    """All-gather ``x`` (``(B, D)`` per rank) into ``(world * B, D)`` in rank order, differentiably.
 
-    The slice that belongs to this rank is the input tensor itself, so
-    gradients flow into the local batch; the other ranks' slices are
-    constants. Without an initialised process group (or with one process) the
-    input is returned unchanged. All ranks must pass the same ``B``.
+    Every rank computes the loss of the whole global batch; the gather's
+    backward sums, into each rank's own rows, the gradients that all ranks'
+    losses send them (``W`` times the single-process gradient). DDP then
+    averages parameter gradients over the ``W`` ranks, so training on ``W``
+    ranks follows exactly the gradient of one process on the global batch
+    (towers and temperature alike, which keeps gradient clipping consistent).
+    Without an initialised process group (or with one process) the input is
+    returned unchanged. All ranks must pass the same ``B``.
     """
     if not _distributed():
         return x
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[dist.get_rank()] = x
-    return torch.cat(parts, dim=0)
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()), dim=0)
 
 
 class TargetQueue(nn.Module):
