@@ -88,7 +88,8 @@ def _with_views(ds) -> Dataset:
     return Subset(ds, keep.tolist())
 
 
-def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = "clip-visual") -> Dataset:
+def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = "clip-visual",
+                 progress: bool = True) -> Dataset:
     """Paired training data for ``manifest`` and ``cache``.
 
     A :class:`~senclip.data.paired.PairedDataset` (chips from ``sat_path``)
@@ -103,7 +104,8 @@ def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = 
     if tower == "timesen":
         from senclip.timeseries.paired import SeriesPairedDataset
 
-        return _with_views(SeriesPairedDataset(df, cache, bands=tuple(bands), skip_bad=skip_bad))
+        return _with_views(SeriesPairedDataset(df, cache, bands=tuple(bands), skip_bad=skip_bad,
+                                               progress=progress))
     from senclip.data.paired import PairedDataset
 
     return _with_views(PairedDataset(df, cache, bands=tuple(bands)))
@@ -116,12 +118,15 @@ class PairedDataModule(L.LightningDataModule):
         cfg: :class:`senclip.train.config.TrainConfig`.
         train_dataset, val_dataset: ready datasets (tests, custom data); when
             ``None`` they are read from ``cfg.data`` (manifest + cache).
+        progress: show a progress bar while time series are composited.
     """
 
-    def __init__(self, cfg, train_dataset: Dataset | None = None, val_dataset: Dataset | None = None) -> None:
+    def __init__(self, cfg, train_dataset: Dataset | None = None, val_dataset: Dataset | None = None,
+                 progress: bool = True) -> None:
         super().__init__()
         self.cfg = cfg
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
+        self.progress = progress
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_dataset is not None:
@@ -135,11 +140,11 @@ class PairedDataModule(L.LightningDataModule):
         if tower == "timesen" and d.augment:
             raise SenclipError("data.augment flips and rotates chips; a time-series tower has none "
                                "(its augmentation is model.tower_options.month_dropout)")
-        full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad, tower)
+        full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad, tower, self.progress)
         if d.val_manifest:
             self.train_dataset = full
             self.val_dataset = build_paired(d.val_manifest, d.val_cache or d.cache, self.cfg.model.bands,
-                                            d.skip_bad, tower)
+                                            d.skip_bad, tower, self.progress)
         else:
             self.train_dataset, self.val_dataset = self._split(full, d.val_fraction)
         if self.val_dataset is not None and d.val_max and len(self.val_dataset) > d.val_max:

@@ -122,7 +122,7 @@ def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
     _absolute_pretrained(cfg)
     ckpt_path = resolve_resume(resume, cfg.trainer.out)
     if datamodule is None:
-        datamodule = PairedDataModule(cfg)
+        datamodule = PairedDataModule(cfg, progress=progress)
         datamodule.setup("fit")  # fail on bad data before building the model
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = SenclipModule(cfg.to_dict())
