@@ -264,6 +264,17 @@ def read_manifest(path: str | Path, skip_bad: bool = False, check_files: bool = 
     return out
 
 
+def require_paths(df: pd.DataFrame, column: str, problem: str) -> None:
+    """Fail unless every row of ``df`` has a ``column`` value (``sat_path`` / ``series_path``).
+
+    Raises:
+        SenclipError: ``"N manifest row(s) <problem>"``, N the rows without a value.
+    """
+    n = len(df) if column not in df.columns else int(df[column].isna().sum())
+    if n:
+        raise SenclipError(f"{n} manifest row(s) {problem}")
+
+
 def photo_matrix(df: pd.DataFrame) -> list[list[str | None]]:
     """Per row, the photo path of each view in :data:`VIEWS` order (``None`` if missing)."""
     cols = [df[c] if c in df.columns else [None] * len(df) for c in PHOTO_COLUMNS]

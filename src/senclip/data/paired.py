@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from senclip.data.ground_cache import GroundCache
+from senclip.data.manifest import require_paths
 from senclip.data.transforms import ScaleReflectance, SelectBands, ToFloat, true_colour
 from senclip.errors import SenclipError
 
@@ -95,11 +96,8 @@ class PairedDataset(Dataset):
     def __init__(self, manifest_df: pd.DataFrame, cache: GroundCache,
                  transforms: Callable[[dict], dict] | None = None,
                  bands: Sequence[str] = RGB) -> None:
-        if "sat_path" not in manifest_df.columns or manifest_df["sat_path"].isna().any():
-            n = len(manifest_df) if "sat_path" not in manifest_df.columns \
-                else int(manifest_df["sat_path"].isna().sum())
-            raise SenclipError(f"{n} manifest row(s) have no sat_path chip; an image tower trains on chips "
-                               "(series_path rows need model.tower timesen)")
+        require_paths(manifest_df, "sat_path", "have no sat_path chip; an image tower trains on chips "
+                      "(series_path rows need model.tower timesen)")
         self.point_ids = [str(p) for p in manifest_df["point_id"]]
         self.paths = [str(p) for p in manifest_df["sat_path"]]
         self.rows = cache.rows(self.point_ids)

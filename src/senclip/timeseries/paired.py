@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from senclip.data.ground_cache import GroundCache
+from senclip.data.manifest import require_paths
 from senclip.errors import SenclipError
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,8 @@ class SeriesPairedDataset(Dataset):
                  method: str = "median", skip_bad: bool = False, progress: bool = True) -> None:
         from tqdm import tqdm
 
-        if "series_path" not in manifest_df.columns or manifest_df["series_path"].isna().any():
-            n = len(manifest_df) if "series_path" not in manifest_df.columns \
-                else int(manifest_df["series_path"].isna().sum())
-            raise SenclipError(f"{n} manifest row(s) have no series_path; the timesen tower trains on "
-                               "time series (write them with `senclip acquire series`)")
+        require_paths(manifest_df, "series_path", "have no series_path; the timesen tower trains on "
+                      "time series (write them with `senclip acquire series`)")
         self.bands = tuple(bands)
         df = manifest_df.reset_index(drop=True)
         groups = df.groupby("series_path", sort=False).groups
