@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from senclip.errors import SenclipError
+from senclip.mapping.writers import NODATA_CLASS as NODATA
+from senclip.mapping.writers import tiff_profile
 from senclip.timeseries.composite import METHODS, monthly_composite
 from senclip.timeseries.io import SeriesSource
 
-NODATA = 255
 LULC_COLOURS = {
     "cultivated land": (255, 211, 0), "forest": (34, 139, 34), "grassland": (154, 205, 50),
     "shrubland": (160, 120, 60), "water": (30, 100, 220), "wetlands": (100, 200, 200),
@@ -205,9 +206,7 @@ def _save_state(path: Path, ident: dict, done: dict[int, int]) -> None:
 def _create_work_file(work: Path, source: SeriesSource, classes: list[str], ident: dict) -> None:
     import rasterio
 
-    profile = {"driver": "GTiff", "height": source.height, "width": source.width, "count": 1,
-               "dtype": "uint8", "nodata": NODATA, "crs": source.crs, "transform": source.transform,
-               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+    profile = tiff_profile(source.width, source.height, 1, "uint8", source.crs, source.transform, NODATA)
     with rasterio.open(work, "w", **profile) as dst:
         dst.write_colormap(1, class_colours(classes))
         dst.set_band_description(1, "class")
