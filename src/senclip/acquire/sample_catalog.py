@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from senclip.acquire.testing import wait_or_kill
+
 BANDS_10M = ("B02", "B03", "B04", "B08")
 BANDS_20M = ("B05", "B8A", "B11")
 SCL_PATTERNS = ("clear", "cloud-centre", "cloud-all", "none")
@@ -282,11 +284,7 @@ class StacServer:
         """Terminate the server process."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            wait_or_kill(self.proc)
         self.proc = None
 
     def __enter__(self) -> StacServer:

@@ -299,6 +299,15 @@ class _RemoteFaults:
         _call(self.base + "faults", "DELETE")
 
 
+def wait_or_kill(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait for a server process asked to exit; kill it if it is still running after ``timeout`` s."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _call(url: str, method: str = "GET", payload: dict | None = None) -> dict:
     import urllib.request
 
@@ -364,11 +373,7 @@ class RangeServerProcess:
         if self.proc is not None:
             if self.proc.stdin:
                 self.proc.stdin.close()  # the server exits when its stdin closes
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            wait_or_kill(self.proc)
             self.proc = None
 
     def __enter__(self) -> RangeServerProcess:
