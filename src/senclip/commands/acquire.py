@@ -188,6 +188,12 @@ def _spec(args):
     )
 
 
+def _stac_options(args) -> dict:
+    """The options ``acquire chips`` and ``acquire series`` share (catalogue, chip, network)."""
+    return {"stac_url": args.stac_url, "collection": args.collection, "spec": _spec(args),
+            "signer": args.signer, "concurrency": args.concurrency, "policy": _policy(args)}
+
+
 def _report(lines: list[str]) -> None:
     for line in lines:
         print(line, file=sys.stderr)
@@ -200,15 +206,10 @@ def run_chips(args) -> int:
 
     points = read_points(args.points, swap_latlon=args.swap_latlon)
     opts = ChipsOptions(
-        stac_url=args.stac_url,
-        collection=args.collection,
         window_days=args.window_days,
         max_cloud=args.max_cloud,
-        spec=_spec(args),
-        signer=args.signer,
         max_candidates=args.max_candidates,
-        concurrency=args.concurrency,
-        policy=_policy(args),
+        **_stac_options(args),
     )
     failed = 0
     if args.photo_url_template:
@@ -234,16 +235,11 @@ def run_series(args) -> int:
 
     points = read_points(args.points, swap_latlon=args.swap_latlon)
     opts = SeriesOptions(
-        stac_url=args.stac_url,
         year=args.year,
-        collection=args.collection,
-        spec=_spec(args),
         method=args.method,
         max_scene_cloud=args.max_scene_cloud,
         max_scenes=args.max_scenes,
-        signer=args.signer,
-        concurrency=args.concurrency,
-        policy=_policy(args),
+        **_stac_options(args),
     )
     summary = acquire_series(points, args.out, opts, progress=not args.no_progress)
     _report(summary_lines(summary, "series"))
