@@ -90,3 +90,14 @@ def test_missing_input_and_bad_folder(tmp_path, capsys):
     _stack(folder, "S2_20200110.tif")
     _stack(folder, "S2_scene.tif")
     assert "no date in the file name" in _run(tmp_path, folder, capsys=capsys)
+
+
+def test_unreadable_label_raster(tmp_path, capsys):
+    stack = _stack(tmp_path)
+    (tmp_path / "labels.tif").write_text("not a raster")
+    for labels in (tmp_path / "missing.tif", tmp_path / "labels.tif"):
+        status = main(["proxy-pairs", "--series", str(stack), "--labels", str(labels), "--model",
+                       "senclip-tiny-vit", "--out", str(tmp_path / "proxy"), "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and err.startswith("error: label raster") and "\n" not in err
+        assert not (tmp_path / "proxy").exists()

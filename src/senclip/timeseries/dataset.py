@@ -78,8 +78,11 @@ def _read_labels(source: SeriesSource, root: Path, labels) -> np.ndarray:
     else:
         import rasterio
 
-        with rasterio.open(labels) as src:
-            codes = src.read(1)
+        try:
+            with rasterio.open(labels) as src:
+                codes = src.read(1)
+        except rasterio.errors.RasterioIOError as exc:
+            raise SenclipError(f"label raster {labels} cannot be read ({str(exc).splitlines()[0]})") from exc
     if codes.shape != (source.height, source.width):
         raise SenclipError(f"label raster shape {codes.shape} does not match the series grid "
                            f"{(source.height, source.width)}")
