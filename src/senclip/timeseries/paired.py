@@ -47,8 +47,8 @@ def _sample_group(path: str, rows: pd.DataFrame, bands: Sequence[str], method: s
         points = points.drop(columns=[c for c in ("row", "col") if c in points.columns])
     try:
         got = sample_points(open_series(path), points, bands=bands, method=method, drop_empty=True)
-    except SenclipError as exc:
-        raise SenclipError(f"{path}: {exc}") from exc
+    except SenclipError as exc:  # name the file unless the message already does
+        raise SenclipError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from exc
     empty = sorted(set(points["point_id"]) - set(got["point_id"]))
     if empty and not skip_bad:
         raise SenclipError(f"{path}: {len(empty)} point(s) have no clear observation in any month "
