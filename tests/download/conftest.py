@@ -37,19 +37,19 @@ class _Handler(BaseHTTPRequestHandler):
         data = self.server.files.get(self.path)
         rng = self.headers.get("Range")
         if data is None:
+            self.server.log.append((self.path, rng, 0))  # logged before answering, as below
             self.send_error(404)
-            self.server.log.append((self.path, rng, 0))
             return
         start = 0
         if rng:
             m = re.match(r"bytes=(\d+)-$", rng)
             start = int(m.group(1)) if m else 0
             if start >= len(data):
+                self.server.log.append((self.path, rng, 0))
                 self.send_response(416)
                 self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                self.server.log.append((self.path, rng, 0))
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -63,8 +63,9 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             body = body[:cut]
             self.close_connection = True
-        # log before sending: the client can only send its next request after this body,
-        # so the log keeps request order even though handler threads run concurrently
+        # log before answering (here and above): the client can only send its next request, or
+        # return, after the answer, so the log is complete and in order although handler threads
+        # run concurrently
         self.server.log.append((self.path, rng, len(body)))
         self.wfile.write(body)
         self.wfile.flush()
