@@ -55,61 +55,21 @@ def test_embed_and_search_cli(capsys, tmp_path, mosaic, tiny_vit_file):
     assert "not found" in capsys.readouterr().err
 
 
-SERVER = """
-import http.server, sys
-blob = open(sys.argv[1], "rb").read()
-
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    def _send(self, body, status, extra):
-        self.send_response(status)
-        for k, v in {"Content-Length": str(len(body)), "Accept-Ranges": "bytes", **extra}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command == "GET":
-            self.wfile.write(body)
-
-    def do_GET(self):
-        rng = self.headers.get("Range")
-        if not rng:
-            return self._send(blob, 200, {})
-        start, end = rng.split("=")[1].split("-")
-        end = min(int(end) if end else len(blob) - 1, len(blob) - 1)
-        self._send(blob[int(start):end + 1], 206, {"Content-Range": f"bytes {start}-{end}/{len(blob)}"})
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""
-
-
 def test_map_reads_a_url_over_http(tiny_vit, probe, mosaic, tmp_path):
     """A /vsicurl/ URL (as for a STAC asset) maps like the local file.
 
     The file is served with HTTP range requests, as object stores do, by a
     server on loopback in a separate process (GDAL holds the GIL while it opens).
     """
-    import subprocess
-    import sys
-
+    from senclip.acquire.testing import RangeServerProcess
     from senclip.mapping.mapper import map_scene
 
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(mosaic["path"])], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        port = int(server.stdout.readline())
-        url = f"/vsicurl/http://127.0.0.1:{port}/{mosaic['path'].name}"
+    with RangeServerProcess(mosaic["path"].parent) as server:
+        url = f"/vsicurl/{server.url(mosaic['path'].name)}"
         a, b = tmp_path / "url.tif", tmp_path / "local.tif"
         opts = MapOptions(progress=False, quicklook=False)
         map_scene(tiny_vit, probe, url, a, opts)
         map_scene(tiny_vit, probe, str(mosaic["path"]), b, opts)
-    finally:
-        server.kill()
-        server.wait()
     with rasterio.open(a) as ua, rasterio.open(b) as lb:
         np.testing.assert_array_equal(ua.read(), lb.read())
         assert ua.transform == lb.transform
