@@ -4,7 +4,9 @@ Each command module exposes ``register(subparsers)``, which adds its parser
 and sets ``func``; heavy imports (torch, rasterio, …) happen inside the
 command's ``run`` so that ``senclip --help`` stays fast. User errors
 (:class:`~senclip.errors.SenclipError`) are printed as one line and exit with
-status 2; nothing is written when a command fails.
+status 2; nothing is written when a command fails. A command that writes
+also sets ``plan`` (its inputs and outputs): :mod:`senclip.outputs` checks it
+and takes the output's lock before the command runs.
 """
 
 from __future__ import annotations
@@ -52,20 +54,49 @@ def _one_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _run(args: argparse.Namespace) -> int:
+    """Run the command under its output claim (see :mod:`senclip.outputs`)."""
+    plan = args.plan(args) if getattr(args, "plan", None) else None
+    if plan is None:
+        return int(args.func(args) or 0)
+    from senclip.outputs import claim
+
+    with claim(plan, overwrite=getattr(args, "overwrite", False)) as job:
+        if job.done:
+            print(f"{plan.anchor}: done already (an identical earlier run wrote it; --overwrite redoes it)",
+                  file=sys.stderr)
+            return 0
+        job.start()
+        try:
+            status = int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            raise  # the unfinished work stays for a rerun to resume
+        except BaseException:
+            job.abandon()
+            raise
+        if status == 0:
+            job.finish()
+        return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        status = args.func(args)
+        return _run(args)
     except SenclipError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return int(status or 0)
+    except OSError as exc:  # disk full, permission denied, … while writing: one line, outputs intact
+        if args.verbose:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,7 +27,19 @@ def _bands(text: str) -> tuple[str, ...]:
     return bands
 
 
+def _plan(args: argparse.Namespace):
+    """OUT is shared by the acquire subcommands (per-point files, each resumable); the manifest is
+    updated in place by ``photos``. Both are checked against the points file."""
+    from senclip.commands.common import plan_options
+    from senclip.outputs import Plan
+
+    manifest = getattr(args, "manifest", None)
+    return Plan(f"acquire {args.acquire_command}", shared=[args.out], updates=[manifest] if manifest else [],
+                inputs=[args.points], options=plan_options(args))
+
+
 def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
+    p.set_defaults(plan=_plan)
     p.add_argument("--points", required=True, metavar="FILE", help=POINTS_HELP)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (a rerun resumes in it)")
     p.add_argument(

@@ -55,3 +55,39 @@ def load_model_from_args(args: argparse.Namespace):
     device = resolve_device(args.device)
     return create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device,
                         bands=getattr(args, "model_bands", None))
+
+
+# ---- output safety (see senclip.outputs) -------------------------------------------------------
+
+_NOT_JOB_OPTIONS = {"func", "plan", "overwrite", "no_progress", "verbose", "workers", "restart"}
+
+
+def add_overwrite_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs that an earlier, different run wrote (without it they "
+                        "are refused; rerunning the same command resumes or reports it done)")
+
+
+def plan_options(args: argparse.Namespace) -> dict:
+    """The parsed options that determine a command's result (hashed into its job)."""
+    return {k: v for k, v in vars(args).items() if k not in _NOT_JOB_OPTIONS and not callable(v)}
+
+
+def model_inputs(args: argparse.Namespace) -> list:
+    """Weight files a command reads (tags and hub ids are not files and are ignored)."""
+    return [getattr(args, "pretrained", None), getattr(args, "checkpoint", None)]
+
+
+def spec_inputs(*specs: str | None) -> list[str]:
+    """Files named by prompt/class specs (``PATH``, ``PATH:style``, comma-separated lists)."""
+    from pathlib import Path
+
+    files = []
+    for spec in specs:
+        for part in (spec or "").split(","):
+            head, sep, _ = part.rpartition(":")
+            for cand in (part, head if sep else ""):
+                if cand and Path(cand).is_file():
+                    files.append(cand)
+                    break
+    return files

@@ -38,7 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the recorded checksum still applies)")
     p.add_argument("--delete-archive", action="store_true", help="remove the archive after extraction")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.commands.common import plan_options
+    from senclip.outputs import Plan
+
+    return Plan(f"download {args.dataset}", shared=[args.root], options=plan_options(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from senclip.commands.common import add_model_args, add_runtime_args
+from senclip.commands.common import (
+    add_model_args,
+    add_overwrite_arg,
+    add_runtime_args,
+    model_inputs,
+    plan_options,
+)
 
 DESCRIPTION = """\
 Cut a scene into tiles (same tiling, band and scaling flags as `senclip map`)
@@ -26,8 +32,16 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="TILES.parquet", help="output GeoParquet file")
     add_model_args(p)
     add_input_args(p)
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.outputs import Plan
+
+    return Plan("embed", outputs=[args.out], inputs=[args.input, *model_inputs(args)],
+                options=plan_options(args))
 
 
 def run(args: argparse.Namespace) -> int:

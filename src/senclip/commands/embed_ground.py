@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_model_args, add_runtime_args
+from senclip.commands.common import add_model_args, add_overwrite_arg, add_runtime_args
 
 HELP = "encode the ground photos of a paired manifest with the frozen CLIP (resumable cache)"
 DESCRIPTION = """\
@@ -35,8 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true",
                    help="report and skip bad manifest rows instead of stopping")
     add_model_args(p)
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.commands.common import model_inputs, plan_options
+    from senclip.outputs import Plan
+
+    return Plan("embed-ground", folders=[args.out], options=plan_options(args),
+                inputs=[args.manifest, *model_inputs(args)])
 
 
 def run(args: argparse.Namespace) -> int:

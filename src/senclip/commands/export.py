@@ -41,7 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --base: weights of the base model (default: random, seeded by --seed)")
     p.add_argument("--seed", type=int, default=0, 
                    help="with --base: seed of a random initialisation (default 0)")
-    p.set_defaults(func=run)
+    from senclip.commands.common import add_overwrite_arg
+
+    add_overwrite_arg(p)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.commands.common import plan_options
+    from senclip.outputs import Plan
+
+    return Plan("export", outputs=[args.out], options=plan_options(args),
+                inputs=[args.checkpoint, args.pretrained])
 
 
 def run(args: argparse.Namespace) -> int:

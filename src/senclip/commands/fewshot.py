@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_bands_arg, add_model_args, add_runtime_args
+from senclip.commands.common import (
+    add_bands_arg,
+    add_model_args,
+    add_overwrite_arg,
+    add_runtime_args,
+    model_inputs,
+    plan_options,
+)
 
 HELP = "k-shot logistic regression / linear probe on frozen image embeddings"
 DESCRIPTION = """\
@@ -41,8 +48,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="save the classifier of the last k (first seed) for `senclip map --classifier`")
     o.add_argument("--cache-dir", default=None, help="image-embedding cache folder")
     o.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def report_paths(out: str):
+    """The results JSON, its markdown table and k-shot curve."""
+    from pathlib import Path
+
+    out = Path(out)
+    return [out, out.with_suffix(".md"), out.with_name(out.stem + "_curve.png")]
+
+
+def plan(args: argparse.Namespace):
+    from senclip.outputs import Plan
+
+    outputs = report_paths(args.out) + ([args.save_classifier] if args.save_classifier else [])
+    return Plan("fewshot", outputs=outputs, options=plan_options(args),
+                inputs=[*model_inputs(args), args.data, args.eval_data])
 
 
 def _parse_shots(text: str) -> list:
@@ -69,11 +93,10 @@ def run(args: argparse.Namespace) -> int:
     from senclip.errors import SenclipError
     from senclip.evaluate.embeddings import default_cache_dir, encode_dataset
     from senclip.evaluate.fewshot import run_fewshot, save_linear_classifier
-    from senclip.evaluate.report import check_writable, plot_kshot, write_json
+    from senclip.evaluate.report import plot_kshot, write_json
+    from senclip.outputs import write_text
 
-    out = check_writable(args.out)
-    if args.save_classifier:
-        check_writable(args.save_classifier)
+    out, md_path, curve = report_paths(args.out)
     shots = _parse_shots(args.shots)
     if args.seeds < 1:
         raise SenclipError("--seeds must be at least 1")
@@ -103,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
         "seeds": args.seeds,
         "shots": shots_res,
     }
-    plot_kshot(result, out.with_name(out.stem + "_curve.png"))
+    plot_kshot(result, curve)
     lines = ["| k | top-1 (%) mean ± std |", "|---|---|"]
     lines += [f"| {s['k']} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} |" for s in shots_res]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_text(md_path, "\n".join(lines) + "\n")
     if args.save_classifier and clf is not None:
         save_linear_classifier(clf, args.save_classifier)
     write_json(result, out)

@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from senclip.commands.common import add_model_args, add_runtime_args
+from senclip.commands.common import (
+    add_model_args,
+    add_overwrite_arg,
+    add_runtime_args,
+    model_inputs,
+    plan_options,
+    spec_inputs,
+)
 
 DESCRIPTION = """\
 Cut a scene (GeoTIFF, COG, VRT, or a rasterio URL such as /vsicurl/https://…
@@ -92,8 +99,32 @@ def register(subparsers) -> None:
     m.add_argument("--out-dir", default=None, metavar="DIR", help="output folder for --inputs")
     m.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
                    help="spread --inputs scenes over a running Dask cluster (tcp://host:port)")
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    """The class maps and their side files (legend, quick-look, probabilities) against every input."""
+    from senclip.mapping.mapper import sidecar_paths
+    from senclip.mapping.scenes import output_names, read_input_list
+    from senclip.outputs import Plan
+
+    if args.inputs is not None and args.out_dir:
+        scenes = read_input_list(args.inputs)
+        maps = output_names(scenes, args.out_dir)
+    elif args.input and args.output:
+        scenes, maps = [args.input], [args.output]
+    else:
+        return None  # run() explains the missing arguments
+    outputs = []
+    for out in maps:
+        side = sidecar_paths(out)
+        outputs += [out, side["legend"]] + ([] if args.no_quicklook else [side["quicklook"]])
+    if args.probabilities:
+        outputs.append(args.probabilities)
+    inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args), *spec_inputs(args.classes, args.prompts)]
+    return Plan("map", outputs=outputs, inputs=inputs, options=plan_options(args))
 
 
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
@@ -154,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if args.probabilities:
         raise SenclipError("--probabilities names one file; it cannot be used with --inputs")
     results = map_many(job, read_input_list(args.inputs), args.out_dir, args.dask_scheduler,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, overwrite=args.overwrite)
     failed = [r for r in results if "error" in r]
     for r in results:
         print(json.dumps(r))

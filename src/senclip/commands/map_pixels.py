@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_model_args
+from senclip.commands.common import add_model_args, add_overwrite_arg, model_inputs, plan_options, spec_inputs
 
 HELP = "per-pixel zero-shot land-cover map of a time series (TimeSenCLIP)"
 DESCRIPTION = """\
@@ -64,9 +64,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--block-rows", type=int, default=64,
                    help="rows read and composited at once; bounds memory (default: 64)")
     r.add_argument("--restart", action="store_true", help="ignore an unfinished earlier run and start over")
-    r.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run)
+    add_overwrite_arg(p)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.outputs import Plan
+
+    dates = args.dates if args.dates and "," not in args.dates else None
+    return Plan("map-pixels", outputs=[args.output], options=plan_options(args),
+                inputs=[args.stack, dates, args.mask, *model_inputs(args), *spec_inputs(args.prompts)])
 
 
 def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
@@ -105,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
     from senclip.timeseries.mapping import PixelMapOptions, PixelMapper
 
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise SenclipError(f"{out} exists; pass --overwrite to replace it")
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise SenclipError(f"output must be a .tif file, got {out.name}")
     options = PixelMapOptions(block_rows=args.block_rows, batch_size=args.batch_size,

@@ -45,7 +45,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="open_clip tag, hf-hub: id or local weights (default: random initialisation)")
     p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=run)
+    from senclip.commands.common import add_overwrite_arg
+
+    add_overwrite_arg(p)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.commands.common import plan_options, spec_inputs
+    from senclip.outputs import Plan
+
+    root = args.eurosat or args.series
+    if args.series and args.series.endswith((":train", ":valid")):
+        root = args.series.rsplit(":", 1)[0]
+    return Plan("proxy-pairs", folders=[args.out], options=plan_options(args),
+                inputs=[root, args.labels, args.pretrained, *spec_inputs(args.prompts)])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ example:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from senclip.commands.common import add_model_args, add_runtime_args
+    from senclip.commands.common import add_model_args, add_overwrite_arg, add_runtime_args
 
     p = sub.add_parser("retrieval", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,19 +31,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", required=True, metavar="CACHE", help="ground-embedding cache directory")
     p.add_argument("--out", required=True, metavar="R.json", help="results file (JSON)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad manifest rows")
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from senclip.commands.common import model_inputs, plan_options
+    from senclip.outputs import Plan
+
+    return Plan("retrieval", outputs=[args.out], options=plan_options(args),
+                inputs=[args.manifest, args.cache, *model_inputs(args)])
 
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
-    from pathlib import Path
 
     from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data.ground_cache import GroundCache
     from senclip.data.manifest import read_manifest
     from senclip.evaluate.retrieval import evaluate_retrieval
+    from senclip.outputs import write_text
 
     df = read_manifest(args.manifest, skip_bad=args.skip_bad)
     cache = GroundCache.open(args.cache)
@@ -54,11 +62,7 @@ def run(args: argparse.Namespace) -> int:
     report |= {"model": model.describe(), "manifest": str(args.manifest), "cache": str(args.cache),
                "cache_model": {k: cache.meta.get(k) for k in ("model", "pretrained")},
                "bad_rows_skipped": len(df.attrs.get("bad_rows", []))}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out)
+    write_text(args.out, json.dumps(report, indent=2))
     s2g, g2s = report["sat_to_ground"], report["ground_to_sat"]
     print(f"n={report['n']}  sat->ground " + " ".join(f"{k}={v:.3f}" for k, v in s2g.items())
           + "  ground->sat " + " ".join(f"{k}={v:.3f}" for k, v in g2s.items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from senclip.commands.common import add_runtime_args
+from senclip.commands.common import add_overwrite_arg, add_runtime_args
 
 DESCRIPTION = """\
 Score every tile of a `senclip embed` GeoParquet file by the cosine similarity
@@ -27,8 +27,20 @@ def register(subparsers) -> None:
     g.add_argument("--model", default=None, metavar="NAME", help="open_clip architecture")
     g.add_argument("--pretrained", default=None, metavar="P", help="weights of the text tower")
     g.add_argument("--checkpoint", default=None, metavar="C", help="senclip image-tower checkpoint")
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def plan(args: argparse.Namespace):
+    from pathlib import Path
+
+    from senclip.commands.common import model_inputs, plan_options
+    from senclip.outputs import Plan
+
+    outputs = [args.out] + ([] if args.no_png else [Path(args.out).with_suffix(".png")])
+    return Plan("search", outputs=outputs, inputs=[args.tiles, *model_inputs(args)],
+                options=plan_options(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,8 +54,34 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "fresh; or a checkpoint path")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from senclip.commands.common import add_overwrite_arg
+
+    add_overwrite_arg(p)
     _add_option_flags(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def _is_rank_zero() -> bool:
+    """Whether this process is the global rank 0 (the only one that writes the run folder)."""
+    import os
+
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"))
+
+
+def plan(args: argparse.Namespace):
+    """The run folder (trainer.out) against the config, data and weights it reads; rank 0 only."""
+    from senclip.outputs import Plan
+
+    if args.print_config or not _is_rank_zero():
+        return None
+    cfg = resolve_config(args)
+    options = cfg.to_dict()
+    options["data"].pop("workers", None)
+    d = cfg.data
+    resume = args.resume if args.resume not in ("auto", "none") else None
+    return Plan("train", folders=[cfg.trainer.out], options={"config": options, "resume": args.resume},
+                inputs=[args.config, d.manifest, d.cache, d.val_manifest, d.val_cache, cfg.model.pretrained,
+                        resume])
 
 
 def resolve_config(args: argparse.Namespace):

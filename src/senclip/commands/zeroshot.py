@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_bands_arg, add_model_args, add_runtime_args
+from senclip.commands.common import (
+    add_bands_arg,
+    add_model_args,
+    add_overwrite_arg,
+    add_runtime_args,
+    model_inputs,
+    plan_options,
+    spec_inputs,
+)
 
 HELP = "zero-shot classification of a labelled dataset with text prompts"
 DESCRIPTION = """\
@@ -51,8 +59,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--cache-dir", default=None,
                    help="image-embedding cache (default $SENCLIP_CACHE/embeddings or ~/.cache/senclip/embeddings)")
     o.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    add_overwrite_arg(p)
     add_runtime_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, plan=plan)
+
+
+def report_paths(out: str):
+    """The results JSON and the markdown table and confusion plot written beside it."""
+    from pathlib import Path
+
+    out = Path(out)
+    return [out, out.with_suffix(".md"), out.with_name(out.stem + "_confusion.png")]
+
+
+def plan(args: argparse.Namespace):
+    from senclip.outputs import Plan
+
+    return Plan("zeroshot", outputs=report_paths(args.out), options=plan_options(args),
+                inputs=[*model_inputs(args), args.data, *spec_inputs(args.prompts)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data import get_dataset
     from senclip.evaluate.embeddings import default_cache_dir
-    from senclip.evaluate.report import check_writable, markdown_zeroshot, plot_confusion, write_json
+    from senclip.evaluate.report import markdown_zeroshot, plot_confusion, write_json
+    from senclip.outputs import write_text
     from senclip.evaluate.zeroshot import evaluate_zeroshot
 
-    out = check_writable(args.out)
+    out, md_path, confusion = report_paths(args.out)
     specs = [s for s in args.prompts.split(",") if s]
     device = resolve_device(args.device)
     if args.download:
@@ -81,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
     result["data"] = str(Path(args.data).resolve())
     md = markdown_zeroshot(result)
     if not result["multilabel"]:
-        plot_confusion(result["confusion"], result["classes"], out.with_name(out.stem + "_confusion.png"),
+        plot_confusion(result["confusion"], result["classes"], confusion,
                        f"{result['model']['model']} zero-shot ({specs[0]}), top-1 {100 * result['top1']:.1f}%")
-    out.with_suffix(".md").write_text(md)
+    write_text(md_path, md)
     write_json(result, out)
     print(md)
     return 0

@@ -123,8 +123,8 @@ def output_names(inputs: list[str], out_dir: str | Path) -> list[str]:
 
 
 def map_many(job: MapJob, inputs: list[str], out_dir: str | Path, scheduler: str | None = None,
-             progress: bool = True) -> list[dict]:
-    """Map each scene into ``out_dir`` (finished scenes are skipped).
+             progress: bool = True, overwrite: bool = False) -> list[dict]:
+    """Map each scene into ``out_dir`` (finished scenes are skipped unless ``overwrite``).
 
     Args:
         job: the :class:`MapJob`.
@@ -140,9 +140,9 @@ def map_many(job: MapJob, inputs: list[str], out_dir: str | Path, scheduler: str
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = output_names(inputs, out_dir)
-    todo = [(i, o) for i, o in zip(inputs, outputs, strict=True) if not Path(o).exists()]
+    todo = [(i, o) for i, o in zip(inputs, outputs, strict=True) if overwrite or not Path(o).exists()]
     done = {o: {"input": i, "output": o, "skipped": True} for i, o in zip(inputs, outputs, strict=True)
-            if Path(o).exists()}
+            if not overwrite and Path(o).exists()}
     if scheduler is None:
         for src, out in todo:
             done[out] = map_one(job, src, out)
