@@ -20,7 +20,8 @@ command reads or writes anything, :func:`claim` enforces, in this order:
 4. **One writer per output.** A lock file beside the first output
    (``.NAME.lock``, holding the owner's pid) is taken with ``flock``; a second
    process stops with one line. The kernel drops the lock of a dead process
-   (``kill -9`` included), so a stale lock is taken over.
+   (``kill -9`` included), so a stale lock file is taken over; a finished run
+   removes it.
 
 Writes themselves go through :func:`atomic_path` (a temporary file in the
 output's folder, renamed into place), so an output path only ever holds the
@@ -54,6 +55,7 @@ class Plan:
         outputs: files the command writes; the first one (or ``folders[0]`` if
             there are no files) carries the job record and the lock.
         inputs: files or folders it reads (URLs and missing paths are ignored).
+        required: inputs that must exist (a missing one is reported first).
         folders: output folders the command fills (created if missing); an
             existing non-empty folder must hold this job's record.
         shared: folders that several jobs fill file by file, each file
@@ -69,6 +71,7 @@ class Plan:
     command: str
     outputs: Sequence[str | Path] = ()
     inputs: Sequence[str | Path | None] = ()
+    required: Sequence[str | Path] = ()
     folders: Sequence[str | Path] = ()
     shared: Sequence[str | Path] = ()
     updates: Sequence[str | Path] = ()
@@ -141,27 +144,46 @@ def _check_distinct(plan: Plan) -> None:
                 raise SenclipError(f"two outputs are the same file: {out} and {other}; name them apart")
 
 
-def _check_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise SenclipError(f"cannot write into {folder}: it is not a folder")
+def _check_folder(folder: Path, created: list[Path]) -> None:
+    """Create ``folder`` (and its missing parents, appended to ``created``) and check it is writable."""
+    missing = [d for d in (folder, *folder.parents) if not d.exists()]
+    for d in (folder, *folder.parents):
+        if d.exists() and not d.is_dir():
+            raise SenclipError(f"cannot write into {folder}: {d} is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SenclipError(f"cannot create output folder {folder}: {exc.strerror}") from exc
+    created.extend(missing)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SenclipError(f"output folder {folder} is not writable; choose another output path")
 
 
-def _check_writable(plan: Plan) -> None:
-    for p in plan.outputs:
-        out = Path(p).expanduser()
-        if out.is_dir():
-            raise SenclipError(f"output {out} is a folder; give a file name")
-        _check_folder(out.parent if str(out.parent) else Path("."))
-    for p in (*plan.folders, *plan.shared):
-        _check_folder(Path(p).expanduser())
-    for p in plan.updates:
-        _check_folder(Path(p).expanduser().parent)
+def _check_writable(plan: Plan) -> list[Path]:
+    """Check (and create) the output folders; returns the folders created, deepest first."""
+    created: list[Path] = []
+    try:
+        for p in plan.outputs:
+            out = Path(p).expanduser()
+            if out.is_dir():
+                raise SenclipError(f"output {out} is a folder; give a file name")
+            _check_folder(out.absolute().parent, created)
+        for p in (*plan.folders, *plan.shared):
+            _check_folder(Path(p).expanduser().absolute(), created)
+        for p in plan.updates:
+            _check_folder(Path(p).expanduser().absolute().parent, created)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
 
 
 def read_record(plan: Plan) -> dict | None:
@@ -210,8 +232,10 @@ class Claim:
     :meth:`finish` records success.
     """
 
-    def __init__(self, plan: Plan, job: str, done: bool, lock_fd: int) -> None:
+    def __init__(self, plan: Plan, job: str, done: bool, lock_fd: int, created: list[Path] | None = None) -> None:
         self.plan, self.job, self.done, self._fd = plan, job, done, lock_fd
+        self.created = created or []
+        self._drop_folders = False
 
     def start(self) -> None:
         record = read_record(self.plan)
@@ -227,14 +251,19 @@ class Claim:
                                   "job": self.job, "state": "done", "files": files})
 
     def abandon(self) -> None:
-        """After a failure: drop the record if no output of the run is left."""
+        """After a failure: drop the record (and the folders made for it) if no output is left."""
         if not _existing(self.plan):
             record_path(self.plan).unlink(missing_ok=True)
+            self._drop_folders = True
 
     def release(self) -> None:
+        """Remove the lock file, then drop the lock (a waiter that opened the old file retries)."""
         if self._fd >= 0:
+            lock_path(self.plan).unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = -1
+            if self._drop_folders:
+                _remove_empty(self.created)
 
     def __enter__(self) -> Claim:
         return self
@@ -277,23 +306,32 @@ def claim(plan: Plan, overwrite: bool = False) -> Claim:
         SenclipError: an output is an input, cannot be written, exists and
             is not this job's (without ``overwrite``), or is locked.
     """
+    for p in plan.required:
+        if p is not None and _is_path(p) and not Path(p).expanduser().exists():
+            raise SenclipError(f"{p} not found")
     _check_distinct(plan)
-    _check_writable(plan)
-    fd = _lock(plan)
+    created = _check_writable(plan)
+    try:
+        fd = _lock(plan)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    claim_ = Claim(plan, "", False, fd, created)
     try:
         job = job_hash(plan)
         record = read_record(plan)
         if not overwrite and _finished(plan, record, job):
-            return Claim(plan, job, True, fd)
+            return Claim(plan, job, True, fd, created)
         existing = _existing(plan)
         ours = record is not None and record.get("job") == job
         if existing and not ours and not overwrite:
             raise SenclipError(f"{existing[0]} exists and was not written by this job; pass --overwrite "
                                "to replace it")
     except BaseException:
-        os.close(fd)
+        claim_.abandon()
+        claim_.release()
         raise
-    return Claim(plan, job, False, fd)
+    return Claim(plan, job, False, fd, created)
 
 
 @contextmanager

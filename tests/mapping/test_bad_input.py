@@ -54,7 +54,7 @@ def _one_band(tmp_path, mosaic, scene):
 
 
 def _names_missing(tmp_path, mosaic, scene):
-    return write_raster(tmp_path / "nodesc.tif", scene), ["--bands", "B04,B03,B02"]
+    return write_raster(tmp_path / "nodesc.tif", scene), ["--input-bands", "B04,B03,B02"]
 
 
 def _descriptions_differ(tmp_path, mosaic, scene):
@@ -95,8 +95,9 @@ def test_bad_input_one_line_error(case, capsys, tmp_path, mosaic, scene, tiny_vi
 
 
 def test_unwritable_output(capsys, tmp_path, mosaic, tiny_vit_file):
-    status, err = _run(capsys, mosaic["path"], tmp_path / "missing" / "map.tif", model_file=tiny_vit_file)
-    assert status == 2 and "does not exist" in err[0] and len(err) == 1
+    (tmp_path / "afile").write_text("x")
+    status, err = _run(capsys, mosaic["path"], tmp_path / "afile" / "map.tif", model_file=tiny_vit_file)
+    assert status == 2 and "is not a folder" in err[0] and len(err) == 1
     (tmp_path / "adir").mkdir()
     status, err = _run(capsys, mosaic["path"], tmp_path / "adir", model_file=tiny_vit_file)
     assert status == 2 and "is a folder" in err[0]

@@ -16,8 +16,8 @@ from rasterio.warp import transform as warp
 from senclip.data.ground_cache import CacheWriter, GroundCache
 from senclip.data.manifest import read_manifest
 from senclip.errors import SenclipError
-from senclip.timeseries.paired import SeriesPairedDataset
-from senclip.timeseries.rasters import write_stack
+from senclip.data.series.paired import SeriesPairedDataset
+from senclip.data.series.rasters import write_stack
 
 BANDS = ["B04", "B08"]
 MONTHS = [dt.date(2018, m, 15) for m in range(1, 13)]
@@ -136,5 +136,5 @@ trainer: {{out: {tmp_path / "run"}, max_steps: 3, ckpt_every_n_steps: 3}}
                  str(manifest), "--cache", str(cache), "--out", str(r), "--skip-bad", "--no-progress"]) == 0
     assert json.loads(r.read_text())["n"] == 4  # the cloudy point has no series to embed
     config.write_text(config.read_text().replace("skip_bad: true", "skip_bad: false, augment: true"))
-    assert main(["train", "--config", str(config), "--no-progress"]) == 2
+    assert main(["train", "--config", str(config), "--no-progress", "--overwrite"]) == 2
     assert "data.augment flips and rotates chips" in capsys.readouterr().err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from senclip.commands.common import add_band_flag
+
 DESCRIPTION = """\
 Build paired training data for your own region from survey points (e.g. LUCAS):
   chips   one cloud-ranked Sentinel-2 chip per point (GeoTIFF) + the paired manifest
@@ -63,12 +65,15 @@ def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
             choices=("auto", "none", "planetary-computer"),
             help="asset signing; auto: Planetary Computer for its URL, else none",
         )
-        g.add_argument(
-            "--bands",
+        add_band_flag(
+            g,
+            "--download-bands",
+            dest="bands",
             type=_bands,
             default=("B02", "B03", "B04"),
             metavar="B02,B03,…",
-            help="bands in output order; 20/60 m bands are resampled to --resolution (default: B02,B03,B04)",
+            help="bands to download, in output order; 20/60 m bands are resampled to --resolution "
+            "(default: B02,B03,B04)",
         )
         g.add_argument("--chip-px", type=int, default=100, help="chip size in pixels (default: 100)")
         g.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres (default: 10)")
@@ -187,7 +192,7 @@ def register(subparsers) -> None:
 
 
 def _policy(args):
-    from senclip.acquire.http import RetryPolicy
+    from senclip.net import RetryPolicy
 
     return RetryPolicy(attempts=args.retries + 1, backoff=args.backoff, timeout=args.timeout)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -17,12 +18,33 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                         "the image tower; the text tower stays the one of --model/--pretrained")
 
 
+class _OldSpelling(argparse.Action):
+    """``--bands``, kept for one release after it was split by meaning: stores like the new
+    flag, and says on stderr which flag to use, so scripts keep working while they are updated."""
+
+    def __init__(self, option_strings, dest, new: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"note: {option_string} is deprecated and goes away in the next release; use {self.new}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_band_flag(g, new: str, **kwargs) -> None:
+    """Flag ``new`` (``--model-bands``, ``--input-bands``, …) plus ``--bands`` as its old spelling."""
+    g.add_argument(new, **kwargs)
+    g.add_argument("--bands", dest=kwargs.get("dest", new[2:].replace("-", "_")), action=_OldSpelling,
+                   new=new, type=kwargs.get("type"), metavar=kwargs.get("metavar"))
+
+
 def add_bands_arg(p: argparse.ArgumentParser) -> None:
-    """``--bands``: the input bands of the image tower (inflated from RGB if needed)."""
-    p.add_argument("--bands", dest="model_bands", metavar="B1,B2,...", default=None,
-                   help="Sentinel-2 bands the image tower takes, in order (e.g. B04,B03,B02, or L1C for "
-                        "the 13 L1C bands, L2A for the 12 L2A bands); an RGB tower is inflated: new "
-                        "bands' first-layer filters start at zero (see senclip.models.multiband)")
+    """``--model-bands``: the bands the image tower takes (inflated from RGB if needed)."""
+    add_band_flag(p, "--model-bands", dest="model_bands", metavar="B1,B2,...", default=None,
+                  help="Sentinel-2 bands the image tower takes, in order (e.g. B04,B03,B02, or L1C for "
+                       "the 13 L1C bands, L2A for the 12 L2A bands); an RGB tower is inflated: new "
+                       "bands' first-layer filters start at zero (see senclip.models.multiband)")
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
-    return Plan("embed", outputs=[args.out], inputs=[args.input, *model_inputs(args)],
+    return Plan("embed", outputs=[args.out], inputs=[args.input, *model_inputs(args)], required=[args.input],
                 options=plan_options(args))
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 
 from senclip.commands.common import (
+    add_band_flag,
     add_model_args,
     add_overwrite_arg,
     add_runtime_args,
@@ -33,7 +34,7 @@ Dask cluster with --dask-scheduler)."""
 EPILOG = """\
 examples:
   senclip map scene.tif map.tif --model ViT-B-32 --checkpoint senclip.safetensors
-  senclip map S2_L2A.tif map.tif --model RN50 --bands B04,B03,B02 --offset -0.1 --stride 32
+  senclip map S2_L2A.tif map.tif --model RN50 --input-bands B04,B03,B02 --offset -0.1 --stride 32
   senclip map scene.tif map.tif --model RN50 --classifier probe.safetensors --probabilities probs.tif
   senclip map --inputs scenes.txt --out-dir maps/ --model RN50 --dask-scheduler tcp://10.0.0.5:8786
 
@@ -45,11 +46,11 @@ digital numbers to reflectance; L2A of processing baseline >= 04.00 also needs
 def add_input_args(p: argparse.ArgumentParser) -> None:
     """Band choice, scaling, nodata and tiling flags shared by ``map`` and ``embed``."""
     g = p.add_argument_group("input")
-    g.add_argument("--bands", default=None, metavar="B1,B2,...",
-                   help="input bands in the model's order: names from the band descriptions "
-                        "(B04,B03,B02) or 1-based indexes (4,3,2); names other than the model's "
-                        "bands inflate its first layer (e.g. L1C for 13 bands). Default: the model's "
-                        "band names, or the file's bands in order if it has exactly as many")
+    add_band_flag(g, "--input-bands", dest="bands", default=None, metavar="B1,B2,...",
+                  help="bands of the file to read, in the model's order: names from the band "
+                       "descriptions (B04,B03,B02) or 1-based indexes (4,3,2); names other than the "
+                       "model's bands inflate its first layer (e.g. L1C for 13 bands). Default: the "
+                       "model's band names, or the file's bands in order if it has exactly as many")
     g.add_argument("--scale", type=float, default=None,
                    help="multiply raw values by this (default by data type, see below)")
     g.add_argument("--offset", type=float, default=0.0, help="add this after scaling (default: 0)")
@@ -124,7 +125,7 @@ def plan(args: argparse.Namespace):
     if args.probabilities:
         outputs.append(args.probabilities)
     inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args), *spec_inputs(args.classes, args.prompts)]
-    return Plan("map", outputs=outputs, inputs=inputs, options=plan_options(args))
+    return Plan("map", outputs=outputs, inputs=inputs, required=scenes, options=plan_options(args))
 
 
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
@@ -133,12 +134,10 @@ def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     from senclip.errors import SenclipError
     from senclip.mapping.mapper import MapOptions
     from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
-    from senclip.mapping.source import SourceOptions, parse_band_spec
-    from senclip.models.multiband import parse_bands
+    from senclip.bands import parse_bands
+    from senclip.mapping.source import SourceOptions
 
-    bands = parse_band_spec(args.bands)
-    if bands is not None and isinstance(bands[0], str):
-        bands = parse_bands(",".join(bands))  # expands L1C/L2A/RGB
+    bands = parse_bands(args.bands, indexes=True)
     mask_values = None
     if args.mask_values:
         try:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from senclip.commands.common import add_model_args, add_overwrite_arg, model_inputs, plan_options, spec_inputs
+from senclip.commands.common import (
+    add_band_flag,
+    add_model_args,
+    add_overwrite_arg,
+    model_inputs,
+    plan_options,
+    spec_inputs,
+)
 
 HELP = "per-pixel zero-shot land-cover map of a time series (TimeSenCLIP)"
 DESCRIPTION = """\
@@ -47,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = p.add_argument_group("series")
     s.add_argument("--dates", default=None, metavar="FILE|LIST",
                    help="acquisition dates of a stack: a text file (one per line) or a comma-separated list")
-    s.add_argument("--bands", default=None, metavar="B02,B03,…",
-                   help="names of the series' bands (default: from the files)")
+    add_band_flag(s, "--input-bands", dest="bands", default=None, metavar="B02,B03,…",
+                  help="names of the input's bands, in file order (default: from the files)")
     s.add_argument("--mask", default=None, metavar="RASTER",
                    help="validity raster for a stack: one band per date, non-zero = cloud/invalid")
     s.add_argument("--mask-band", default="CLM", metavar="NAME",
@@ -73,7 +80,7 @@ def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
     dates = args.dates if args.dates and "," not in args.dates else None
-    return Plan("map-pixels", outputs=[args.output], options=plan_options(args),
+    return Plan("map-pixels", outputs=[args.output], options=plan_options(args), required=[args.stack],
                 inputs=[args.stack, dates, args.mask, *model_inputs(args), *spec_inputs(args.prompts)])
 
 
@@ -83,7 +90,7 @@ def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
 
     from senclip.errors import SenclipError
     from senclip.prompts import STYLES, load_prompts, read_prompt_file
-    from senclip.timeseries.dataset import PROMPT_FILE
+    from senclip.data.series.dataset import PROMPT_FILE
 
     if spec in STYLES or spec == "all":
         path, style = PROMPT_FILE, spec
@@ -109,8 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
     from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.errors import SenclipError
-    from senclip.timeseries.io import open_series
-    from senclip.timeseries.mapping import PixelMapOptions, PixelMapper
+    from senclip.data.series.rasters import open_series
+    from senclip.mapping.pixels import PixelMapOptions, PixelMapper
 
     out = Path(args.output)
     if out.suffix.lower() not in (".tif", ".tiff"):

@@ -39,7 +39,7 @@ def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
     outputs = [args.out] + ([] if args.no_png else [Path(args.out).with_suffix(".png")])
-    return Plan("search", outputs=outputs, inputs=[args.tiles, *model_inputs(args)],
+    return Plan("search", outputs=outputs, inputs=[args.tiles, *model_inputs(args)], required=[args.tiles],
                 options=plan_options(args))
 
 
