@@ -32,11 +32,10 @@ from pathlib import Path
 import pandas as pd
 
 from senclip.acquire.chips import ChipSpec
-from senclip.acquire.http import RetryPolicy
 from senclip.acquire.pipeline import ChipsOptions, acquire_chips
 from senclip.acquire.points import read_points
-from senclip.acquire.sample_catalog import SceneSpec, StacServer, build_sample_catalog
-from senclip.acquire.testing import RangeServerProcess
+from senclip.net import RetryPolicy
+from senclip.testing import RangeServerProcess, SceneSpec, StacServer, build_sample_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = (

@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from senclip.acquire.sample_catalog import SceneSpec, StacServer, build_sample_catalog
-from senclip.acquire.testing import RangeServerProcess
+from senclip.testing import RangeServerProcess, SceneSpec, StacServer, build_sample_catalog
 
 P1 = "S2A_MSIL2A_20170613T101031_87_48"  # UTM 33N
 P2 = "S2A_MSIL2A_20170617T113321_36_85"  # UTM 29N

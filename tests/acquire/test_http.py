@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 
-from senclip.acquire.http import RemoteError, RetryPolicy, gdal_env, is_transient, retry_call
-from senclip.acquire.testing import RangeServer
 from senclip.errors import SenclipError
+from senclip.net import RemoteError, RetryPolicy, gdal_env, is_transient, retry_call
+from senclip.testing import RangeServer
 
 
 def test_retry_call_retries_transient_then_succeeds():
@@ -91,7 +91,7 @@ def test_range_server_ranges_and_faults(tmp_path):
 
 
 def test_range_server_process_control(tmp_path):
-    from senclip.acquire.testing import RangeServerProcess
+    from senclip.testing import RangeServerProcess
 
     (tmp_path / "f.bin").write_bytes(b"x" * 100)
     with RangeServerProcess(tmp_path) as srv:

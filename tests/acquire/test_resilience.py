@@ -51,7 +51,7 @@ def test_transient_failures_are_retried(loopback, cogs, uncached, two_points, tm
     target = "/P2_20170617/B03.tif"
     cogs.faults.add(target, kind, times=None, seconds=2.5)
     heal = _HealOnRetry(cogs.faults)
-    logger = logging.getLogger("senclip.acquire.http")
+    logger = logging.getLogger("senclip.net")
     logger.addHandler(heal)
     try:
         rc = main(chips_args(loopback, two_points, tmp_path / "o", *extra))

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import rasterio
 
-from senclip.acquire.testing import RangeServerProcess
 from senclip.cli import main
+from senclip.testing import RangeServerProcess
 
 from .test_resilience import _HealOnRetry
 
@@ -97,7 +97,7 @@ def test_chips_with_photos_build_a_valid_paired_manifest(
     out = tmp_path / "o"
     photo_server.faults.add("pt1W.jpg", "503", times=None)
     heal = _HealOnRetry(photo_server.faults)
-    logging.getLogger("senclip.acquire.http").addHandler(heal)
+    logging.getLogger("senclip.net").addHandler(heal)
     try:
         rc = main(
             [
@@ -121,7 +121,7 @@ def test_chips_with_photos_build_a_valid_paired_manifest(
             ]
         )
     finally:
-        logging.getLogger("senclip.acquire.http").removeHandler(heal)
+        logging.getLogger("senclip.net").removeHandler(heal)
     assert rc == 0 and any("pt1W.jpg" in m for m in heal.messages)  # the 503 was retried
     assert (out / "photos" / "pt1_W.jpg").read_bytes() == b"pt1W" * 1000
     m = read_manifest(out / "manifest.csv")  # senclip.data.manifest validation: files exist, chips open

@@ -49,9 +49,9 @@ def test_signers():
 def test_stac_api_503_is_retried(tmp_path):
     import json
 
-    from senclip.acquire.http import RemoteError, RetryPolicy
     from senclip.acquire.stac import open_catalog
-    from senclip.acquire.testing import RangeServerProcess
+    from senclip.net import RemoteError, RetryPolicy
+    from senclip.testing import RangeServerProcess
 
     landing = {
         "type": "Catalog",

@@ -1,4 +1,4 @@
-"""senclip.download.fetch: Range resume, verification, atomic rename, offline errors."""
+"""senclip.net.fetch: Range resume, verification, atomic rename, offline errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from senclip.download import OfflineError, cache_dir, fetch
 from senclip.errors import SenclipError
+from senclip.net import OfflineError, RetryPolicy, cache_dir, fetch
 
 DATA = bytes(range(256)) * 4096  # 1 MiB, not all-equal bytes
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -29,7 +29,7 @@ def test_fetch_verifies_and_leaves_no_partial(http_server, tmp_path):
 
 def test_dropped_connection_resumes_with_range(http_server, tmp_path):
     http_server.files["/a.bin"] = DATA
-    http_server.drop["/a.bin"] = 300_000  # first transfer dies after 300 kB
+    http_server.faults.add("/a.bin", "truncate", after=300_000)  # first transfer dies after 300 kB
     dest = fetch(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5, progress=False)
     assert hashlib.md5(dest.read_bytes()).hexdigest() == MD5
     log = http_server.requests_for("/a.bin")
@@ -42,9 +42,9 @@ def test_dropped_connection_resumes_with_range(http_server, tmp_path):
 
 def test_interrupted_run_is_resumed_by_the_next_run(http_server, tmp_path):
     http_server.files["/a.bin"] = DATA
-    http_server.drop["/a.bin"] = 500_000
+    http_server.faults.add("/a.bin", "truncate", after=500_000)
     with pytest.raises(SenclipError, match="run again to resume"):
-        fetch(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5, progress=False, retries=0)
+        fetch(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5, progress=False, policy=RetryPolicy(attempts=1))
     partial = tmp_path / "a.bin.partial"
     assert not (tmp_path / "a.bin").exists()
     kept = partial.stat().st_size

@@ -61,8 +61,8 @@ def test_map_reads_a_url_over_http(tiny_vit, probe, mosaic, tmp_path):
     The file is served with HTTP range requests, as object stores do, by a
     server on loopback in a separate process (GDAL holds the GIL while it opens).
     """
-    from senclip.acquire.testing import RangeServerProcess
     from senclip.mapping.mapper import map_scene
+    from senclip.testing import RangeServerProcess
 
     with RangeServerProcess(mosaic["path"].parent) as server:
         url = f"/vsicurl/{server.url(mosaic['path'].name)}"

@@ -4,15 +4,15 @@ Modules: :mod:`.points` (read and validate points), :mod:`.stac` (catalogue,
 search, signing, band assets), :mod:`.chips` (grid, cloud ranking, windowed
 reads, GeoTIFF chips), :mod:`.pipeline` (``acquire chips``), :mod:`.series`
 (``acquire series``), :mod:`.photos` (ground photos), :mod:`.jobs` (journal,
-thread pool), :mod:`.http` (retries, GDAL settings), :mod:`.testing`
-(loopback Range server for tests and benchmarks). See ``docs/acquire.md``.
+thread pool). Retries, GDAL settings and downloads come from :mod:`senclip.net`;
+the loopback test servers from :mod:`senclip.testing`. See ``docs/acquire.md``.
 """
 
 from senclip.acquire.chips import ChipSpec
-from senclip.acquire.http import RemoteError, RetryPolicy
 from senclip.acquire.pipeline import ChipsOptions, acquire_chips, write_paired_manifest
 from senclip.acquire.points import read_points
 from senclip.acquire.series import SeriesOptions, acquire_series
+from senclip.net import RemoteError, RetryPolicy
 
 __all__ = [
     "ChipSpec",

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.acquire.http import RemoteError, RetryPolicy, gdal_env, retry_call
 from senclip.acquire.stac import asset_href, find_asset, item_cloud_cover, item_datetime
 from senclip.errors import SenclipError
+from senclip.net import RemoteError, RetryPolicy, gdal_env, retry_call
 
 SCL_UNUSABLE = (0, 1, 3, 8, 9, 10)
 """SCL classes that make a pixel unusable: no data, saturated, shadow, cloud (medium, high), cirrus."""

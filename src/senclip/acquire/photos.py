@@ -10,7 +10,8 @@ Example: ``{base}/{year}/{nuts0}/{point_id}{direction}.jpg``.
 Without a template, ``photo_N`` … ``photo_P`` columns of the points table that
 hold http(s) URLs are downloaded; local paths there are used as they are.
 
-Files go to ``OUT/photos/<point_id>_<view>.<ext>`` (written to ``.partial``
+Files go to ``OUT/photos/<point_id>_<view>.<ext>`` through
+:func:`senclip.net.fetch` (written to ``.partial``, resumed with ``Range``,
 then renamed; an existing file is not fetched again). A 404 is recorded as a
 missing photo (the manifest cell stays empty); 5xx, timeouts and truncated
 bodies are retried with backoff and, if they persist, left for a rerun.
@@ -25,10 +26,10 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from senclip.acquire.http import RemoteError, RetryPolicy, http_status, retry_call
 from senclip.acquire.jobs import Journal, RunSummary, run_points
 from senclip.acquire.points import safe_name
 from senclip.errors import SenclipError
+from senclip.net import RemoteError, RetryPolicy, fetch, http_status
 
 VIEWS = ("N", "E", "S", "W", "P")
 PHOTOS_DIR = "photos"
@@ -93,41 +94,23 @@ def photo_sources(row: dict, template: str | None, base: str = "") -> dict[str, 
     return out
 
 
-def fetch(url: str, dest: Path, policy: RetryPolicy) -> str:
-    """Download ``url`` to ``dest`` atomically; ``"ok"`` or ``"missing"`` (HTTP 404/410).
+def fetch_photo(url: str, dest: Path, policy: RetryPolicy) -> str:
+    """Download ``url`` to ``dest`` with :func:`senclip.net.fetch`; ``"ok"`` or ``"missing"`` (HTTP 404/410).
 
     Raises:
-        RemoteError: persistent transient failure, or another HTTP error.
+        RemoteError: persistent transient failure, another HTTP error, or an
+            empty body (a photo is never empty; the next run tries again).
     """
-    import requests
-
-    def _get(attempt: int) -> str:
-        with requests.get(url, timeout=policy.timeout, stream=True) as resp:
-            if resp.status_code in (404, 410):
-                return "missing"
-            resp.raise_for_status()
-            tmp = dest.with_name(dest.name + ".partial")
-            size = 0
-            with open(tmp, "wb") as f:
-                for block in resp.iter_content(1 << 16):
-                    f.write(block)
-                    size += len(block)
-            expected = resp.headers.get("Content-Length")
-            if expected is not None and int(expected) != size:
-                tmp.unlink(missing_ok=True)
-                raise RemoteError(f"truncated body: {size} of {expected} bytes")
-            if size == 0:
-                tmp.unlink(missing_ok=True)
-                raise RemoteError("empty reply")
-            os.replace(tmp, dest)
-            return "ok"
-
     try:
-        return retry_call(_get, policy, what=f"downloading {url}")
+        fetch(url, dest, policy=policy, progress=False)
     except RemoteError as exc:
         if http_status(exc.__cause__ or exc) in (404, 410):
             return "missing"
         raise
+    if dest.stat().st_size == 0:
+        dest.unlink()
+        raise RemoteError(f"downloading {url} failed: empty reply")
+    return "ok"
 
 
 def photo_point(row: dict, out: Path, template: str | None, base: str, policy: RetryPolicy) -> dict:
@@ -145,7 +128,7 @@ def photo_point(row: dict, out: Path, template: str | None, base: str, policy: R
             dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                got = "ok" if dest.is_file() else fetch(source, dest, policy)
+                got = "ok" if dest.is_file() else fetch_photo(source, dest, policy)
             except RemoteError as exc:
                 got, status = "failed", "failed"
                 views[view] = {"status": got, "url": source, "error": str(exc)}

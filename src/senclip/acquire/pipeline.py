@@ -21,11 +21,11 @@ from pathlib import Path
 import pandas as pd
 
 from senclip.acquire.chips import ChipSpec, rank_candidates, read_chip, write_chip
-from senclip.acquire.http import RetryPolicy
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.points import safe_name
 from senclip.acquire.stac import item_cloud_cover, item_datetime, open_catalog, search_point
 from senclip.errors import SenclipError
+from senclip.net import RetryPolicy
 
 CHIPS_DIR = "chips"
 CHIPS_JOURNAL = "chips.jsonl"
@@ -63,7 +63,7 @@ def _iso(value) -> str:
 
 def chip_point(client, row: dict, opts: ChipsOptions, out: Path) -> dict:
     """Search, rank and cut the chip of one point; returns its journal record."""
-    from senclip.acquire.http import RemoteError
+    from senclip.net import RemoteError
 
     date = pd.Timestamp(row["date"]).date()
     window = dt.timedelta(days=opts.window_days)

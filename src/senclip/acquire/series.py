@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, read_window
-from senclip.acquire.http import RemoteError, RetryPolicy
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.points import safe_name
 from senclip.acquire.stac import (
@@ -42,6 +41,7 @@ from senclip.acquire.stac import (
     open_catalog,
     search_point,
 )
+from senclip.net import RemoteError, RetryPolicy
 
 SERIES_DIR = "series"
 SERIES_JOURNAL = "series.jsonl"

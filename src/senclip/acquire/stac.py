@@ -19,8 +19,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from senclip.acquire.http import RetryPolicy, retry_call
 from senclip.errors import SenclipError
+from senclip.net import RetryPolicy, retry_call
 
 SIGNERS = ("auto", "none", "planetary-computer")
 

@@ -32,8 +32,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from senclip.download import OfflineError, fetch
 from senclip.errors import SenclipError
+from senclip.net import OfflineError, fetch
 
 
 @dataclass(frozen=True)

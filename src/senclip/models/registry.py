@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from senclip.download import OfflineError, cache_dir, fetch, network_reachable, offline_switch
 from senclip.errors import SenclipError
+from senclip.net import OfflineError, cache_dir, fetch, network_reachable, offline_switch
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 SOURCES = ("open_clip", "hf_hub", "url")

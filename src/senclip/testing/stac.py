@@ -7,7 +7,8 @@ FeatureCollection) whose footprints are the patches' true extents. Items are
 described by :class:`SceneSpec`: which patch, date, scene cloud cover, SCL
 pattern and an offset added to the band values (so two scenes of one patch
 differ). :class:`StacServer` serves them with ``rustac serve`` (a real STAC
-API from PyPI, in-memory backend) on a free loopback port.
+API from PyPI, in-memory backend) on a free loopback port; the assets are
+served by :class:`senclip.testing.RangeServerProcess`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.acquire.testing import wait_or_kill
+from senclip.testing.servers import wait_or_kill
 
 BANDS_10M = ("B02", "B03", "B04", "B08")
 BANDS_20M = ("B05", "B8A", "B11")
+# Earth Search v1's asset keys, mimicked by ``common_names`` scenes; written out, not imported from
+# senclip.acquire.stac: fixtures sit below the code they test (and check its table independently)
+EARTH_SEARCH_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B05": "rededge1",
+                     "B8A": "nir08", "B11": "swir16", "SCL": "scl"}
 SCL_PATTERNS = ("clear", "cloud-centre", "cloud-all", "none")
 
 
@@ -112,8 +117,6 @@ def build_scene(
     from affine import Affine
     from rasterio.transform import array_bounds
 
-    from senclip.acquire.stac import S2_COMMON_NAMES
-
     assets, epsg, footprint, bbox = {}, None, None, None
     for band in (*BANDS_10M, *BANDS_20M):
         with rasterio.open(_band_file(root, scene.patch, band)) as src:
@@ -122,7 +125,7 @@ def build_scene(
         data = (data.astype(np.int64) + scene.offset).clip(0, 65535).astype(np.uint16)
         transform = Affine(t.a, 0.0, t.c, 0.0, t.e, t.f)
         _write_cog(out / scene.item_id / f"{band}.tif", data, crs, transform, blocksize)
-        key = S2_COMMON_NAMES[band] if scene.common_names else band
+        key = EARTH_SEARCH_KEYS[band] if scene.common_names else band
         assets[key] = {
             "href": f"{base_url}/{scene.item_id}/{band}.tif",
             "type": "image/tiff; application=geotiff; profile=cloud-optimized",
@@ -147,7 +150,7 @@ def build_scene(
             scl_transform,
             blocksize,
         )
-        assets["scl" if scene.common_names else "SCL"] = {
+        assets[EARTH_SEARCH_KEYS["SCL"] if scene.common_names else "SCL"] = {
             "href": f"{base_url}/{scene.item_id}/SCL.tif",
             "type": "image/tiff",
             "roles": ["data"],
@@ -257,7 +260,7 @@ class StacServer:
 
     def start(self) -> StacServer:
         """Start the server and wait until it answers."""
-        import urllib.request
+        import requests
 
         self.port = free_port()
         self.proc = subprocess.Popen(
@@ -272,10 +275,9 @@ class StacServer:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
                 raise RuntimeError(f"rustac serve exited with {self.proc.returncode}: {err[-500:]}")
             try:
-                with urllib.request.urlopen(self.url + "/", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
+                if requests.get(self.url + "/", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"rustac serve did not answer on {self.url} within {self.startup}s")

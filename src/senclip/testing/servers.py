@@ -1,9 +1,13 @@
-"""A loopback HTTP file server with Range support and fault injection.
+"""The one loopback HTTP file server of the tests and benchmarks: Range support, faults, a request log.
 
-Used by the acquisition tests and ``benchmarks/acquire_throughput.py`` to
-serve Cloud-Optimised GeoTIFFs the way object stores do (``Accept-Ranges``,
-``206 Partial Content``), and to inject the failures seen at scale: a 503, a
-truncated body, or a slow response. It binds to 127.0.0.1 only.
+It serves files the way object stores and download hosts do (``Accept-Ranges``,
+``206 Partial Content``, ``416`` past the end) and injects the failures seen at
+scale: a 503 or 404, a body cut short (half of it, or after ``after`` bytes),
+or a slow response. Files come from a folder (COG assets, photos) or from the
+in-memory ``files`` dict (archives and checkpoints built by a test). Every
+answer is logged as ``(path, Range header, body bytes)`` *before* it is sent,
+so a client that has its answer also sees it in the log. It binds to
+127.0.0.1 only.
 
 Example:
     >>> server = RangeServer(root)            # doctest: +SKIP
@@ -22,8 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -38,16 +42,23 @@ class Fault:
 
     Attributes:
         match: substring of the request path that triggers the fault.
-        kind: ``"503"``, ``"404"``, ``"truncate"`` (send half the body, then
-            close) or ``"delay"`` (sleep ``seconds`` before answering).
+        kind: ``"503"``, ``"404"``, ``"truncate"`` (send ``after`` bytes of
+            the body, default half of it, then close) or ``"delay"`` (sleep
+            ``seconds`` before answering).
         times: how many matching requests get it (``None``: all of them).
         seconds: the delay of a ``"delay"`` fault.
+        after: body bytes sent before a ``"truncate"`` fault closes the connection.
     """
 
     match: str
     kind: str
     times: int | None = 1
     seconds: float = 0.0
+    after: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {self.kind!r}")
 
 
 @dataclass
@@ -57,12 +68,11 @@ class FaultPlan:
     faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, match: str, kind: str, times: int | None = 1, seconds: float = 0.0) -> None:
-        """Inject ``kind`` into the next ``times`` requests whose path contains ``match``."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
+    def add(self, match: str, kind: str, **options) -> None:
+        """Inject ``kind`` into requests whose path contains ``match`` (``options``: see :class:`Fault`)."""
+        fault = Fault(match, kind, **options)
         with self._lock:
-            self.faults.append(Fault(match, kind, times, seconds))
+            self.faults.append(fault)
 
     def clear(self) -> None:
         """Remove every pending fault."""
@@ -85,28 +95,63 @@ class FaultPlan:
         return None
 
 
-class RangeServer:
-    """Serve the files under ``root`` on 127.0.0.1 with HTTP Range support.
+class _Loopback:
+    """What a server in a thread and one in its own process both offer: URLs and the request log."""
+
+    port: int
+    log: list[tuple[str, str | None, int]]
+
+    def url(self, relpath: str | Path = "") -> str:
+        """The http URL of ``relpath`` (relative to ``root``; a leading ``/`` is allowed)."""
+        rel = Path(str(relpath).lstrip("/")).as_posix()
+        return f"http://127.0.0.1:{self.port}/{'' if rel == '.' else rel}"
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Number of requests per path."""
+        return Counter(path for path, _, _ in self.log)
+
+    @property
+    def bytes_sent(self) -> Counter[str]:
+        """Body bytes sent per path."""
+        sent: Counter[str] = Counter()
+        for path, _, nbytes in self.log:
+            sent[path] += nbytes
+        return sent
+
+    def requests_for(self, path: str) -> list[tuple[str, str | None, int]]:
+        """The log entries of one path."""
+        return [entry for entry in self.log if entry[0] == path]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class RangeServer(_Loopback):
+    """Serve ``files`` and the files under ``root`` on 127.0.0.1 with HTTP Range support.
 
     Args:
-        root: folder whose files are served (``GET /<relative path>``).
+        root: folder whose files are served (``GET /<relative path>``), or
+            ``None`` to serve only ``files``.
         latency: seconds added to every response (simulates a remote store).
 
     Attributes:
+        files: ``{"/path": bytes}`` served before anything under ``root``.
         faults: the :class:`FaultPlan` applied to incoming requests.
-        requests: number of requests per path.
-        bytes_sent: body bytes sent per path.
+        log: ``(path, Range header or None, body bytes sent)`` per request, in order.
     """
 
-    def __init__(self, root: str | Path, latency: float = 0.0) -> None:
-        self.root = Path(root).resolve()
+    def __init__(self, root: str | Path | None = None, latency: float = 0.0) -> None:
+        self.root = Path(root).resolve() if root is not None else None
         self.latency = latency
+        self.files: dict[str, bytes] = {}
         self.faults = FaultPlan()
-        self.requests: dict[str, int] = defaultdict(int)
-        self.bytes_sent: dict[str, int] = defaultdict(int)
+        self.log: list[tuple[str, str | None, int]] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -114,29 +159,20 @@ class RangeServer:
             raise RuntimeError("server not started")
         return self._httpd.server_address[1]
 
-    def url(self, relpath: str | Path = "") -> str:
-        """The http URL of ``relpath`` (relative to ``root``)."""
-        rel = Path(relpath).as_posix()
-        return f"http://127.0.0.1:{self.port}/{'' if rel == '.' else rel}"
-
     def reset_stats(self) -> None:
-        """Zero the request and byte counters."""
+        """Empty the request log (and so the counters)."""
         with self._lock:
-            self.requests.clear()
-            self.bytes_sent.clear()
+            self.log.clear()
 
-    def _count(self, path: str, nbytes: int) -> None:
+    def _count(self, path: str, range_header: str | None, nbytes: int) -> None:
         with self._lock:
-            self.requests[path] += 1
-            self.bytes_sent[path] += nbytes
+            self.log.append((path, range_header, nbytes))
 
     def start(self) -> RangeServer:
         """Bind a free loopback port and serve in a daemon thread."""
         handler = type("Handler", (_Handler,), {"server_ref": self})
         self._httpd = _Server(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -145,12 +181,6 @@ class RangeServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
-
-    def __enter__(self) -> RangeServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 class _Server(ThreadingHTTPServer):
@@ -166,12 +196,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args) -> None:
         pass
 
-    def _file(self) -> Path | None:
-        rel = self.path.split("?", 1)[0].lstrip("/")
-        path = (self.server_ref.root / rel).resolve()
-        if self.server_ref.root not in path.parents or not path.is_file():
-            return None
-        return path
+    def _file(self) -> bytes | Path | None:
+        """The in-memory bytes or the file under ``root`` that the request names."""
+        srv = self.server_ref
+        key = self.path.split("?", 1)[0]
+        if key in srv.files or srv.root is None:
+            return srv.files.get(key)
+        path = (srv.root / key.lstrip("/")).resolve()
+        return path if srv.root in path.parents and path.is_file() else None
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -195,14 +227,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = b"{}"
         if what == "faults" and self.command == "POST":
             spec = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            srv.faults.add(spec["match"], spec["kind"], spec.get("times", 1), spec.get("seconds", 0.0))
+            srv.faults.add(**spec)
         elif what == "faults" and self.command == "DELETE":
             srv.faults.clear()
         elif what == "reset" and self.command == "POST":
             srv.reset_stats()
-        elif what == "stats":
+        elif what == "log":
             with srv._lock:
-                body = json.dumps({"requests": srv.requests, "bytes_sent": srv.bytes_sent}).encode()
+                body = json.dumps(srv.log).encode()
         else:
             return self._error(404)
         self.send_response(200)
@@ -212,8 +244,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         return None
 
-    def _error(self, code: int) -> None:
+    def _error(self, code: int, size: int | None = None) -> None:
+        """An empty answer with status ``code``, logged before it is sent."""
+        self.server_ref._count(self.path, self.headers.get("Range"), 0)
         self.send_response(code)
+        if size is not None:
+            self.send_header("Content-Range", f"bytes */{size}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -225,13 +261,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         if fault is not None and fault.kind in ("503", "404"):
-            srv._count(self.path, 0)
             return self._error(int(fault.kind))
-        path = self._file()
-        if path is None:
-            srv._count(self.path, 0)
+        source = self._file()
+        if source is None:
             return self._error(404)
-        size = path.stat().st_size
+        size = len(source) if isinstance(source, bytes) else source.stat().st_size
         start, end = 0, size - 1
         status = 200
         header = self.headers.get("Range")
@@ -245,11 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 start = max(size - int(m.group(2)), 0)
             if start >= size or start > end:
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{size}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return None
+                return self._error(416, size)
             status = 206
         length = end - start + 1
         self.send_response(status)
@@ -260,15 +290,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
         self.end_headers()
         if head:
-            srv._count(self.path, 0)
+            srv._count(self.path, header, 0)
             return None
-        with open(path, "rb") as f:
-            f.seek(start)
-            body = f.read(length)
+        if isinstance(source, bytes):
+            body = source[start : end + 1]
+        else:
+            with open(source, "rb") as f:
+                f.seek(start)
+                body = f.read(length)
         if fault is not None and fault.kind == "truncate":
-            body = body[: max(len(body) // 2, 1)]
+            body = body[: fault.after if fault.after is not None else max(len(body) // 2, 1)]
             self.close_connection = True
-        srv._count(self.path, len(body))  # before sending: a client that has the body sees the count
+        srv._count(self.path, header, len(body))  # before sending: a client that has the body sees it
         try:
             self.wfile.write(body)
             self.wfile.flush()
@@ -286,14 +319,10 @@ class _RemoteFaults:
     """``add``/``clear`` of a :class:`RangeServerProcess`'s faults, over its control URL."""
 
     def __init__(self, base: str) -> None:
-        self.base = base
+        self.base = base + "/"
 
-    def add(self, match: str, kind: str, times: int | None = 1, seconds: float = 0.0) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
-        _call(
-            self.base + "faults", "POST", {"match": match, "kind": kind, "times": times, "seconds": seconds}
-        )
+    def add(self, match: str, kind: str, **options) -> None:
+        _call(self.base + "faults", "POST", asdict(Fault(match, kind, **options)))  # checked here, not there
 
     def clear(self) -> None:
         _call(self.base + "faults", "DELETE")
@@ -308,16 +337,15 @@ def wait_or_kill(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         proc.wait()
 
 
-def _call(url: str, method: str = "GET", payload: dict | None = None) -> dict:
-    import urllib.request
+def _call(url: str, method: str = "GET", payload: dict | None = None):
+    import requests
 
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        return json.loads(resp.read() or b"{}")
+    response = requests.request(method, url, json=payload, timeout=10)
+    response.raise_for_status()
+    return response.json()
 
 
-class RangeServerProcess:
+class RangeServerProcess(_Loopback):
     """A :class:`RangeServer` in its own Python process, with the same interface.
 
     Clients that hold the GIL while they wait for a response (GDAL called from
@@ -335,7 +363,8 @@ class RangeServerProcess:
     def start(self) -> RangeServerProcess:
         """Start the server process and read its port."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "senclip.acquire.testing", str(self.root), "--latency", str(self.latency)],
+            [sys.executable, "-c", "from senclip.testing.servers import main; main()", str(self.root),
+             "--latency", str(self.latency)],
             stdout=subprocess.PIPE,
             stdin=subprocess.PIPE,
             text=True,
@@ -345,28 +374,17 @@ class RangeServerProcess:
             self.stop()
             raise RuntimeError(f"range server did not start (said {line!r})")
         self.port = int(line)
-        self.faults = _RemoteFaults(f"http://127.0.0.1:{self.port}{CONTROL}")
+        self.faults = _RemoteFaults(self.url(CONTROL))
         return self
 
-    def url(self, relpath: str | Path = "") -> str:
-        """The http URL of ``relpath`` (relative to ``root``)."""
-        rel = Path(relpath).as_posix()
-        return f"http://127.0.0.1:{self.port}/{'' if rel == '.' else rel}"
-
-    def _stats(self) -> dict:
-        return _call(f"http://127.0.0.1:{self.port}{CONTROL}stats")
-
     @property
-    def requests(self) -> dict[str, int]:
-        return defaultdict(int, self._stats()["requests"])
-
-    @property
-    def bytes_sent(self) -> dict[str, int]:
-        return defaultdict(int, self._stats()["bytes_sent"])
+    def log(self) -> list[tuple[str, str | None, int]]:
+        """The server's request log, fetched from it."""
+        return [tuple(entry) for entry in _call(self.url(CONTROL + "log"))]
 
     def reset_stats(self) -> None:
-        """Zero the request and byte counters."""
-        _call(f"http://127.0.0.1:{self.port}{CONTROL}reset", "POST", {})
+        """Empty the request log (and so the counters)."""
+        _call(self.url(CONTROL + "reset"), "POST", {})
 
     def stop(self) -> None:
         """End the server process."""
@@ -376,14 +394,9 @@ class RangeServerProcess:
             wait_or_kill(self.proc)
             self.proc = None
 
-    def __enter__(self) -> RangeServerProcess:
-        return self.start()
 
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-def _main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The server of a :class:`RangeServerProcess`: ``ROOT [--latency S]``, stops when stdin closes."""
     import argparse
 
     p = argparse.ArgumentParser(
@@ -401,6 +414,3 @@ def _main(argv: list[str] | None = None) -> None:
         pass
     server.stop()
 
-
-if __name__ == "__main__":
-    _main()

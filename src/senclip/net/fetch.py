@@ -1,42 +1,42 @@
-"""Fetching files over HTTP(S): resumable, verified, atomic, with a clear offline error.
+"""Fetching files over HTTP(S): resumable, verified, atomic, retried, with a clear offline error.
 
-Used by :mod:`senclip.data.download` (dataset archives) and
-:mod:`senclip.models.registry` (pretrained checkpoints). Nothing here imports
-torch, so ``senclip download`` stays light.
+Used by dataset downloads (:mod:`senclip.data.download`), pretrained weights
+(:mod:`senclip.models.registry`) and ground photos
+(:mod:`senclip.acquire.photos`). requests is the one HTTP client senclip
+drives itself (pystac-client uses it too); it is imported only when a transfer
+starts, so ``senclip download`` and ``import senclip.net`` stay light.
 
 * :func:`fetch` downloads ``url`` to ``dest`` through ``dest.partial``. A
   partial file left by an interrupted run is resumed with an HTTP ``Range``
-  request; a connection dropped mid-transfer is retried from where it stopped.
-  The file is verified (size, MD5, SHA-256: whichever are known) *before* it is
-  renamed to ``dest``; a file that fails is deleted and
+  request; a dropped connection, a timeout or a 5xx answer is retried with
+  exponential backoff (:class:`~senclip.net.RetryPolicy`), resuming from where
+  the transfer stopped. The file is verified (size, MD5, SHA-256: whichever are
+  known) *before* it is renamed to ``dest``; a file that fails is deleted and
   :class:`~senclip.errors.SenclipError` says so.
-* No route to the host, a refused connection or an offline switch
-  (``SENCLIP_OFFLINE=1``; ``HF_HUB_OFFLINE=1`` for Hugging Face hosts) fail in
-  seconds with :class:`OfflineError`, a one-line message naming the cache path
-  and the offline alternative.
+* No route to the host, a refused connection at the first try or an offline
+  switch (``SENCLIP_OFFLINE=1``; ``HF_HUB_OFFLINE=1`` for Hugging Face hosts)
+  fail in seconds with :class:`OfflineError`, a one-line message naming the
+  cache path and the offline alternative.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
-from senclip import __version__
 from senclip.errors import SenclipError
+from senclip.net.retry import RemoteError, RetryPolicy, is_transient, retry_call
 
 CHUNK = 1 << 20
 HF_HOSTS = ("huggingface.co", "hf.co")
 TRUTHY = ("1", "true", "yes", "on")
 
 
-class OfflineError(SenclipError):
+class OfflineError(RemoteError):
     """The network is unreachable (or switched off) and the file is not cached."""
 
 
@@ -105,24 +105,27 @@ def verify_file(path: Path, size: int | None = None, md5: str | None = None,
 
 
 def fetch(url: str, dest: Path, *, size: int | None = None, md5: str | None = None,
-          sha256: str | None = None, progress: bool = True, retries: int = 3,
+          sha256: str | None = None, progress: bool = True, policy: RetryPolicy | None = None,
           what: str | None = None, offline_hint: str = "") -> Path:
     """Download ``url`` to ``dest`` (resumable, verified, atomic). Returns ``dest``.
 
     An existing ``dest`` is trusted (it was verified when it was written).
 
     Args:
-        url: http(s) or file URL.
+        url: http(s) URL.
         dest: final path; the transfer goes to ``dest.partial``.
         size, md5, sha256: expected values; ``None`` skips that check.
         progress: show a tqdm bar.
-        retries: how many times a dropped connection is resumed.
+        policy: tries, backoff and request timeout (default: 4 tries, 0.5 s
+            doubling backoff, ``SENCLIP_DOWNLOAD_TIMEOUT`` seconds).
         what: what is downloaded, for messages (default: the file name).
         offline_hint: the offline alternative, appended to offline errors.
 
     Raises:
         OfflineError: offline switch set, no route, DNS failure, refused connection.
-        SenclipError: HTTP error, checksum mismatch, transfer that keeps failing.
+        RemoteError: HTTP error (``__cause__`` carries the status), transfer
+            that keeps failing.
+        SenclipError: checksum mismatch.
     """
     dest = Path(dest)
     if dest.exists():
@@ -132,50 +135,71 @@ def fetch(url: str, dest: Path, *, size: int | None = None, md5: str | None = No
     if switch:
         raise OfflineError(f"{what} is not in {dest.parent} and {switch}=1 forbids downloading it "
                            f"from {url}{offline_hint}")
+    policy = policy or RetryPolicy(timeout=connect_timeout())
     partial = dest.with_name(dest.name + ".partial")
-    for attempt in range(retries + 1):
-        try:
-            _transfer(url, partial, progress, what)
-            break
-        except (http.client.IncompleteRead, ConnectionResetError, TimeoutError,
-                urllib.error.ContentTooShortError, _Truncated) as exc:
-            if attempt == retries:
-                raise SenclipError(f"download of {what} from {url} kept failing ({_reason(exc)}); "
-                                   f"run again to resume from {partial}") from exc
-        except urllib.error.HTTPError as exc:
-            raise SenclipError(f"cannot download {what}: HTTP {exc.code} {exc.reason} from {url}") from exc
-        except (urllib.error.URLError, OSError) as exc:
+    try:
+        retry_call(lambda attempt: _transfer(url, partial, policy.timeout, progress, what, attempt == 1),
+                   policy, what=f"downloading {what} from {url}", transient=_retryable)
+    except RemoteError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, _Unreachable):
             raise OfflineError(f"cannot reach {urllib.parse.urlparse(url).netloc or url} to download "
-                               f"{what} ({_reason(exc)}); nothing cached at {dest}{offline_hint}") from exc
+                               f"{what} ({_reason(cause.__cause__)}); nothing cached at {dest}"
+                               f"{offline_hint}") from cause.__cause__
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if status is not None:
+            raise RemoteError(f"cannot download {what}: HTTP {status} {cause.response.reason} "
+                              f"from {url}") from cause
+        if _retryable(cause):
+            raise RemoteError(f"download of {what} from {url} kept failing ({_reason(cause)}); "
+                              f"run again to resume from {partial}") from cause
+        raise cause from cause.__cause__  # ours (a SenclipError) or a local failure (disk full)
     verify_file(partial, size, md5, sha256, progress, name=dest.name)
     os.replace(partial, dest)
     return dest
 
 
 class _Truncated(Exception):
-    """The server closed the connection before sending everything it announced."""
+    """The connection broke before the server sent everything it announced."""
 
 
-def _transfer(url: str, partial: Path, progress: bool, what: str) -> None:
+class _Unreachable(Exception):
+    """No connection could be opened at the first try: offline, not worth retrying."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _Truncated) or (not isinstance(exc, SenclipError | _Unreachable)
+                                           and is_transient(exc))
+
+
+def _transfer(url: str, partial: Path, timeout: float, progress: bool, what: str, first: bool) -> None:
     """One HTTP request: resume ``partial`` from its current size to the end."""
+    from importlib.metadata import version
+
+    import requests
+    import urllib3
+
     have = partial.stat().st_size if partial.exists() else 0
-    headers = {"User-Agent": f"senclip/{__version__}"}
+    # identity: the bytes on disk are the file's bytes, so Range offsets and checksums apply to them
+    headers = {"User-Agent": f"senclip/{version('senclip')}", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=connect_timeout())
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have:  # nothing left to send: the partial file is complete
-            total = _total_from_content_range(exc.headers.get("Content-Range"))
+        response = requests.get(url, headers=headers, stream=True, timeout=timeout)
+    except requests.ConnectionError as exc:
+        dropped = bool(exc.args) and isinstance(exc.args[0], urllib3.exceptions.ProtocolError)
+        if first and not dropped:
+            raise _Unreachable() from exc
+        raise
+    with response:
+        if response.status_code == 416 and have:  # nothing left to send: the partial file is complete
+            total = _total_from_content_range(response.headers.get("Content-Range"))
             if total in (None, have):
                 return
             partial.unlink()
-            raise _Truncated("stale partial file larger than the remote file") from exc
-        raise
-    with response:
-        status = getattr(response, "status", 200)
-        if have and status == 206:
+            raise _Truncated("stale partial file larger than the remote file")
+        response.raise_for_status()
+        if have and response.status_code == 206:
             start = _start_from_content_range(response.headers.get("Content-Range"))
             if start != have:
                 raise SenclipError(f"server sent bytes from {start}, asked for {have}: {url}")
@@ -187,10 +211,13 @@ def _transfer(url: str, partial: Path, progress: bool, what: str) -> None:
         received = have
         partial.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, mode) as f, _bar(total, what, progress, initial=have) as bar:
-            for chunk in iter(lambda: response.read(CHUNK), b""):
-                f.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
+            try:  # raw, undecoded reads: each chunk is written as it arrives, kept for the resume
+                for chunk in response.raw.stream(CHUNK, decode_content=False):
+                    f.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            except urllib3.exceptions.HTTPError as exc:  # reset, read timeout, short body
+                raise _Truncated(f"got {received} of {total or '?'} bytes") from exc
         if total is not None and received < total:
             raise _Truncated(f"got {received} of {total} bytes")
 
@@ -206,9 +233,14 @@ def _total_from_content_range(value: str | None) -> int | None:
 
 
 def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    text = str(reason).strip() or type(reason).__name__
-    return text.splitlines()[0]
+    """The innermost cause of ``exc``, one line: requests and urllib3 wrap the socket error twice."""
+    for _ in range(4):
+        inner = getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    text = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return re.sub(r"^\S*(<[^>]*>|\([^)]*\)): ", "", text)  # drop urllib3's "<connection object>: "
 
 
 def _bar(total: int | None, desc: str, enabled: bool, initial: int = 0):

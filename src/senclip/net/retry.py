@@ -1,27 +1,10 @@
-"""Retries with exponential backoff, and the GDAL settings for remote COG reads.
+"""Retries with exponential backoff, for every remote operation senclip makes itself.
 
-Retrying happens here, in our code, not inside GDAL or requests: GDAL's own
-retries are switched off (``GDAL_HTTP_MAX_RETRY=0``) so that every failure
-reaches :func:`retry_call`, which decides whether it is transient (HTTP 5xx or
-429, a timeout, a reset or truncated transfer) and waits before the next try.
-
-GDAL environment used for ``/vsicurl/`` reads (see :func:`gdal_env`):
-
-``GDAL_HTTP_MAX_RETRY=0``
-    no retries inside GDAL; ours apply (with backoff, logged, counted).
-``GDAL_HTTP_TIMEOUT`` / ``GDAL_HTTP_CONNECTTIMEOUT``
-    the request timeout of the :class:`RetryPolicy`.
-``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``
-    no directory listing of the asset's folder on open (saves a request).
-``CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif,.tiff,.TIF,.jp2``
-    only raster files are probed (no ``.aux.xml``/``.ovr`` side-car requests).
-``GDAL_HTTP_MULTIRANGE=YES``, ``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES=YES``
-    fewer, larger range requests for the tiles of a window.
-``CPL_VSIL_CURL_NON_CACHED`` (retries only)
-    GDAL caches a failed open ("HTTP 503") per URL; a retry sets this so the
-    URL is fetched again instead of failing from the cache.
-``AWS_NO_SIGN_REQUEST=YES``
-    public ``s3://`` hrefs (Earth Search alternates) are read anonymously.
+Retrying happens here, in our code, not inside GDAL or requests (GDAL's own
+retries are off, see :mod:`senclip.net.gdal`): :func:`retry_call` decides
+whether a failure is transient (HTTP 5xx or 429, a timeout, a reset or
+truncated transfer), logs it and waits before the next try. One
+:class:`RetryPolicy` governs downloads, photos, STAC calls and COG reads alike.
 """
 
 from __future__ import annotations
@@ -107,17 +90,11 @@ def is_transient(exc: BaseException) -> bool:
     code = http_status(exc)
     if code is not None:
         return code >= 500 or code in (408, 429)
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    try:
-        import requests
+    import requests  # here, not at the top: importing senclip.net stays cheap
 
-        if isinstance(
-            exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
-        ):
-            return True
-    except ImportError:  # pragma: no cover - requests comes with pystac-client
-        pass
+    if isinstance(exc, TimeoutError | ConnectionError | requests.ConnectionError | requests.Timeout
+                  | requests.exceptions.ChunkedEncodingError):
+        return True
     text = str(exc).lower()
     return any(word in text for word in _TRANSIENT_WORDS)
 
@@ -160,25 +137,3 @@ def retry_call(
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
-
-def gdal_env(policy: RetryPolicy, retry_of: str | None = None) -> dict[str, str]:
-    """GDAL config options for remote COG reads (see the module docstring).
-
-    Args:
-        policy: its ``timeout`` becomes GDAL's request timeout.
-        retry_of: the href being retried, if this is a retry: its cached
-            state in GDAL is bypassed.
-    """
-    env = {
-        "GDAL_HTTP_MAX_RETRY": "0",
-        "GDAL_HTTP_TIMEOUT": str(max(1, round(policy.timeout))),
-        "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, round(policy.timeout))),
-        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-        "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.jp2",
-        "GDAL_HTTP_MULTIRANGE": "YES",
-        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-        "AWS_NO_SIGN_REQUEST": "YES",
-    }
-    if retry_of and "://" in retry_of:
-        env["CPL_VSIL_CURL_NON_CACHED"] = "/vsicurl/" + retry_of.split("?", 1)[0]
-    return env
