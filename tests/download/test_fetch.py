@@ -44,7 +44,8 @@ def test_interrupted_run_is_resumed_by_the_next_run(http_server, tmp_path):
     http_server.files["/a.bin"] = DATA
     http_server.faults.add("/a.bin", "truncate", after=500_000)
     with pytest.raises(SenclipError, match="run again to resume"):
-        fetch(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5, progress=False, policy=RetryPolicy(attempts=1))
+        fetch(http_server.url("/a.bin"), tmp_path / "a.bin", md5=MD5, progress=False,
+              policy=RetryPolicy(attempts=1))
     partial = tmp_path / "a.bin.partial"
     assert not (tmp_path / "a.bin").exists()
     kept = partial.stat().st_size

@@ -172,7 +172,8 @@ class RangeServer(_Loopback):
         """Bind a free loopback port and serve in a daemon thread."""
         handler = type("Handler", (_Handler,), {"server_ref": self})
         self._httpd = _Server(("127.0.0.1", 0), handler)
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        serve.start()
         return self
 
     def stop(self) -> None:
