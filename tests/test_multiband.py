@@ -7,16 +7,10 @@ import copy
 import pytest
 import torch
 
+from senclip.bands import S2_L1C_BANDS, band_indices, parse_bands
 from senclip.errors import SenclipError
 from senclip.models import create_model, load_model, save_model
-from senclip.models.multiband import (
-    S2_L1C_BANDS,
-    S2_REFLECTANCE_STATS,
-    band_indices,
-    inflate_weight,
-    parse_bands,
-    set_input_bands,
-)
+from senclip.models.multiband import S2_REFLECTANCE_STATS, inflate_weight, set_input_bands
 
 
 def _rgb_into_l1c(rgb: torch.Tensor, fill: float = 0.0) -> torch.Tensor:

@@ -130,7 +130,8 @@ def test_multispectral_bigearthnet_scene(tiny_vit, bigearthnet_root, tmp_path):
     import copy
 
     from senclip.mapping.classify import ZeroShotClassifier
-    from senclip.models.multiband import S2_L2A_BANDS, set_input_bands
+    from senclip.bands import S2_L2A_BANDS
+    from senclip.models.multiband import set_input_bands
 
     patch = sorted(p for p in bigearthnet_root.iterdir() if p.is_dir())[0]
     bands, profile = [], None

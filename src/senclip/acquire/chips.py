@@ -53,7 +53,7 @@ class ChipSpec:
 
     def __post_init__(self) -> None:
         if not self.bands:
-            raise SenclipError("no bands requested; pass e.g. --bands B02,B03,B04")
+            raise SenclipError("no bands requested; pass e.g. --download-bands B02,B03,B04")
         if len(set(self.bands)) != len(self.bands):
             raise SenclipError(f"bands listed twice in {','.join(self.bands)}")
         if self.chip_px < 1:

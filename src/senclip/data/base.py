@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from senclip.bands import RGB_BANDS
 from senclip.data.transforms import Compose, ScaleReflectance, SelectBands, true_colour
 from senclip.errors import DatasetNotFoundError, SenclipError
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
-
-RGB_BANDS: tuple[str, ...] = ("B04", "B03", "B02")
 
 EUROSAT_CLASSES: tuple[str, ...] = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",

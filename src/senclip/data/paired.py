@@ -25,12 +25,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from senclip.bands import RGB_BANDS as RGB
 from senclip.data.ground_cache import GroundCache
 from senclip.data.manifest import require_paths
 from senclip.data.transforms import ScaleReflectance, SelectBands, ToFloat, true_colour
 from senclip.errors import SenclipError
-
-RGB = ("B04", "B03", "B02")
 
 
 def _read_tiff(path: str, bands: tuple[str, ...]) -> dict:

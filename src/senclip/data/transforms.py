@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from senclip.bands import RGB_BANDS
+
 Sample = dict
 Transform = Callable[[Sample], Sample]
 
@@ -110,6 +112,6 @@ class Normalize:
 def true_colour(offset: float = 0.0, gain: float = 3.5) -> Compose:
     """RGB (B04, B03, B02) display values in [0, 1] from Sentinel-2 digital numbers."""
     return Compose([
-        SelectBands(("B04", "B03", "B02")),
+        SelectBands(RGB_BANDS),
         ScaleReflectance(scale=1e-4 * gain, offset=offset * gain, clip=(0.0, 1.0)),
     ])

@@ -24,10 +24,9 @@ from senclip.mapping.mapper import MapOptions, map_scene
 class ModelSpec:
     """How to build the model: ``--model/--pretrained/--checkpoint``, bands and device.
 
-    ``bands``: band names the tower must take; a tower with another band set
-    is inflated (:func:`senclip.models.multiband.set_input_bands`, zero
-    rule), one with the same bands in another order is kept (inputs are
-    matched by name).
+    ``bands``: band names the tower must take, given to
+    :func:`~senclip.models.create_model`, which inflates by the one rule of
+    :func:`senclip.bands.needs_inflation`.
     """
 
     model: str
@@ -38,13 +37,9 @@ class ModelSpec:
 
     def build(self):
         from senclip.models import create_model
-        from senclip.models.multiband import set_input_bands
 
-        model = create_model(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint,
-                             device=self.device)
-        if self.bands and set(self.bands) != set(model.image_tower.bands):
-            set_input_bands(model.image_tower, self.bands)
-        return model
+        return create_model(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint,
+                            device=self.device, bands=self.bands)
 
 
 @dataclass(frozen=True)

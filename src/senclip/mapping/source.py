@@ -6,7 +6,7 @@ strips of it with windowed reads, so memory depends on the strip, never on
 the scene. Each reading thread gets its own dataset handle (GDAL handles
 are not thread-safe).
 
-Band choice (``bands``): names matched against the band descriptions of the
+Band choice (``bands``, ``--input-bands``): names matched against the band descriptions of the
 file (e.g. ``B04,B03,B02``), or 1-based band indexes (``4,3,2``); by
 default the model's band names are looked up in the descriptions, and a file
 without descriptions is read in order if it has exactly as many bands as the
@@ -41,8 +41,8 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from senclip.bands import RGB_BANDS, band_indices
 from senclip.errors import SenclipError
-from senclip.models.multiband import band_indices
 
 
 @dataclass(frozen=True)
@@ -68,22 +68,6 @@ class SourceOptions:
     mask_band: str | int | None = None
     mask_values: tuple[float, ...] | None = None
     allow_no_crs: bool = False
-
-
-def parse_band_spec(spec: str | Sequence[str | int] | None) -> tuple[str | int, ...] | None:
-    """``"B04,B03,B02"`` → names, ``"4,3,2"`` → 1-based ints (a mix is refused)."""
-    if spec is None:
-        return None
-    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
-    items = [s for s in items if str(s).strip()]
-    if not items:
-        raise SenclipError("--bands is empty; give names (B04,B03,B02) or 1-based indexes (4,3,2)")
-    ints = [str(s).isdigit() for s in items]
-    if all(ints):
-        return tuple(int(s) for s in items)
-    if any(ints):
-        raise SenclipError("--bands mixes names and indexes; give only names or only 1-based indexes")
-    return tuple(str(s).upper() for s in items)
 
 
 TRUE_COLOUR_GAIN = 3.5
@@ -152,14 +136,14 @@ class RasterSource:
     def _true_colour_default(self) -> bool:
         """RGB tower, integer digital numbers other than 8-bit, and no --scale given."""
         kind = np.dtype(self.dtype)
-        return (self.options.scale is None and self.model_bands == ("B04", "B03", "B02")
+        return (self.options.scale is None and self.model_bands == RGB_BANDS
                 and np.issubdtype(kind, np.integer) and kind != np.uint8)
 
     # -- band resolution -------------------------------------------------
     def _by_name(self, names: Sequence[str]) -> list[int]:
         if not any(self.descriptions):
             raise SenclipError(f"band names {','.join(names)} not found: {self.path} has no band "
-                               "descriptions; pass 1-based indexes instead, e.g. --bands 4,3,2")
+                               "descriptions; pass 1-based indexes instead, e.g. --input-bands 4,3,2")
         return [i + 1 for i in band_indices(self.descriptions, names)]
 
     def _resolve_bands(self) -> list[int]:
@@ -171,7 +155,7 @@ class RasterSource:
             if all(self.descriptions) and self.count >= need:
                 missing = [b for b in self.model_bands if b not in self.descriptions]
                 raise SenclipError(f"band(s) {','.join(missing)} not found among the band descriptions "
-                                   f"{','.join(self.descriptions)} of {self.path}; pass --bands "
+                                   f"{','.join(self.descriptions)} of {self.path}; pass --input-bands "
                                    "(names or 1-based indexes)")
             if self.count < need:
                 raise SenclipError(f"{self.path} has {self.count} band(s) but the model needs {need} "
@@ -179,13 +163,13 @@ class RasterSource:
             if self.count == need:
                 return list(range(1, need + 1))
             raise SenclipError(f"cannot tell which {need} of the {self.count} bands of {self.path} are "
-                               f"{','.join(self.model_bands)}; pass --bands")
+                               f"{','.join(self.model_bands)}; pass --input-bands")
         if len(spec) != need:
-            raise SenclipError(f"--bands gives {len(spec)} band(s) but the model needs {need} "
+            raise SenclipError(f"--input-bands gives {len(spec)} band(s) but the model needs {need} "
                                f"({','.join(self.model_bands)})")
         if isinstance(spec[0], str):
             if set(spec) != set(self.model_bands):
-                raise SenclipError(f"--bands {','.join(map(str, spec))} are not the model's bands "
+                raise SenclipError(f"--input-bands {','.join(map(str, spec))} are not the model's bands "
                                    f"({','.join(self.model_bands)}); build the model with these bands")
             return self._by_name(self.model_bands)
         bad = [i for i in spec if not 1 <= int(i) <= self.count]

@@ -27,8 +27,9 @@ import open_clip
 import torch
 from torch import nn
 
+from senclip.bands import RGB_BANDS, needs_inflation, parse_bands
 from senclip.errors import SenclipError
-from senclip.models.towers import RGB_BANDS, ImageTower, Preprocess, TextTower
+from senclip.models.towers import ImageTower, Preprocess, TextTower
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 HF_HUB_PREFIX = "hf-hub:"
@@ -146,9 +147,10 @@ def create_model(
         checkpoint: senclip image-tower checkpoint replacing the image tower.
         device: where to put the model.
         bands: input bands of the image tower (e.g. ``"B01,…,B12"`` or
-            ``"L1C"``); a tower with other bands is inflated in place by
+            ``"L1C"``); a tower with another band set is inflated in place by
             :func:`senclip.models.multiband.set_input_bands` (new filters
-            start at zero). ``None`` keeps the bands of the weights.
+            start at zero); the same bands in another order keep the tower
+            as it is. ``None`` keeps the bands of the weights.
 
     Raises:
         SenclipError: unknown architecture, missing file, weights that do not
@@ -180,15 +182,15 @@ def create_model(
 
 
 def _with_bands(model: SenCLIP, bands) -> SenCLIP:
-    """Inflate ``model``'s image tower to ``bands`` when they differ from its own."""
+    """Inflate ``model``'s image tower to ``bands`` by the rule of :func:`senclip.bands.needs_inflation`."""
     if bands is None:
         return model
-    from senclip.models.multiband import parse_bands, set_input_bands
+    from senclip.models.multiband import set_input_bands
 
     wanted = parse_bands(bands)
-    if wanted != tuple(model.image_tower.bands):
+    if needs_inflation(model.image_tower.bands, wanted):
         if getattr(model.image_tower, "tower_kind", "clip-visual") != "clip-visual":
-            raise SenclipError("--bands applies to clip-visual image towers only")
+            raise SenclipError("--model-bands applies to clip-visual image towers only")
         set_input_bands(model.image_tower, wanted)
     return model
 

@@ -8,7 +8,7 @@ RGB is the starting point of a 12- or 13-band Sentinel-2 tower.
 
 Band names are the identity of the channels: ``tower.bands`` lists them in
 input order, checkpoints store them, and inputs are matched by name
-(:func:`band_indices`), never by position.
+(:func:`senclip.bands.band_indices`), never by position.
 
 Inflation rules (``rule=``) for the filters of bands the tower does not
 have yet; bands it already has keep their filters unchanged:
@@ -42,15 +42,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from senclip.bands import parse_bands
 from senclip.errors import SenclipError
 
 RULES = ("zero", "mean", "nearest")
-
-S2_L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
-"""The 13 Sentinel-2 Level-1C bands, in the usual order."""
-
-S2_L2A_BANDS = tuple(b for b in S2_L1C_BANDS if b != "B10")
-"""The 12 Sentinel-2 Level-2A bands (B10, cirrus, is dropped in L2A)."""
 
 S2_WAVELENGTH_NM = {
     "B01": 443, "B02": 490, "B03": 560, "B04": 665, "B05": 705, "B06": 740, "B07": 783,
@@ -69,41 +64,6 @@ land (rounded EuroSAT-MS statistics divided by 10,000). Used only to start
 the normalisation of bands an RGB tower did not have."""
 
 _OTHER_STATS = (0.5, 0.25)
-
-
-def parse_bands(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """``"B04,B03,B02"`` or a sequence → a tuple of upper-case band names.
-
-    ``"L1C"``/``"L2A"`` name the 13 and 12 Sentinel-2 bands, ``"RGB"`` the
-    true-colour ones.
-    """
-    if spec is None:
-        return None
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    names = tuple(str(b).strip().upper() for b in items if str(b).strip())
-    aliases = {("L1C",): S2_L1C_BANDS, ("L2A",): S2_L2A_BANDS, ("RGB",): ("B04", "B03", "B02")}
-    names = aliases.get(names, names)
-    if not names:
-        raise SenclipError("empty band list; give names such as B04,B03,B02 (or L1C, L2A, RGB)")
-    if len(set(names)) != len(names):
-        raise SenclipError(f"band list {','.join(names)} names a band twice")
-    return names
-
-
-def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
-    """Positions in ``available`` of each band in ``wanted`` (matching by name).
-
-    Raises:
-        SenclipError: a wanted band is missing from ``available``.
-    """
-    upper = [str(a).upper() for a in available]
-    missing = [b for b in wanted if str(b).upper() not in upper]
-    if missing:
-        raise SenclipError(
-            f"band(s) {','.join(missing)} not found among {','.join(available) or 'no named bands'}; "
-            "choose bands that the input has"
-        )
-    return [upper.index(str(b).upper()) for b in wanted]
 
 
 def find_input_conv(module: nn.Module, in_channels: int) -> tuple[nn.Module, str, nn.Conv2d]:

@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-RGB_BANDS = ("B04", "B03", "B02")
-"""Sentinel-2 band names of the red, green and blue channels, in that order."""
+from senclip.bands import RGB_BANDS
 
 
 class Preprocess(nn.Module):
