@@ -3,7 +3,7 @@
 Writes a synthetic 10-band Sentinel-2 stack (``--dates`` acquisitions,
 ``--size`` x ``--size`` pixels, random clouds) once, then measures in one run:
 
-* ``end_to_end``: :class:`senclip.timeseries.mapping.PixelMapper` on the stack
+* ``end_to_end``: :class:`senclip.mapping.pixels.PixelMapper` on the stack
   (read row blocks, composite 12 months, embed, classify, write the GTiff,
   convert to COG), pixels per second;
 * ``bare``: the tower's forward on the very same composited pixels, same
@@ -32,7 +32,7 @@ import torch
 
 def make_stack(path: Path, size: int, n_dates: int, seed: int = 0) -> Path:
     from senclip.models.timesen import S2_BANDS
-    from senclip.timeseries.rasters import write_stack
+    from senclip.data.series.rasters import write_stack
 
     rng = np.random.default_rng(seed)
     start = dt.date(2021, 1, 3)
@@ -88,12 +88,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from senclip.models.timesen import count_parameters
-    from senclip.timeseries.dataset import LULC_CLASSES, lulc_prompts
-    from senclip.timeseries.io import open_series
-    from senclip.timeseries.mapping import PixelMapOptions, PixelMapper
+    from senclip.data.series.dataset import LULC_CLASSES
+    from senclip.data.series.rasters import open_series
+    from senclip.mapping.pixels import PixelMapOptions, PixelMapper, lulc_prompts
 
     device = torch.device(args.device)
-    from senclip.timeseries.composite import monthly_composite
+    from senclip.data.series.composite import monthly_composite
 
     model = build_model(device, args.text_arch)
     prompts = lulc_prompts("generic", LULC_CLASSES)

@@ -10,8 +10,8 @@ import rasterio
 
 from senclip.cli import main
 from senclip.errors import SenclipError
-from senclip.timeseries.io import ArraySource, open_series
-from senclip.timeseries.rasters import write_stack
+from senclip.data.series.io import ArraySource
+from senclip.data.series.rasters import open_series, write_stack
 
 DATES = [dt.date(2020, m, 10) for m in (1, 3, 5, 7)]
 
@@ -62,7 +62,7 @@ def test_mask_shape_mismatch(tmp_path, capsys):
 
 
 def test_all_missing_pixels(tmp_path, capsys, monkeypatch):
-    from senclip.timeseries.dataset import TimeSeriesDataset
+    from senclip.data.series.dataset import TimeSeriesDataset
 
     src = open_series(_stack(tmp_path, valid=np.zeros((4, 6, 5), bool)))
     _, valid = src.read(slice(0, 6))

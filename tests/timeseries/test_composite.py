@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from senclip.errors import SenclipError
-from senclip.timeseries.composite import METHODS, monthly_composite
+from senclip.data.series.composite import METHODS, monthly_composite
 
 PIXELS = [(0, 0), (17, 42), (50, 50), (73, 11), (100, 99)]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from senclip.cli import main
-from senclip.timeseries.dataset import LULC_CLASSES
+from senclip.data.series.dataset import LULC_CLASSES
 
 
 @pytest.fixture(scope="module")

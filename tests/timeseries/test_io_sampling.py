@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from senclip.errors import SenclipError
-from senclip.timeseries.composite import monthly_composite
-from senclip.timeseries.io import ArraySource, EOPatchSource, open_series
-from senclip.timeseries.rasters import write_dated_folder, write_stack
+from senclip.data.series.composite import monthly_composite
+from senclip.data.series.io import ArraySource, EOPatchSource
+from senclip.data.series.rasters import open_series, write_dated_folder, write_stack
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_stack_dates_from_argument_and_separate_mask(tmp_path, strip):
 
 
 def test_sample_points_by_row_col_and_coordinates(eopatch_root, eopatch_arrays):
-    from senclip.timeseries.sampling import sample_points
+    from senclip.data.series.sampling import sample_points
 
     ndvi, clm, dates = eopatch_arrays
     src = open_series(eopatch_root)
@@ -88,7 +88,7 @@ def test_sample_points_ten_bands_and_errors(tmp_path):
     import datetime as dt
 
     from senclip.models.timesen import S2_BANDS
-    from senclip.timeseries.sampling import sample_points
+    from senclip.data.series.sampling import sample_points
 
     rng = np.random.default_rng(0)
     dates = [dt.date(2021, m, 5) for m in range(1, 13)] + [dt.date(2021, 6, 20)]
@@ -113,7 +113,7 @@ def test_sample_points_ten_bands_and_errors(tmp_path):
 
 def test_timeseries_dataset_splits_and_registry(eopatch_root):
     from senclip.data import get_dataset
-    from senclip.timeseries.dataset import TimeSeriesDataset
+    from senclip.data.series.dataset import TimeSeriesDataset
 
     train = TimeSeriesDataset(eopatch_root, split="train")
     valid = get_dataset("timeseries", eopatch_root, bands=("NDVI",), split="valid")

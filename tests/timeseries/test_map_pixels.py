@@ -10,7 +10,7 @@ import rasterio
 import torch
 
 from senclip.cli import main
-from senclip.timeseries.dataset import LULC_CLASSES
+from senclip.data.series.dataset import LULC_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +26,8 @@ def ndvi_checkpoint(tmp_path_factory, tiny_vit, ndvi_tower_config):
 @pytest.fixture(scope="module")
 def cloudy_stack(tmp_path_factory, eopatch_root):
     """The EOPatch as a GeoTIFF stack, with a 5x7 block clouded on every date."""
-    from senclip.timeseries.io import EOPatchSource
-    from senclip.timeseries.rasters import write_stack
+    from senclip.data.series.io import EOPatchSource
+    from senclip.data.series.rasters import write_stack
 
     src = EOPatchSource(eopatch_root)
     data, valid = src.read(slice(0, src.height))
@@ -59,10 +59,11 @@ def test_map_pixels_writes_a_cog_with_classes_and_nodata(tmp_path, cloudy_stack,
 
 
 def test_resume_after_interruption_gives_identical_file(tmp_path, eopatch_root, ndvi_checkpoint):
+    from senclip.data.series.io import ArraySource
+    from senclip.data.series.rasters import open_series
+    from senclip.mapping.pixels import PixelMapOptions, PixelMapper, lulc_prompts
+    from senclip.mapping.store import STATE
     from senclip.models import create_model
-    from senclip.timeseries.dataset import lulc_prompts
-    from senclip.timeseries.io import ArraySource, open_series
-    from senclip.timeseries.mapping import PixelMapOptions, PixelMapper
 
     model = create_model("senclip-tiny-vit", checkpoint=ndvi_checkpoint)
     full = open_series(eopatch_root)
@@ -82,8 +83,8 @@ def test_resume_after_interruption_gives_identical_file(tmp_path, eopatch_root, 
     with pytest.raises(KeyboardInterrupt):
         mapper.run(source, out, progress=False, on_block=stop_after_three)
     assert not out.exists()
-    assert (tmp_path / "resumed.tif.partial.tif").exists()
-    assert json.loads((tmp_path / "resumed.tif.progress.json").read_text())["done"].keys() == {"0", "1", "2"}
+    assert (tmp_path / "resumed.tif.partial" / "labels.bin").exists()
+    assert json.loads((tmp_path / "resumed.tif.partial" / STATE).read_text())["rows_done"] == 3 * 8
     second = mapper.run(source, out, progress=False)
     assert second["resumed_blocks"] == 3
     assert sum(second["counts_this_run"].values()) == (40 - 24) * 100

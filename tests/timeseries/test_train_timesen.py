@@ -12,7 +12,7 @@ from senclip.cli import main
 
 def test_proxy_series_pipeline_from_commands(tmp_path, eopatch_root, capsys):
     from senclip.models import create_model, read_metadata
-    from senclip.timeseries.dataset import TimeSeriesDataset
+    from senclip.data.series.dataset import TimeSeriesDataset
 
     base, proxy = tmp_path / "base.safetensors", tmp_path / "proxy"
     assert main(["export", "--base", "senclip-tiny-vit", "--seed", "0", "--out", str(base)]) == 0

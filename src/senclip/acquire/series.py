@@ -6,11 +6,11 @@ the point's chip grid (the CRS and pixel grid of the first scene; scenes from
 a neighbouring UTM zone are warped onto it). A pixel of a scene is clear when
 its SCL class is not in :data:`~senclip.acquire.chips.SCL_UNUSABLE` (without
 SCL: when no band is 0). The clear observations are composited by calendar
-month with :func:`senclip.timeseries.composite.monthly_composite`, and written
-with :func:`senclip.timeseries.rasters.write_stack`: a GeoTIFF of 12 steps,
+month with :func:`senclip.data.series.composite.monthly_composite`, and written
+with :func:`senclip.data.series.rasters.write_stack`: a GeoTIFF of 12 steps,
 each ``C`` float32 bands plus a ``CLM`` band (1 = no clear observation that
 month), tagged with the months' mid dates, so
-:class:`senclip.timeseries.rasters.StackSource` reads it back.
+:class:`senclip.data.series.rasters.StackSource` reads it back.
 
 Output folder::
 
@@ -87,8 +87,8 @@ def read_scene(item, grid, spec: ChipSpec, policy: RetryPolicy) -> tuple[np.ndar
 
 def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
     """Search, read and composite one point's year; returns its journal record."""
-    from senclip.timeseries.composite import monthly_composite
-    from senclip.timeseries.rasters import write_stack
+    from senclip.data.series.composite import monthly_composite
+    from senclip.data.series.rasters import write_stack
 
     year = opts.year or pd.Timestamp(row["date"]).year
     try:

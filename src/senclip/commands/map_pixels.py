@@ -88,9 +88,9 @@ def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
     """Prompts of the classes to map, from the built-in LULC file or a user file."""
     from pathlib import Path
 
+    from senclip.data.series.dataset import PROMPT_FILE
     from senclip.errors import SenclipError
     from senclip.prompts import STYLES, load_prompts, read_prompt_file
-    from senclip.data.series.dataset import PROMPT_FILE
 
     if spec in STYLES or spec == "all":
         path, style = PROMPT_FILE, spec
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from senclip.commands.common import load_model_from_args, resolve_device
-    from senclip.errors import SenclipError
     from senclip.data.series.rasters import open_series
+    from senclip.errors import SenclipError
     from senclip.mapping.pixels import PixelMapOptions, PixelMapper
 
     out = Path(args.output)
@@ -130,9 +130,6 @@ def run(args: argparse.Namespace) -> int:
     prompts = resolve_prompts(args.prompts, args.classes)
     device = resolve_device(args.device)
     model = load_model_from_args(args)
-    if getattr(model.image_tower, "tower_kind", "") != "timesen":
-        raise SenclipError("map-pixels needs a time-series model: pass --checkpoint with a TimeSenCLIP "
-                           "(timesen) image tower")
     mapper = PixelMapper(model, prompts, options, device)
     summary = mapper.run(source, out, progress=not args.no_progress, resume=not args.restart)
     print(f"wrote {summary['output']} ({summary['height']}x{summary['width']} px, "

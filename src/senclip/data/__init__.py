@@ -15,8 +15,8 @@ from senclip.data.base import RGB_BANDS, ClassificationDataset
 from senclip.data.bigearthnet import BigEarthNet
 from senclip.data.eurosat import EuroSAT
 from senclip.data.eurosat_ms import EuroSATMS
+from senclip.data.series.dataset import TimeSeriesDataset
 from senclip.errors import SenclipError
-from senclip.timeseries.dataset import TimeSeriesDataset
 
 DATASETS: dict[str, type[ClassificationDataset]] = {
     "eurosat": EuroSAT,

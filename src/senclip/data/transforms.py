@@ -79,12 +79,15 @@ class SelectBands:
     """Keep the named bands, in the order given (e.g. ``B04,B03,B02`` for RGB).
 
     The sample's ``"bands"`` entry (or ``source_bands``) names its channels;
-    the output's ``"bands"`` names the kept ones.
+    the output's ``"bands"`` names the kept ones. ``axis`` is where the bands
+    are: 0 for ``(C, H, W)`` chips, -1 for ``(12, C)`` month series.
     """
 
-    def __init__(self, bands: Sequence[str], source_bands: Sequence[str] | None = None) -> None:
+    def __init__(self, bands: Sequence[str], source_bands: Sequence[str] | None = None,
+                 axis: int = 0) -> None:
         self.bands = tuple(bands)
         self.source_bands = tuple(source_bands) if source_bands is not None else None
+        self.axis = axis
 
     def __call__(self, sample: Sample) -> Sample:
         source = tuple(sample.get("bands") or self.source_bands or ())
@@ -92,7 +95,8 @@ class SelectBands:
         if missing:
             raise KeyError(f"bands {missing} not in sample bands {list(source)}")
         idx = [source.index(b) for b in self.bands]
-        return sample | {"image": sample["image"][idx], "bands": self.bands}
+        image = sample["image"][idx] if self.axis == 0 else sample["image"][..., idx]
+        return sample | {"image": image, "bands": self.bands}
 
     def __repr__(self) -> str:
         return f"SelectBands({list(self.bands)})"

@@ -73,7 +73,7 @@ def average_views(emb, mask) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_retrieval(model, manifest_df, cache, ks: Sequence[int] = (1, 5, 10), batch_size: int = 64,
                        device="cpu", workers: int = 0, progress: bool = True, skip_bad: bool = False) -> dict:
-    """Embed the manifest's chips (or series, for a timesen tower) and retrieve against the cached views.
+    """Embed the manifest's chips (or series, for a series tower) and retrieve against the cached views.
 
     Points whose cache row has no view are left out (``"skipped"`` counts them);
     so are series points without any clear month when ``skip_bad``.
@@ -87,10 +87,11 @@ def evaluate_retrieval(model, manifest_df, cache, ks: Sequence[int] = (1, 5, 10)
 
     from senclip.data.paired import PairedDataset
     from senclip.errors import SenclipError
-    from senclip.timeseries.paired import SeriesPairedDataset
+    from senclip.data.series.paired import SeriesPairedDataset
+    from senclip.models.kinds import kind_of
 
     tower = model.image_tower.to(device).eval()
-    if getattr(tower, "tower_kind", "clip-visual") == "timesen":
+    if kind_of(tower).input == "series":
         ds = SeriesPairedDataset(manifest_df, cache, tower.bands, skip_bad=skip_bad, progress=progress)
     else:
         ds = PairedDataset(manifest_df, cache, bands=tuple(tower.bands))

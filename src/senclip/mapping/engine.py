@@ -16,9 +16,10 @@ results are bit-identical.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -58,17 +59,22 @@ def read_tile_row(source: RasterSource, grid: TileGrid, row: int) -> StripTiles:
     return StripTiles(row, tiles, tile_frac.astype(np.float32), cells)
 
 
-def _prefetch_rows(source: RasterSource, grid: TileGrid, first: int, workers: int,
-                   depth: int) -> Iterator[StripTiles]:
-    """Tile rows ``first ..`` in order, read ``depth`` rows ahead by ``workers`` threads."""
+def prefetch(read: Callable, items: Iterable, workers: int = 1, depth: int = 2) -> Iterator:
+    """``read(item)`` for each item in order, up to ``depth`` items ahead on ``workers`` threads.
+
+    Reading (tile rows here, series blocks in :mod:`senclip.mapping.pixels`) overlaps inference.
+    """
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="senclip-read") as pool:
         pending: deque = deque()
-        nxt = first
+        items = iter(items)
         try:
-            while nxt < grid.tiles_y or pending:
-                while nxt < grid.tiles_y and len(pending) < depth:
-                    pending.append(pool.submit(read_tile_row, source, grid, nxt))
-                    nxt += 1
+            while True:
+                for item in items:
+                    pending.append(pool.submit(read, item))
+                    if len(pending) >= depth:
+                        break
+                if not pending:
+                    return
                 yield pending.popleft().result()
         finally:
             for fut in pending:
@@ -136,7 +142,8 @@ def run_tiles(
                 if progress is not None:
                     progress.update(nx)
 
-    for strip in _prefetch_rows(source, grid, row0, workers, depth=max(2, workers + 1)):
+    read = partial(read_tile_row, source, grid)
+    for strip in prefetch(read, range(row0, grid.tiles_y), workers, depth=max(2, workers + 1)):
         entry = _Row(strip, np.full((nx, n_values), np.nan, dtype=np.float32))
         cols = range(col0 if strip.row == row0 else 0, nx)
         entry.left = len(cols)

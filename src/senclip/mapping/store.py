@@ -106,13 +106,18 @@ class RowStore:
 
     def write_row(self, row: int, **values: np.ndarray) -> None:
         """Store row ``row`` of each array (rows must come in order)."""
+        self.write_rows(row, **{name: np.asarray(v)[None] for name, v in values.items()})
+
+    def write_rows(self, row: int, **values: np.ndarray) -> None:
+        """Store a block of rows from ``row`` on (``len(value)`` rows; blocks must come in order)."""
         if row != self.rows_done:
             raise RuntimeError(f"row {row} written out of order (expected {self.rows_done})")
+        n = len(next(iter(values.values())))
         for name, value in values.items():
-            self.arrays[name][row] = value
+            self.arrays[name][row:row + n] = value
         for arr in self.arrays.values():
             arr.flush()
-        self.rows_done = row + 1
+        self.rows_done = row + n
         self._write_state(self.rows_done)
 
     def work_path(self, name: str) -> Path:

@@ -26,12 +26,21 @@ EUROSAT_COLORS = {
     "PermanentCrop": (153, 112, 171), "Residential": (244, 109, 67), "River": (67, 147, 195),
     "SeaLake": (33, 49, 140),
 }
+LULC_COLORS = {
+    "cultivated land": (255, 211, 0), "forest": (34, 139, 34), "grassland": (154, 205, 50),
+    "shrubland": (160, 120, 60), "water": (30, 100, 220), "wetlands": (100, 200, 200),
+    "tundra": (200, 200, 160), "artificial surface": (220, 30, 30), "bareland": (190, 190, 190),
+    "snow and ice": (250, 250, 255),
+}
+"""Fixed colours of the EuroSAT classes and of the eo-learn LULC classes (``map-pixels``)."""
 
 
 def class_colors(classes: list[str]) -> list[tuple[int, int, int]]:
-    """One RGB colour per class: a fixed EuroSAT palette, else matplotlib's tab20/hsv."""
-    if all(c in EUROSAT_COLORS for c in classes):
-        return [EUROSAT_COLORS[c] for c in classes]
+    """One RGB colour per class: a fixed palette that names every class (case aside), else tab20/hsv."""
+    for palette in (EUROSAT_COLORS, LULC_COLORS):
+        named = {k.lower(): v for k, v in palette.items()}
+        if all(c.lower() in named for c in classes):
+            return [named[c.lower()] for c in classes]
     from matplotlib import colormaps
 
     cmap = colormaps["tab20"] if len(classes) <= 20 else colormaps["hsv"]
@@ -59,6 +68,7 @@ def write_cog(
     profile: dict,
     resampling: str = "nearest",
     decorate: Callable | None = None,
+    blocksize: int | None = None,
 ) -> Path:
     """Write ``strips`` (``(row0, (count, h, width) array)``) as a COG at ``path``.
 
@@ -70,6 +80,7 @@ def write_cog(
         resampling: overview resampling (``nearest`` for classes).
         decorate: ``f(dataset)`` called before closing the intermediate file
             (colour table, tags, band descriptions).
+        blocksize: COG tile size (default: by raster size, :func:`cog_blocksize`).
     """
     path = Path(path)
     tmp = work / f"{path.name}.tmp.tif"
@@ -81,7 +92,7 @@ def write_cog(
             decorate(dst)
     rasterio.shutil.copy(
         tmp, cog, driver="COG", compress="DEFLATE", overview_resampling=resampling, bigtiff="IF_SAFER",
-        blocksize=cog_blocksize(profile["width"], profile["height"]),
+        blocksize=blocksize or cog_blocksize(profile["width"], profile["height"]),
     )
     os.replace(cog, path)
     tmp.unlink(missing_ok=True)

@@ -1,11 +1,18 @@
-"""Models: the open_clip factory, image/text towers, heads and checkpoints."""
+"""Models: factory, towers, the tower registry (:mod:`~senclip.models.kinds`), heads, checkpoints.
 
-from senclip.models.checkpoint import load_model, read_metadata, save_model
-from senclip.models.factory import SenCLIP, create_model, list_architectures
-from senclip.models.head import HeadConfig, ProjectionHead
-from senclip.models.towers import RGB_BANDS, ImageTower, Preprocess, TextTower
+Names load on first use (PEP 562), so the registry, read by the training config, needs no torch.
+"""
 
-__all__ = [
-    "RGB_BANDS", "HeadConfig", "ImageTower", "Preprocess", "ProjectionHead", "SenCLIP",
-    "TextTower", "create_model", "list_architectures", "load_model", "read_metadata", "save_model",
-]
+import importlib
+
+_HOMES = {"load_model": "factory", "create_model": "factory", "list_architectures": "factory",
+          "read_metadata": "checkpoint", "save_model": "checkpoint", "SenCLIP": "model",
+          "HeadConfig": "head", "ProjectionHead": "head", "RGB_BANDS": "towers", "ImageTower": "towers",
+          "Preprocess": "towers", "TextTower": "towers"}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'senclip.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"senclip.models.{_HOMES[name]}"), name)

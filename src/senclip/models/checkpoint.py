@@ -23,7 +23,6 @@ Nothing in a checkpoint is executed: tensors are read with safetensors.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
@@ -35,6 +34,7 @@ from torch import nn
 
 from senclip.errors import SenclipError
 from senclip.models.head import HeadConfig, ProjectionHead
+from senclip.models.kinds import get_kind, kind_of
 
 FORMAT_VERSION = 1
 _KEY = "senclip"
@@ -52,21 +52,18 @@ def read_metadata(path: str | Path) -> dict | None:
     return json.loads(meta[_KEY])
 
 
-def _tower_kind(tower: nn.Module) -> str:
-    return getattr(tower, "tower_kind", "clip-visual")
-
-
 def image_tower_metadata(model) -> dict:
     tower = model.image_tower
+    kind = kind_of(tower)
     head = tower.head if isinstance(tower.head, ProjectionHead) else None
     return {
         "format_version": FORMAT_VERSION,
-        "tower": _tower_kind(tower),
+        "tower": kind.name,
         "arch": model.name,
         "base_pretrained": model.pretrained,
         "bands": list(tower.bands),
         "head": head.config.to_dict() if head is not None else None,
-        "tower_config": tower.config_dict() if hasattr(tower, "config_dict") else None,
+        "tower_config": kind.config(tower),
     }
 
 
@@ -108,27 +105,6 @@ def _dedupe_shared(tensors: dict[str, torch.Tensor]) -> None:
         seen.add(ptr)
 
 
-def _build_image_tower(model, meta: dict) -> nn.Module:
-    """A fresh image tower shaped as ``meta`` says, starting from ``model``'s."""
-    kind = meta.get("tower", "clip-visual")
-    if kind == "clip-visual":
-        tower = copy.deepcopy(model.image_tower)
-        bands = tuple(meta.get("bands") or tower.bands)
-        if bands != tuple(tower.bands):
-            from senclip.models.multiband import set_input_bands
-
-            set_input_bands(tower, bands)
-    elif kind == "timesen":
-        from senclip.models.timesen import TimeSenTower
-
-        tower = TimeSenTower.from_config(meta["tower_config"])
-    else:
-        raise SenclipError(f"unknown image tower kind {kind!r} in checkpoint")
-    head_cfg = meta.get("head")
-    tower.head = ProjectionHead(HeadConfig(**head_cfg)) if head_cfg else nn.Identity()
-    return tower
-
-
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
@@ -145,12 +121,15 @@ def load_image_tower(model, path: str | Path) -> None:
     if meta is None:
         raise SenclipError(f"{path}: not a senclip checkpoint (no '{_KEY}' header); "
                            "pass open_clip/OpenAI weights with --pretrained instead")
-    if meta.get("tower", "clip-visual") == "clip-visual" and meta["arch"] != model.name:
+    kind = get_kind(meta.get("tower", "clip-visual"))
+    if kind.same_arch and meta["arch"] != model.name:
         raise SenclipError(
             f"{path}: checkpoint was trained from architecture {meta['arch']}, "
             f"but the model is {model.name}; pass --model {meta['arch']}"
         )
-    tower = _build_image_tower(model, meta)
+    tower = kind.load(model, meta)
+    head_cfg = meta.get("head")
+    tower.head = ProjectionHead(HeadConfig(**head_cfg)) if head_cfg else nn.Identity()
     state = {k[len("image."):]: v for k, v in _load_tensors(path).items() if k.startswith("image.")}
     try:
         tower.load_state_dict(state, strict=True)
@@ -161,28 +140,11 @@ def load_image_tower(model, path: str | Path) -> None:
     model.checkpoint = str(path)
 
 
-def load_model(path: str | Path, base_pretrained: str | None = None):
-    """Load a senclip checkpoint on its own.
-
-    A ``full`` checkpoint carries both towers. An ``image`` checkpoint is
-    paired with the text tower of ``base_pretrained`` (default: the one
-    recorded in the header).
-    """
-    from senclip.models.factory import create_model
-
-    path = Path(path)
-    meta = read_metadata(path)
-    if meta is None:
-        raise SenclipError(f"{path}: not a senclip checkpoint")
-    if meta["kind"] == "full":
-        model = create_model(meta["arch"], pretrained=None)
-        state = _load_tensors(path)
-        text = {k[len("text."):]: v for k, v in state.items() if k.startswith("text.")}
-        model.text_tower.clip.load_state_dict(text, strict=True)
-        if "logit_scale" in text:
-            model.logit_scale.copy_(text["logit_scale"].reshape(()))
-        model.pretrained = str(path)
-    else:
-        model = create_model(meta["arch"], pretrained=base_pretrained or meta.get("base_pretrained"))
-    load_image_tower(model, path)
-    return model
+def load_text_tower(model, path: str | Path) -> None:
+    """Load the text tower (and logit scale) of a ``full`` checkpoint into ``model`` (in place)."""
+    state = _load_tensors(Path(path))
+    text = {k[len("text."):]: v for k, v in state.items() if k.startswith("text.")}
+    model.text_tower.clip.load_state_dict(text, strict=True)
+    if "logit_scale" in text:
+        model.logit_scale.copy_(text["logit_scale"].reshape(()))
+    model.pretrained = str(path)

@@ -29,6 +29,9 @@ from torch import nn
 
 from senclip.bands import RGB_BANDS, needs_inflation, parse_bands
 from senclip.errors import SenclipError
+from senclip.models import checkpoint as ckpt
+from senclip.models.kinds import kind_of
+from senclip.models.model import SenCLIP
 from senclip.models.towers import ImageTower, Preprocess, TextTower
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -42,66 +45,8 @@ def list_architectures() -> list[str]:
     return open_clip.list_models()
 
 
-class SenCLIP(nn.Module):
-    """A satellite image tower and a (frozen) CLIP text tower in one space.
-
-    Attributes:
-        name: architecture name.
-        pretrained: where the base weights came from (``None`` if random).
-        image_tower: :class:`ImageTower`, or any module mapping a batch to
-            embeddings (e.g. the time-series tower).
-        text_tower: :class:`TextTower`.
-        logit_scale: CLIP's learned temperature (``exp`` gives the scale).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        image_tower: nn.Module,
-        text_tower: TextTower,
-        logit_scale: torch.Tensor,
-        pretrained: str | None = None,
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.pretrained = pretrained
-        self.image_tower = image_tower
-        self.text_tower = text_tower
-        self.register_buffer("logit_scale", logit_scale.detach().clone().float().reshape(()))
-        self.checkpoint: str | None = None
-
-    @property
-    def tokenizer(self):
-        return self.text_tower.tokenizer
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return self.image_tower.preprocess
-
-    @property
-    def device(self) -> torch.device:
-        return self.logit_scale.device
-
-    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        return self.image_tower(images, normalize=normalize)
-
-    @torch.no_grad()
-    def encode_text(self, texts, normalize: bool = True) -> torch.Tensor:
-        return self.text_tower.encode(list(texts), normalize=normalize)
-
-    def describe(self) -> dict:
-        """Identity of the weights, for result files and cache keys."""
-        return {
-            "model": self.name,
-            "pretrained": self.pretrained,
-            "checkpoint": self.checkpoint,
-        }
-
-
 def _is_senclip_file(path: Path) -> bool:
-    from senclip.models.checkpoint import read_metadata
-
-    return path.suffix == ".safetensors" and read_metadata(path) is not None
+    return path.suffix == ".safetensors" and ckpt.read_metadata(path) is not None
 
 
 def _open_clip_model(name: str, pretrained: str | None) -> tuple[nn.Module, str]:
@@ -156,7 +101,6 @@ def create_model(
         SenclipError: unknown architecture, missing file, weights that do not
             fit the architecture, or weights that cannot be fetched.
     """
-    from senclip.models import checkpoint as ckpt
     from senclip.models.registry import resolve_pretrained
 
     name, pretrained = resolve_pretrained(pretrained, name)  # registry name -> tag or cached file
@@ -164,7 +108,7 @@ def create_model(
         path = Path(pretrained).expanduser()
         if path.exists():
             if _is_senclip_file(path):
-                model = ckpt.load_model(path)
+                model = load_model(path)
                 if checkpoint is not None:
                     ckpt.load_image_tower(model, checkpoint)
                 return _with_bands(model, bands).to(device).eval()
@@ -181,17 +125,36 @@ def create_model(
     return _with_bands(model, bands).to(device).eval()
 
 
+def load_model(path: str | Path, base_pretrained: str | None = None) -> SenCLIP:
+    """Load a senclip checkpoint on its own.
+
+    A ``full`` checkpoint carries both towers. An ``image`` checkpoint is
+    paired with the text tower of ``base_pretrained`` (default: the one
+    recorded in the header).
+    """
+    path = Path(path)
+    meta = ckpt.read_metadata(path)
+    if meta is None:
+        raise SenclipError(f"{path}: not a senclip checkpoint")
+    if meta["kind"] == "full":
+        model = create_model(meta["arch"], pretrained=None)
+        ckpt.load_text_tower(model, path)
+    else:
+        model = create_model(meta["arch"], pretrained=base_pretrained or meta.get("base_pretrained"))
+    ckpt.load_image_tower(model, path)
+    return model
+
+
 def _with_bands(model: SenCLIP, bands) -> SenCLIP:
     """Inflate ``model``'s image tower to ``bands`` by the rule of :func:`senclip.bands.needs_inflation`."""
     if bands is None:
         return model
-    from senclip.models.multiband import set_input_bands
-
     wanted = parse_bands(bands)
     if needs_inflation(model.image_tower.bands, wanted):
-        if getattr(model.image_tower, "tower_kind", "clip-visual") != "clip-visual":
+        kind = kind_of(model.image_tower)
+        if kind.set_bands is None:
             raise SenclipError("--model-bands applies to clip-visual image towers only")
-        set_input_bands(model.image_tower, wanted)
+        kind.set_bands(model.image_tower, wanted)
     return model
 
 

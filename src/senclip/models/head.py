@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from senclip.errors import SenclipError
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -40,3 +42,29 @@ class ProjectionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.proj(x)
         return self.norm(z + self.dropout(self.mlp(F.gelu(z))))
+
+
+def trunk_output_dim(tower: nn.Module) -> int:
+    """Output dimension of the tower's trunk (``visual.output_dim`` or a probe forward)."""
+    visual = getattr(tower, "visual", None)
+    dim = getattr(visual, "output_dim", None)
+    if isinstance(dim, int):
+        return dim
+    if hasattr(tower, "embed_dim"):
+        return int(tower.embed_dim)
+    size = tower.preprocess.image_size
+    with torch.no_grad():
+        out = visual(torch.zeros(1, len(tower.bands), size, size))
+    return int(out.shape[-1])
+
+
+def attach_head(tower: nn.Module, model_cfg, target_dim: int) -> None:
+    """Give a tower being trained its head: SenCLIP's projection head, or none if the sizes already match."""
+    dim_in = trunk_output_dim(tower)
+    if model_cfg.head:
+        tower.head = ProjectionHead(HeadConfig(dim_in, target_dim, model_cfg.head_dropout))
+    elif dim_in != target_dim:
+        raise SenclipError(f"the trunk outputs {dim_in}-d features but the targets are {target_dim}-d; "
+                           "set model.head: true")
+    else:
+        tower.head = nn.Identity()

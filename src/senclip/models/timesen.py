@@ -3,7 +3,7 @@
 Input: a float tensor ``(B, 12, C)`` indexed by *calendar month* (index 0 is
 January, 11 December) holding the monthly composite of each band, with NaN
 for months that have no clear observation (see
-:mod:`senclip.timeseries.composite`). The tower
+:mod:`senclip.data.series.composite`). The tower
 
 1. scales and normalises each band with its own buffers
    (``(x * scale - mean) / std``; like :class:`senclip.models.Preprocess` for
@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from senclip.data.series.io import S2_BANDS
 from senclip.errors import SenclipError
+from senclip.models.model import SenCLIP, text_embed_dim
 
 N_MONTHS = 12
-S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-"""The ten 10 m and 20 m Sentinel-2 bands TimeSenCLIP uses, in its order."""
 
 
 @dataclass(frozen=True)
@@ -139,15 +139,6 @@ class TimeSenTower(nn.Module):
         nn.init.normal_(self.month_embed.weight, std=0.02)
         nn.init.normal_(self.cls_token, std=0.02)
 
-    @classmethod
-    def from_config(cls, cfg: dict | TimeSenConfig) -> TimeSenTower:
-        """Rebuild a tower from :meth:`config_dict` (used by the checkpoint loader)."""
-        return cls(cfg if isinstance(cfg, TimeSenConfig) else TimeSenConfig.from_dict(cfg))
-
-    def config_dict(self) -> dict:
-        """JSON-able config stored in checkpoint headers."""
-        return self.config.to_dict()
-
     @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
@@ -217,15 +208,13 @@ def _month_dropout(mask: torch.Tensor, p: float) -> torch.Tensor:
 def build_timesen_model(
     base, config: TimeSenConfig | dict | None = None, head: nn.Module | None = None
 ):
-    """A :class:`~senclip.models.factory.SenCLIP` whose image tower is a :class:`TimeSenTower`.
+    """A :class:`~senclip.models.model.SenCLIP` whose image tower is a :class:`TimeSenTower`.
 
     Args:
         base: a SenCLIP model providing the (frozen) text tower and logit scale.
         config: tower config; ``embed_dim`` defaults to the text tower's output size.
         head: optional projection head.
     """
-    from senclip.models.factory import SenCLIP
-
     if config is None or isinstance(config, dict):
         cfg = dict(config or {})
         cfg.setdefault("embed_dim", text_embed_dim(base))
@@ -237,17 +226,6 @@ def build_timesen_model(
     tower = TimeSenTower(config, head=head)
     model = SenCLIP(base.name, tower, base.text_tower, base.logit_scale, base.pretrained)
     return model.to(base.device)
-
-
-def text_embed_dim(model) -> int:
-    """Output size of a SenCLIP model's text tower."""
-    clip = model.text_tower.clip
-    proj = getattr(clip, "text_projection", None)
-    if isinstance(proj, nn.Linear):
-        return proj.out_features
-    if isinstance(proj, torch.Tensor):
-        return proj.shape[1]
-    return int(model.encode_text(["a"]).shape[-1])
 
 
 def count_parameters(module: nn.Module) -> int:

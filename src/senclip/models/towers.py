@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from senclip.bands import RGB_BANDS
+from senclip.errors import SenclipError
 
 
 class Preprocess(nn.Module):
@@ -114,3 +115,37 @@ class TextTower(nn.Module):
             tokens = self.tokenizer(list(texts[i:i + batch_size])).to(self.device)
             out.append(self(tokens, normalize=normalize).float())
         return torch.cat(out) if out else torch.empty(0)
+
+
+def _groups(visual: nn.Module) -> list[list[nn.Module | nn.Parameter]]:
+    """The trunk split into [stem, block 1, block 2, …, rest] for freezing."""
+    names = dict(visual.named_children())
+    if "transformer" in names and hasattr(visual.transformer, "resblocks"):  # open_clip ViT
+        stem = [m for n, m in names.items() if n in ("conv1", "ln_pre", "patch_dropout")]
+        stem += [p for n, p in visual.named_parameters(recurse=False)
+                 if n in ("class_embedding", "positional_embedding")]
+        return [stem, *[[b] for b in visual.transformer.resblocks]]
+    if "layer1" in names:  # open_clip ModifiedResNet
+        stem = [m for n, m in names.items() if not n.startswith("layer") and n != "attnpool"]
+        return [stem, *[[names[f"layer{i}"]] for i in range(1, 5) if f"layer{i}" in names]]
+    raise SenclipError(f"freeze_blocks is not supported for a {type(visual).__name__} trunk; use 0 or -1")
+
+
+def freeze_early_blocks(tower: nn.Module, n_blocks: int) -> int:
+    """Freeze the stem and the first ``n_blocks`` blocks (-1: the whole trunk); returns #frozen tensors."""
+    if n_blocks == 0:
+        return 0
+    visual = tower.visual
+    if n_blocks < 0:
+        params = list(visual.parameters())
+    else:
+        groups = _groups(visual)
+        if n_blocks > len(groups) - 1:
+            raise SenclipError(f"freeze_blocks={n_blocks} but the trunk has {len(groups) - 1} blocks")
+        params = []
+        for g in groups[: n_blocks + 1]:
+            for item in g:
+                params += [item] if isinstance(item, nn.Parameter) else list(item.parameters())
+    for p in params:
+        p.requires_grad_(False)
+    return len(params)

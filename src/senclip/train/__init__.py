@@ -4,7 +4,6 @@ This is the only part of senclip that imports Lightning, and the library
 never imports it. Submodules:
 
 * :mod:`senclip.train.config`: ``TrainConfig`` dataclasses, YAML + overrides (no torch);
-* :mod:`senclip.train.towers`: ``build_tower`` (satellite tower + head; hook for other tower kinds);
 * :mod:`senclip.train.data`: ``PairedDataModule``, ``StepBatchSampler`` (resumable order);
 * :mod:`senclip.train.module`: ``SenclipModule`` (losses, queue, DDP gathering, validation);
 * :mod:`senclip.train.run`: ``fit(cfg, resume="auto")``;

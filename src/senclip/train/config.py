@@ -30,6 +30,14 @@ def _opt(default: Any, help: str, choices: tuple | None = None) -> Any:
     return field(default=default, metadata=meta)
 
 
+class _TowerKinds:
+    """The ``model.tower`` choices: the tower registry's kinds, read when asked (without torch)."""
+
+    def __iter__(self):
+        from senclip.models.kinds import tower_kinds
+        return iter(tower_kinds())
+
+
 @dataclass
 class ModelConfig:
     """The satellite tower, its head and the ground-view pooling."""
@@ -37,7 +45,7 @@ class ModelConfig:
     name: str = _opt("senclip-tiny-vit", "open_clip architecture of the base CLIP")
     pretrained: str | None = _opt(None, 
                                   "base weights: open_clip tag, hf-hub: id or local file (null: random)")
-    tower: str = _opt("clip-visual", "satellite tower kind", ("clip-visual", "timesen"))
+    tower: str = _opt("clip-visual", "satellite tower kind", _TowerKinds())
     tower_options: dict = _opt({}, "extra options for the tower builder (e.g. the time-series tower)")  # noqa: RUF009
     bands: list = _opt(["B04", "B03", "B02"], "input bands of the satellite tower")  # noqa: RUF009
     freeze_blocks: int = _opt(0, 

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from senclip.errors import SenclipError
+from senclip.models.kinds import get_kind
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,16 @@ def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = 
     """Paired training data for ``manifest`` and ``cache``.
 
     A :class:`~senclip.data.paired.PairedDataset` (chips from ``sat_path``)
-    for image towers, a :class:`~senclip.timeseries.paired.SeriesPairedDataset`
-    (series from ``series_path``) for the ``timesen`` tower.
+    for towers of image input, a :class:`~senclip.data.series.paired.SeriesPairedDataset`
+    (series from ``series_path``) for towers of series input (the registry says which).
     """
     from senclip.data.ground_cache import GroundCache
     from senclip.data.manifest import read_manifest
 
     df = read_manifest(manifest, skip_bad=skip_bad)
     cache = GroundCache.open(cache)
-    if tower == "timesen":
-        from senclip.timeseries.paired import SeriesPairedDataset
+    if get_kind(tower).input == "series":
+        from senclip.data.series.paired import SeriesPairedDataset
 
         return _with_views(SeriesPairedDataset(df, cache, bands=tuple(bands), skip_bad=skip_bad,
                                                progress=progress))
@@ -137,7 +138,7 @@ class PairedDataModule(L.LightningDataModule):
                                "or `senclip proxy-pairs`); set them in the config or with "
                                "--data.manifest/--data.cache")
         tower = self.cfg.model.tower
-        if tower == "timesen" and d.augment:
+        if get_kind(tower).input == "series" and d.augment:
             raise SenclipError("data.augment flips and rotates chips; a time-series tower has none "
                                "(its augmentation is model.tower_options.month_dropout)")
         full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad, tower, self.progress)

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from senclip.errors import SenclipError
+from senclip.models.kinds import build_tower
 from senclip.train.module import load_module_state, tower_state
-from senclip.train.towers import build_tower
 
 KINDS = ("auto", "image", "full")
 

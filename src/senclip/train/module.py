@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from senclip.losses import CosineLoss, InfoNCELoss, TargetQueue, gather_with_grad
+from senclip.models.kinds import build_tower
 from senclip.models.pooling import build_pooling
 from senclip.train.config import TrainConfig, from_dict
-from senclip.train.towers import build_tower
 
 
 def dihedral_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -76,9 +76,9 @@ class SenclipModule(L.LightningModule):
         self.target_dim = int(self.image_tower.head.config.dim_out) if hasattr(
             self.image_tower.head, "config") else (m.target_dim or None)
         if self.target_dim is None:
-            from senclip.train.towers import default_target_dim
+            from senclip.models.model import text_embed_dim
 
-            self.target_dim = default_target_dim(base)
+            self.target_dim = text_embed_dim(base)
         base.text_tower.requires_grad_(False)
         self._base = [base]  # a list: not registered as a submodule (frozen, not in checkpoints)
         self.pooling = build_pooling(m.pooling, self.target_dim)

@@ -32,9 +32,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from senclip.data.series.composite import monthly_composite
+from senclip.data.series.io import SeriesSource, is_eopatch
+from senclip.data.series.rasters import open_series
+from senclip.data.transforms import SelectBands
 from senclip.errors import SenclipError
-from senclip.timeseries.composite import monthly_composite
-from senclip.timeseries.io import SeriesSource, is_eopatch, open_series
 
 LULC_CLASSES: tuple[str, ...] = (
     "cultivated land", "forest", "grassland", "shrubland", "water", "wetlands", "tundra",
@@ -42,26 +44,8 @@ LULC_CLASSES: tuple[str, ...] = (
 )
 """eo-learn LULC classes; raster code ``k`` (1..10) is ``LULC_CLASSES[k - 1]``, 0 is no data."""
 
-PROMPT_FILE = Path(__file__).parents[1] / "prompts" / "data" / "eolearn_lulc.yaml"
+PROMPT_FILE = Path(__file__).parents[2] / "prompts" / "data" / "eolearn_lulc.yaml"
 """Prompts for :data:`LULC_CLASSES` (generic, aerial, ground): the built-in set of dataset ``timeseries``."""
-
-
-class SelectSeriesBands:
-    """Keep the named bands (last axis of a ``(12, C)`` series), in the order given."""
-
-    def __init__(self, bands: Sequence[str]) -> None:
-        self.bands = tuple(bands)
-
-    def __call__(self, sample: dict) -> dict:
-        source = tuple(sample["bands"])
-        missing = [b for b in self.bands if b not in source]
-        if missing:
-            raise SenclipError(f"series has no band(s) {missing}; it has {list(source)}")
-        idx = [source.index(b) for b in self.bands]
-        return sample | {"image": sample["image"][:, idx], "bands": self.bands}
-
-    def __repr__(self) -> str:
-        return f"SelectSeriesBands({list(self.bands)})"
 
 
 def _read_labels(source: SeriesSource, root: Path, labels) -> np.ndarray:
@@ -150,12 +134,12 @@ class TimeSeriesDataset(Dataset):
     Args:
         root: EOPatch folder, folder of dated GeoTIFFs, or stack file.
         transforms: dict -> dict applied to each sample (e.g.
-            :class:`SelectSeriesBands`); ``None`` keeps all bands.
+            ``SelectBands(bands, axis=-1)``); ``None`` keeps all bands.
         labels: label raster (required unless ``root`` is an EOPatch).
         split: ``None`` (all pixels), ``"train"`` or ``"valid"``.
         split_axis: ``"col"`` (left/right halves) or ``"row"`` (top/bottom).
-        method, year: compositing options (see :mod:`senclip.timeseries.composite`).
-        dates, feature, series_bands: passed to :func:`~senclip.timeseries.io.open_series`.
+        method, year: compositing options (see :mod:`senclip.data.series.composite`).
+        dates, feature, series_bands: passed to :func:`~senclip.data.series.rasters.open_series`.
         block_rows: rows composited at once.
         classes: ``"all"`` (the 10-class nomenclature, default), ``"present"``
             (the classes occurring in the whole label raster, so every split of
@@ -175,7 +159,7 @@ class TimeSeriesDataset(Dataset):
         self.source = open_series(self.root, dates=dates, bands=series_bands, feature=feature)
         self.transforms = transforms
         self.all_bands = self.source.bands
-        if isinstance(transforms, SelectSeriesBands):  # fail before compositing
+        if isinstance(transforms, SelectBands):  # fail before compositing
             self.source.select_bands(transforms.bands)
         self.options = {"split": split, "axis": split_axis, "method": method, "year": year,
                         "labels": str(labels) if labels else None, "classes": classes}
@@ -216,7 +200,7 @@ class TimeSeriesDataset(Dataset):
             return None
         if isinstance(bands, str):
             bands = [b.strip() for b in bands.split(",") if b.strip()]
-        return SelectSeriesBands(bands)
+        return SelectBands(bands, axis=-1)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -243,18 +227,3 @@ class TimeSeriesDataset(Dataset):
     def __repr__(self) -> str:
         split = self.options["split"]
         return f"TimeSeriesDataset(root={str(self.root)!r}, samples={len(self)}, split={split})"
-
-
-def lulc_prompts(style: str = "ground", classes: Sequence[str] = LULC_CLASSES) -> dict[str, list[str]]:
-    """Prompts of the built-in eo-learn LULC file for ``classes`` and one style (or ``all``)."""
-    from senclip.prompts import read_prompt_file
-
-    pfile = read_prompt_file(PROMPT_FILE)
-    styles = pfile.styles() if style == "all" else (style,)
-    out = {}
-    for c in classes:
-        got = [p for s in styles for p in pfile.prompts_for(c, s)]
-        if not got:
-            raise SenclipError(f"{PROMPT_FILE}: no {style!r} prompts for class {c!r}")
-        out[c] = got
-    return out

@@ -41,6 +41,8 @@ from senclip.errors import DatasetNotFoundError, SenclipError
 
 DATE_RE = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
+S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+"""The ten 10 m and 20 m Sentinel-2 bands TimeSenCLIP uses, in its order."""
 
 
 def parse_date(value) -> dt.date:
@@ -258,31 +260,3 @@ def _eopatch_geo(root: Path, height: int, width: int):
 
 def is_eopatch(path: Path) -> bool:
     return path.is_dir() and (path / "data").is_dir() and (path / "timestamps.json").is_file()
-
-
-def open_series(path, dates=None, bands: Sequence[str] | None = None, mask=None,
-                mask_band: str = "CLM", feature: str = "NDVI") -> SeriesSource:
-    """Open a series from a path: EOPatch folder, folder of dated GeoTIFFs, or stack file.
-
-    Args:
-        path: the input.
-        dates: acquisition dates for a stack (list, comma-separated string or text file).
-        bands: band names, overriding what the files say.
-        mask: separate validity raster for a stack (``T`` bands, non-zero = invalid).
-        mask_band: name of a per-step cloud band inside the rasters (non-zero = cloud).
-        feature: EOPatch data feature.
-
-    Raises:
-        DatasetNotFoundError: nothing readable at ``path``.
-        SenclipError: dates, bands or masks that do not fit.
-    """
-    from senclip.timeseries.rasters import FolderSource, StackSource
-
-    path = Path(path)
-    if not path.exists():
-        raise DatasetNotFoundError(f"time series not found: {path}")
-    if is_eopatch(path):
-        return EOPatchSource(path, feature=feature, bands=bands)
-    if path.is_dir():
-        return FolderSource(path, bands=bands, mask_band=mask_band)
-    return StackSource(path, dates=dates, bands=bands, mask=mask, mask_band=mask_band)

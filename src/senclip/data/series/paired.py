@@ -9,7 +9,7 @@ many points), and the ground views come from a
 
 Series are composited once, when the dataset is built: rows sharing a
 ``series_path`` are sampled together with
-:func:`senclip.timeseries.sampling.sample_points` (pixel from ``row``/``col``
+:func:`senclip.data.series.sampling.sample_points` (pixel from ``row``/``col``
 columns when the manifest has them, else from ``lat``/``lon``), and the
 ``(N, 12, C)`` float32 series are kept in memory (10 bands: 480 bytes a
 point). Missing months are NaN, which the timesen tower masks.
@@ -36,8 +36,8 @@ _POSITION = ("row", "col", "x", "y", "lon", "lat")
 
 def _sample_group(path: str, rows: pd.DataFrame, bands: Sequence[str], method: str,
                   skip_bad: bool) -> dict:
-    from senclip.timeseries.io import open_series
-    from senclip.timeseries.sampling import sample_points
+    from senclip.data.series.rasters import open_series
+    from senclip.data.series.sampling import sample_points
 
     points = rows[["point_id", *[c for c in _POSITION if c in rows.columns]]]
     if {"row", "col"} <= set(points.columns) and points[["row", "col"]].notna().all(axis=None):
@@ -66,7 +66,7 @@ class SeriesPairedDataset(Dataset):
         bands: input bands of the timesen tower, in order (e.g. the ten S2
             bands, or ``["NDVI"]``).
         method: monthly compositing method (see
-            :func:`senclip.timeseries.composite.monthly_composite`).
+            :func:`senclip.data.series.composite.monthly_composite`).
         skip_bad: drop points without any clear month (logged) instead of failing.
         progress: show a progress bar over the series files.
 

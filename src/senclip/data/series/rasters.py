@@ -1,6 +1,6 @@
 """Raster-backed series (rasterio): folders of dated GeoTIFFs and time stacks.
 
-See :mod:`senclip.timeseries.io` for the conventions. Readers open files per
+See :mod:`senclip.data.series.io` for the conventions. Readers open files per
 block read, so a series of any length is read with memory bounded by the row
 block.
 """
@@ -18,7 +18,7 @@ import rasterio
 from rasterio.windows import Window
 
 from senclip.errors import DatasetNotFoundError, SenclipError
-from senclip.timeseries.io import DATE_RE, RASTER_SUFFIXES, SeriesSource, parse_dates
+from senclip.data.series.io import DATE_RE, RASTER_SUFFIXES, SeriesSource, parse_dates
 
 DATES_TAG = "dates"
 BANDS_TAG = "bands"
@@ -294,3 +294,31 @@ def write_dated_folder(folder, data: np.ndarray, dates: Sequence[dt.date], bands
         write_stack(p, data[i:i + 1], [d], bands, None if valid is None else valid[i:i + 1], crs, transform)
         out.append(p)
     return out
+
+
+def open_series(path, dates=None, bands: Sequence[str] | None = None, mask=None,
+                mask_band: str = "CLM", feature: str = "NDVI") -> SeriesSource:
+    """Open a series from a path: EOPatch folder, folder of dated GeoTIFFs, or stack file.
+
+    Args:
+        path: the input.
+        dates: acquisition dates for a stack (list, comma-separated string or text file).
+        bands: band names, overriding what the files say.
+        mask: separate validity raster for a stack (``T`` bands, non-zero = invalid).
+        mask_band: name of a per-step cloud band inside the rasters (non-zero = cloud).
+        feature: EOPatch data feature.
+
+    Raises:
+        DatasetNotFoundError: nothing readable at ``path``.
+        SenclipError: dates, bands or masks that do not fit.
+    """
+    from senclip.data.series.io import EOPatchSource, is_eopatch
+
+    path = Path(path)
+    if not path.exists():
+        raise DatasetNotFoundError(f"time series not found: {path}")
+    if is_eopatch(path):
+        return EOPatchSource(path, feature=feature, bands=bands)
+    if path.is_dir():
+        return FolderSource(path, bands=bands, mask_band=mask_band)
+    return StackSource(path, dates=dates, bands=bands, mask=mask, mask_band=mask_band)

@@ -8,7 +8,7 @@ and the point's position as one of:
 * ``lon``, ``lat``: WGS84 degrees (reprojected to the series' CRS).
 
 For each point, :func:`sample_points` reads the pixel's acquisitions,
-composites them by calendar month (:func:`~senclip.timeseries.composite.monthly_composite`)
+composites them by calendar month (:func:`~senclip.data.series.composite.monthly_composite`)
 and returns ``(N, 12, C)`` series (NaN for missing months) with the
 ``(N, 12)`` month mask. The band list defaults to TimeSenCLIP's ten bands.
 """
@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from senclip.data.series.composite import monthly_composite
+from senclip.data.series.io import S2_BANDS, SeriesSource
 from senclip.errors import SenclipError
-from senclip.models.timesen import S2_BANDS
-from senclip.timeseries.composite import monthly_composite
-from senclip.timeseries.io import SeriesSource
 
 
 def read_manifest(manifest) -> pandas.DataFrame:  # noqa: F821
@@ -83,7 +82,7 @@ def sample_points(
     """Monthly composite series at the manifest's points.
 
     Args:
-        source: the series (see :func:`senclip.timeseries.io.open_series`).
+        source: the series (see :func:`senclip.data.series.rasters.open_series`).
         manifest: CSV path or DataFrame (see the module docstring).
         bands: bands to keep, in order (``None``: all of the source's).
         method, year: compositing options.

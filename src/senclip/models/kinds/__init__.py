@@ -1,0 +1,89 @@
+"""The tower registry: each kind of satellite tower, declared once.
+
+A tower kind (``clip-visual``: the open_clip visual trunk on image chips;
+``timesen``: TimeSenCLIP's transformer on 12-month series) is one module of
+this package that registers a :class:`TowerKind`. The training config's
+``model.tower`` choices, training, the checkpoint loader, retrieval and
+``map-pixels`` ask the registry; none of them tests a kind's name. Adding a
+kind is adding one module here (plus its test); the package finds its modules
+by listing them. Keep torch imports inside the module's functions: the
+training config lists the kinds, and ``senclip --help`` must not pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from senclip.errors import SenclipError
+
+
+@dataclass(frozen=True)
+class TowerKind:
+    """Everything senclip needs to know about one kind of satellite tower.
+
+    Attributes:
+        name: ``model.tower`` in training configs, ``tower`` in checkpoint headers.
+        input: ``"image"`` (``(B, C, H, W)`` chips) or ``"series"`` (``(B, 12, C)``
+            month composites): picks the training and retrieval data and the map command.
+        build: ``build(model_cfg, base_model, target_dim) -> tower``, trainable, head attached.
+        load: ``load(model, header) -> tower`` shaped as a checkpoint header says
+            (the loader then attaches the head and the weights).
+        config: ``config(tower) -> dict | None``, the header's ``tower_config``.
+        same_arch: a checkpoint fits only the base architecture it was trained from.
+        set_bands: ``set_bands(tower, bands)`` changes the input bands in place (``None``: cannot).
+    """
+
+    name: str
+    input: str
+    build: Callable
+    load: Callable
+    config: Callable = lambda tower: None
+    same_arch: bool = True
+    set_bands: Callable | None = None
+
+    def __post_init__(self) -> None:
+        if self.input not in ("image", "series"):
+            raise ValueError(f"tower kind {self.name!r}: input must be image or series, not {self.input!r}")
+
+
+_KINDS: dict[str, TowerKind] = {}
+
+
+def register_tower(kind: TowerKind) -> TowerKind:
+    """Add (or replace) a tower kind; returns it."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def tower_kinds() -> list[str]:
+    """Names of the registered kinds (importing this package's modules first)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return list(_KINDS)
+
+
+def get_kind(name: str) -> TowerKind:
+    """The kind called ``name``; :class:`SenclipError` if there is none."""
+    if name not in tower_kinds():
+        raise SenclipError(f"unknown tower kind {name!r}; known: {', '.join(_KINDS)}")
+    return _KINDS[name]
+
+
+def kind_of(tower) -> TowerKind:
+    """The kind of a built tower: its class's ``tower_kind``, ``clip-visual`` if it has none."""
+    return get_kind(getattr(tower, "tower_kind", "clip-visual"))
+
+
+def build_tower(model_cfg, base_model, target_dim: int | None = None):
+    """The trainable tower for a training config's ``model`` section, installed in ``base_model``.
+
+    ``target_dim`` (ground-embedding size) defaults to ``model_cfg.target_dim``, else the base model's.
+    """
+    from senclip.models.model import text_embed_dim
+
+    dim = target_dim or model_cfg.target_dim or text_embed_dim(base_model)
+    base_model.image_tower = tower = get_kind(model_cfg.tower).build(model_cfg, base_model, dim)
+    return tower

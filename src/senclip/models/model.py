@@ -1,0 +1,75 @@
+"""The SenCLIP model, apart from the factory so that tower modules can build one without a cycle."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from senclip.models.towers import Preprocess, TextTower
+
+
+class SenCLIP(nn.Module):
+    """A satellite image tower and a (frozen) CLIP text tower in one space.
+
+    Attributes:
+        name: architecture name.
+        pretrained: where the base weights came from (``None`` if random).
+        image_tower: :class:`ImageTower`, or any module mapping a batch to
+            embeddings (e.g. the time-series tower).
+        text_tower: :class:`TextTower`.
+        logit_scale: CLIP's learned temperature (``exp`` gives the scale).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        image_tower: nn.Module,
+        text_tower: TextTower,
+        logit_scale: torch.Tensor,
+        pretrained: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.pretrained = pretrained
+        self.image_tower = image_tower
+        self.text_tower = text_tower
+        self.register_buffer("logit_scale", logit_scale.detach().clone().float().reshape(()))
+        self.checkpoint: str | None = None
+
+    @property
+    def tokenizer(self):
+        return self.text_tower.tokenizer
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.image_tower.preprocess
+
+    @property
+    def device(self) -> torch.device:
+        return self.logit_scale.device
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        return self.image_tower(images, normalize=normalize)
+
+    @torch.no_grad()
+    def encode_text(self, texts, normalize: bool = True) -> torch.Tensor:
+        return self.text_tower.encode(list(texts), normalize=normalize)
+
+    def describe(self) -> dict:
+        """Identity of the weights, for result files and cache keys."""
+        return {
+            "model": self.name,
+            "pretrained": self.pretrained,
+            "checkpoint": self.checkpoint,
+        }
+
+
+def text_embed_dim(model) -> int:
+    """Output size of a SenCLIP model's text tower."""
+    clip = model.text_tower.clip
+    proj = getattr(clip, "text_projection", None)
+    if isinstance(proj, nn.Linear):
+        return proj.out_features
+    if isinstance(proj, torch.Tensor):
+        return proj.shape[1]
+    return int(model.encode_text(["a"]).shape[-1])
