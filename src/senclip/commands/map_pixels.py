@@ -25,8 +25,8 @@ STACK is an eo-learn EOPatch folder, a folder of dated GeoTIFFs (the date in
 each file name), or one GeoTIFF/NetCDF stack (bands time-major) with its dates
 from --dates, its 'dates' tag or a STACK.dates.txt file.
 
-The run is resumable: finished row blocks are recorded in OUTPUT.progress.json
-beside OUTPUT.partial.tif; running the same command again continues where it
+The run is resumable: finished row blocks are kept in the folder OUTPUT.partial
+(as for `senclip map`); running the same command again continues where it
 stopped. OUTPUT appears only when complete.
 """
 EPILOG = """\
