@@ -35,6 +35,33 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather in rank order; backward: sum the global gradient over ranks, keep this rank's rows.
+
+    senclip's own function rather than ``torch.distributed.nn.functional.all_gather``: that module
+    binds ``group=group.WORLD`` as a default argument when it is first imported, so imported while
+    a process group exists (as a lazy import here did) it keeps that group alive for the rest of
+    the process, and ``destroy_process_group()`` cannot free it. The gloo worker threads, gloo's
+    socket loop and rank 0's TCPStore server then run on into interpreter shutdown, where gloo
+    work still held by those threads can abort the process (SIGABRT, "terminate called without
+    an active exception"). No group object is stored here: each call uses the current default
+    group.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)  # every rank's loss sends gradient to every row
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """All-gather ``x`` (``(B, D)`` per rank) into ``(world * B, D)`` in rank order, differentiably.
 
@@ -45,13 +72,13 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     ranks follows exactly the gradient of one process on the global batch
     (towers and temperature alike, which keeps gradient clipping consistent).
     Without an initialised process group (or with one process) the input is
-    returned unchanged. All ranks must pass the same ``B``.
+    returned unchanged. All ranks must pass the same ``B``. The collectives
+    are synchronous and run on the default group; nothing keeps a reference
+    to the group (see :class:`_GatherWithGrad`).
     """
     if not _distributed():
         return x
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(x.contiguous()), dim=0)
+    return _GatherWithGrad.apply(x.contiguous())
 
 
 class TargetQueue(nn.Module):

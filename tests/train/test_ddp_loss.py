@@ -41,8 +41,17 @@ def _worker(rank: int, port: int, out: str) -> None:
             record["gathered"].append(sat_all.detach().clone())
         record["queue"] = queue.negatives().clone()
         torch.save(record, f"{out}/rank{rank}.pt")
+        dist.barrier()  # no rank closes its connections (rank 0: the store) while a peer is in a collective
     finally:
         dist.destroy_process_group()
+    # the group is gone, its threads joined: none is left to be torn down during interpreter exit
+    # (the gathers used to keep the group alive, and the process then aborted now and then at exit)
+    with open(f"{out}/threads{rank}.txt", "w") as f:
+        f.write("\n".join(_thread_names()))
+
+
+def _thread_names() -> list[str]:
+    return sorted(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
 
 
 def _free_port() -> int:
@@ -54,6 +63,9 @@ def _free_port() -> int:
 def test_gloo_gather_and_queue_match_single_process(tmp_path):
     mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for r in (0, 1):
+        threads = (tmp_path / f"threads{r}.txt").read_text().split()
+        assert not [t for t in threads if "gloo" in t or "tcpstore" in t], threads
     loss_fn, queue = InfoNCELoss(0.1), TargetQueue(K, D)
     for step in range(STEPS):
         sat, tgt = _data(step)

@@ -56,8 +56,12 @@ CHILD = textwrap.dedent("""
         rank = summary["global_rank"]
         state = {k: v.detach().cpu() for k, v in summary["module"].state_dict().items()}
         torch.save(state, f"{dump}/weights_rank{rank}.pt")
+        # what is left of the process group once fit returned: nothing may run into interpreter exit
+        threads = sorted(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
+        import torch.distributed as dist
         with open(f"{dump}/writes_rank{rank}.json", "w") as f:
-            json.dump({"writes": recorded, "world_size": summary["world_size"]}, f)
+            json.dump({"writes": recorded, "world_size": summary["world_size"], "threads": threads,
+                       "group_alive": dist.is_initialized()}, f)
         return summary
 
     run.fit = spy_fit
@@ -157,6 +161,11 @@ def test_two_nodes_through_cli_train_like_one_ddp_job(tiny_pairs, tmp_path):
     # (torch.save opens its files in C++, unseen by the audit hook; Lightning saves checkpoints on rank 0)
     w0, w1 = (json.loads((tmp_path / f"writes_rank{r}.json").read_text()) for r in range(WORLD))
     assert w0["world_size"] == w1["world_size"] == WORLD
+    # fit closed the process group on every rank: no gloo worker/socket thread, no TCPStore server
+    # thread is left to be torn down during interpreter shutdown (a rare SIGABRT at exit)
+    for w in (w0, w1):
+        assert not w["group_alive"]
+        assert not [t for t in w["threads"] if "gloo" in t or "tcpstore" in t], w["threads"]
     assert w1["writes"] == []
     assert sum(w.endswith("config.yaml.partial") for w in w0["writes"] if w.startswith("os.rename:")) == 1
     assert any(w.endswith("metrics.csv") for w in w0["writes"])  # the spy sees rank 0's writes

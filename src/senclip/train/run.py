@@ -107,6 +107,26 @@ def build_trainer(cfg: TrainConfig, progress: bool = True,
     )
 
 
+def _distributed_initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def close_process_group(trainer: L.Trainer) -> None:
+    """End of a finished DDP fit: wait for every rank, then destroy the process group.
+
+    Lightning destroys only NCCL groups (at exit); a gloo group would live on into interpreter
+    shutdown with its worker threads, its socket loop and, on rank 0, the TCPStore server, and
+    tearing those down during finalisation can abort the process (SIGABRT, "terminate called
+    without an active exception"). Here every rank first meets the others in a barrier (no rank
+    closes its connections, nor rank 0 the store, while a peer is still in a collective), then
+    destroys the group while the interpreter is fully alive, which joins the gloo threads.
+    """
+    if not _distributed_initialized():
+        return
+    trainer.strategy.barrier("senclip.fit.end")
+    torch.distributed.destroy_process_group()
+
+
 def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
         callbacks: list[Callback] | None = None, datamodule: L.LightningDataModule | None = None) -> dict:
     """Train (or resume) the run described by ``cfg``; returns a summary dict.
@@ -120,6 +140,7 @@ def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
         datamodule: ready data (default: :class:`PairedDataModule` from ``cfg.data``).
     """
     _absolute_pretrained(cfg)
+    own_group = not _distributed_initialized()  # DDP: the group Lightning creates is closed after fit
     ckpt_path = resolve_resume(resume, cfg.trainer.out)
     if datamodule is None:
         datamodule = PairedDataModule(cfg, progress=progress)
@@ -139,11 +160,16 @@ def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
         if isinstance(datamodule, PairedDataModule):  # StepBatchSampler restarts at the saved batch
             warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    last = Path(cfg.trainer.out) / "checkpoints" / "last.ckpt"
-    return {
+    summary = {
         "global_step": int(trainer.global_step),
         "world_size": int(trainer.world_size),
         "global_rank": int(trainer.global_rank),
+    }
+    if own_group:
+        close_process_group(trainer)
+    last = Path(cfg.trainer.out) / "checkpoints" / "last.ckpt"
+    return {
+        **summary,
         "resumed_from": str(ckpt_path) if ckpt_path else None,
         "last_checkpoint": str(last) if last.exists() else None,
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
