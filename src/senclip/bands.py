@@ -1,17 +1,9 @@
 """Sentinel-2 band names and band lists: the one module that spells them.
 
-Band names are the identity of channels everywhere in senclip: towers list
-them (``tower.bands``), checkpoints store them, datasets and files are read by
-them. Two kinds of band list come from users, and each command flag says which
-it is: ``--model-bands`` (the bands an image tower takes; names only) and
-``--input-bands`` (which bands of a file to read; names, or 1-based indexes
-for files without band descriptions). Both accept the shorthands ``L1C``,
-``L2A`` and ``RGB`` (:data:`SHORTHANDS`).
-
-One rule decides when a tower must be given other bands
-(:func:`needs_inflation`); both ``create_model`` and the mapping use it.
-This module sits at the bottom of the package: it imports nothing of senclip
-but :mod:`senclip.errors`.
+Band names are the identity of channels everywhere (towers, checkpoints,
+datasets and files are matched by name), so the lists, the parsing of user
+band lists and the rule for inflating a tower live here, once. It sits at the
+bottom of the package: it imports nothing of senclip but :mod:`senclip.errors`.
 """
 
 from __future__ import annotations
@@ -30,33 +22,24 @@ RGB_BANDS = ("B04", "B03", "B02")
 """Red, green and blue, in that order: the input of a CLIP tower trained on photos."""
 
 SHORTHANDS = {"L1C": S2_L1C_BANDS, "L2A": S2_L2A_BANDS, "RGB": RGB_BANDS}
-"""Names that stand for a whole band list when given alone."""
 
 
-def parse_bands(spec: str | Sequence[str | int] | None, indexes: bool = False,
-                flag: str = "--input-bands") -> tuple | None:
-    """``"B04,B03,B02"``, a shorthand or a sequence → a tuple of upper-case band names.
+def parse_bands(spec: str | Sequence[str | int] | None, indexes: bool = False) -> tuple | None:
+    """``"B04,B03,B02"``, ``L1C``/``L2A``/``RGB`` or a sequence → upper-case band names.
 
-    Args:
-        spec: comma-separated text or a sequence; ``None`` passes through.
-        indexes: also accept all-digit lists as 1-based band indexes of a
-            file (``"4,3,2"`` → ``(4, 3, 2)``), as ``--input-bands`` does.
-        flag: the flag named in errors about indexes.
-
-    Raises:
-        SenclipError: an empty list, a band named twice, or names mixed with indexes.
+    ``indexes=True`` (``--input-bands``) also takes 1-based band indexes of a
+    file without band descriptions: ``"4,3,2"`` → ``(4, 3, 2)``.
     """
     if spec is None:
         return None
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    items = [str(s).strip() for s in items if str(s).strip()]
+    items = [str(s).strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if str(s).strip()]
     digits = [s.isdigit() for s in items]
     if indexes and items and all(digits):
         return tuple(int(s) for s in items)
     if indexes and not items:
-        raise SenclipError(f"{flag} is empty; give names (B04,B03,B02) or 1-based indexes (4,3,2)")
+        raise SenclipError("--input-bands is empty; give names (B04,B03,B02) or 1-based indexes (4,3,2)")
     if indexes and any(digits):
-        raise SenclipError(f"{flag} mixes names and indexes; give only names or only 1-based indexes")
+        raise SenclipError("--input-bands mixes names and indexes; give only names or only 1-based indexes")
     names = tuple(s.upper() for s in items)
     names = SHORTHANDS.get(names[0], names) if len(names) == 1 else names
     if not names:
@@ -67,11 +50,7 @@ def parse_bands(spec: str | Sequence[str | int] | None, indexes: bool = False,
 
 
 def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
-    """Positions in ``available`` of each band in ``wanted`` (matching by name).
-
-    Raises:
-        SenclipError: a wanted band is missing from ``available``.
-    """
+    """Positions in ``available`` of each band in ``wanted`` (by name); a missing band is an error."""
     upper = [str(a).upper() for a in available]
     missing = [b for b in wanted if str(b).upper() not in upper]
     if missing:
@@ -83,10 +62,9 @@ def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
 
 
 def needs_inflation(tower_bands: Sequence[str], wanted: Sequence[str] | None) -> bool:
-    """Whether a tower taking ``tower_bands`` must be inflated to take ``wanted``.
+    """The one rule (``create_model``, ``map``): inflate only when the band *sets* differ.
 
-    Only when the band *sets* differ: inputs are matched by name, so the same
-    bands in another order are read in the tower's order and the tower is
-    kept as it is. ``wanted=None`` keeps the tower's bands.
+    Inputs are matched by name, so the same bands in another order are read in
+    the tower's order and the tower stays as it is.
     """
     return wanted is not None and set(wanted) != set(tower_bands)

@@ -8,12 +8,7 @@ import numpy as np
 import pytest
 
 from senclip.cli import main
-from senclip.evaluate.fewshot import (
-    load_linear_classifier,
-    run_fewshot,
-    sample_k_shot,
-    save_linear_classifier,
-)
+from senclip.evaluate.fewshot import LinearClassifier, run_fewshot, sample_k_shot
 
 
 def test_k_shot_sampling_is_balanced_seeded_and_without_replacement():
@@ -38,8 +33,8 @@ def test_linear_probe_on_separable_embeddings_and_classifier_file(tmp_path):
     assert [r["k"] for r in res] == [1, 5, "all"]
     assert all(r["mean"] > 0.9 for r in res)
     assert len(res[0]["per_seed"]) == 3 and res[-1]["C"] in (0.1, 1.0, 10.0, 100.0, 1000.0)
-    path = save_linear_classifier(clf, tmp_path / "clf.safetensors")
-    loaded = load_linear_classifier(path)
+    path = clf.save(tmp_path / "clf.safetensors")
+    loaded = LinearClassifier.load(path)
     assert loaded.classes == ["a", "b", "c"]
     assert (loaded.predict(xte) == clf.predict(xte)).all()
     np.testing.assert_allclose(loaded.predict_proba(xte).sum(1), 1, rtol=1e-5)
@@ -61,7 +56,7 @@ def test_cli_end_to_end_on_real_eurosat(eurosat_rgb, tmp_path, capsys, make_tree
         assert s["mean"] == pytest.approx(np.mean(s["per_seed"]))
         assert s["std"] == pytest.approx(np.std(s["per_seed"]))
     assert out.with_name("fs_curve.png").stat().st_size > 1000
-    assert load_linear_classifier(tmp_path / "clf.safetensors").info["k"] == "all"
+    assert LinearClassifier.load(tmp_path / "clf.safetensors").info["k"] == "all"
 
 
 @pytest.mark.parametrize("shots,msg", [("0", "neither"), ("abc", "neither"), ("50", "fewer than k=50")])

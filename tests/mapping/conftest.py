@@ -25,15 +25,13 @@ def probe(tiny_vit, mosaic):
     from sklearn.linear_model import LogisticRegression
 
     from senclip.evaluate.fewshot import LinearClassifier
-    from senclip.mapping.classify import ProbeClassifier
 
     emb = encode_blocks(tiny_vit, mosaic["images"]).numpy()
     classes = sorted(set(mosaic["labels"]))
     y = np.array([classes.index(lbl) for lbl in mosaic["labels"]])
     lr = LogisticRegression(C=1e4, max_iter=5000).fit(emb, y)
-    clf = LinearClassifier(classes, lr.coef_.astype(np.float32), lr.intercept_.astype(np.float32),
-                           tiny_vit.describe())
-    return ProbeClassifier(clf)
+    return LinearClassifier(classes, lr.coef_.astype(np.float32), lr.intercept_.astype(np.float32),
+                            tiny_vit.describe())
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ def _read(path):
 def test_blocks_carry_per_tile_predictions_at_their_positions(tiny_vit, mosaic, probe, tmp_path):
     out = tmp_path / "map.tif"
     map_scene(tiny_vit, probe, str(mosaic["path"]), out, MapOptions(**QUIET))
-    expected = probe.clf.predict(encode_blocks(tiny_vit, mosaic["images"]).numpy())
+    expected = probe.predict(encode_blocks(tiny_vit, mosaic["images"]).numpy())
     assert len(set(expected)) >= 5  # positions matter: many different classes
     with rasterio.open(mosaic["path"]) as src, rasterio.open(out) as dst:
         assert dst.crs == src.crs

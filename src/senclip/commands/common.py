@@ -19,15 +19,11 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 class _OldSpelling(argparse.Action):
-    """``--bands``, kept for one release after it was split by meaning: stores like the new
-    flag, and says on stderr which flag to use, so scripts keep working while they are updated."""
-
-    def __init__(self, option_strings, dest, new: str, **kwargs) -> None:
-        super().__init__(option_strings, dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
-        self.new = new
+    """``--bands``, kept for one release after its split by meaning: stores like the new flag
+    (``const``) and names it on stderr, so scripts keep working while they are updated."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
-        print(f"note: {option_string} is deprecated and goes away in the next release; use {self.new}",
+        print(f"note: {option_string} is deprecated and goes away in the next release; use {self.const}",
               file=sys.stderr)
         setattr(namespace, self.dest, values)
 
@@ -36,7 +32,7 @@ def add_band_flag(g, new: str, **kwargs) -> None:
     """Flag ``new`` (``--model-bands``, ``--input-bands``, …) plus ``--bands`` as its old spelling."""
     g.add_argument(new, **kwargs)
     g.add_argument("--bands", dest=kwargs.get("dest", new[2:].replace("-", "_")), action=_OldSpelling,
-                   new=new, type=kwargs.get("type"), metavar=kwargs.get("metavar"))
+                   const=new, type=kwargs.get("type"), default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def add_bands_arg(p: argparse.ArgumentParser) -> None:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from senclip.data import get_dataset
     from senclip.errors import SenclipError
     from senclip.evaluate.embeddings import default_cache_dir, encode_dataset
-    from senclip.evaluate.fewshot import run_fewshot, save_linear_classifier
+    from senclip.evaluate.fewshot import run_fewshot
     from senclip.evaluate.report import plot_kshot, write_json
     from senclip.outputs import write_text
 
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     lines += [f"| {s['k']} | {100 * s['mean']:.1f} ± {100 * s['std']:.1f} |" for s in shots_res]
     write_text(md_path, "\n".join(lines) + "\n")
     if args.save_classifier and clf is not None:
-        save_linear_classifier(clf, args.save_classifier)
+        clf.save(args.save_classifier)
     write_json(result, out)
     print("\n".join(lines))
     return 0

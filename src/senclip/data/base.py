@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from senclip.bands import RGB_BANDS
+from senclip.data.download import DatasetSpec
 from senclip.data.transforms import Compose, ScaleReflectance, SelectBands, true_colour
 from senclip.errors import DatasetNotFoundError, SenclipError
 
@@ -43,6 +44,8 @@ class ClassificationDataset(Dataset):
         multilabel: True when labels are multi-hot vectors.
         all_bands: Channels of the returned image before transforms.
         layout: One-line description of the expected folder layout, used in errors.
+        download_spec: Where the archive lives (``senclip download``, ``download=True``), or None.
+        prompt_set: Built-in prompt set (file stem in ``senclip/prompts/data``), or None.
         root: The resolved data root.
         paths: One path per sample (an image file, or a patch folder).
         labels: ``(N,)`` int64 class indices or ``(N, C)`` uint8 multi-hot,
@@ -55,6 +58,8 @@ class ClassificationDataset(Dataset):
     multilabel: ClassVar[bool] = False
     all_bands: ClassVar[tuple[str, ...]] = ()
     layout: ClassVar[str] = ""
+    download_spec: ClassVar[DatasetSpec | None] = None
+    prompt_set: ClassVar[str | None] = None
 
     def __init__(self, root: str | os.PathLike, transforms: Transform | None = None,
                  download: bool = False) -> None:

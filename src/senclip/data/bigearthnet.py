@@ -34,12 +34,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from senclip.bands import S2_L2A_BANDS
 from senclip.data.base import GEOTIFF_OPEN_OPTIONS, ClassificationDataset, Transform, raster_read_env
+from senclip.data.download import DatasetSpec
 from senclip.errors import SenclipError
 
-BIGEARTHNET_BANDS: tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12",
-)
+BIGEARTHNET_BANDS: tuple[str, ...] = S2_L2A_BANDS
 BAND_RESOLUTION_M: dict[str, int] = {
     "B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
     "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20,
@@ -130,6 +130,14 @@ class BigEarthNet(ClassificationDataset):
     nested_roots: ClassVar[tuple[str, ...]] = ("BigEarthNet-v1.0",)
     layout: ClassVar[str] = ("<root>/<patch>/<patch>_B01.tif ... _B12.tif, _B8A.tif and "
                              "<patch>_labels_metadata.json (BigEarthNet-S2 v1.0 patch folders)")
+    classes = class_names(19)  # the default nomenclature; an instance holds the one it was built with
+    prompt_set: ClassVar[str] = "bigearthnet"
+    download_spec: ClassVar[DatasetSpec] = DatasetSpec(
+        "bigearthnet-s2", "BigEarthNet-S2-v1.0.tar.gz", extracted="BigEarthNet-v1.0",
+        urls=("https://bigearth.net/downloads/BigEarthNet-S2-v1.0.tar.gz",
+              "https://zenodo.org/records/12687186/files/BigEarthNet-S2-v1.0.tar.gz"),
+        md5="5a64e9ce38deb036a435a7b59494924c", aliases=("bigearthnet", "bigearthnet-s2-v1"),
+        source="torchgeo.datasets.BigEarthNet (MD5, Zenodo mirror); bigearth.net (official URL)")
 
     def __init__(self, root: str | os.PathLike, transforms: Transform | None = None,
                  download: bool = False, nomenclature: int = 19,

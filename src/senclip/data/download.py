@@ -6,7 +6,7 @@ unpack (``root/2750/<Class>/``, ``root/ds/images/.../tif/<Class>/``,
 steps, each safe to interrupt:
 
 1. ``root/<archive>`` is fetched through ``<archive>.partial`` (HTTP ``Range``
-   resume) and verified against the MD5 recorded here before it gets its name;
+   resume) and verified against the MD5 its dataset class records before it gets its name;
    a mismatch deletes it. Where no checksum is published the archive is only
    checked to unpack cleanly (zip CRC-32 / gzip CRC of every member).
 2. It is extracted into the hidden ``root/.senclip-extract-<name>.partial``;
@@ -16,9 +16,8 @@ steps, each safe to interrupt:
    the next run starts the extraction over.
 3. A rerun finds the marker (or the extracted folder) and returns at once.
 
-Sources and checksums (see ``docs/downloads.md``): TorchGeo's and
-torchvision's dataset classes (EuroSAT MD5s, BigEarthNet-S2 v1.0 MD5), the
-EuroSAT README (DFKI URLs) and bigearth.net.
+Each dataset class records where its archive lives (``download_spec``, a
+:class:`DatasetSpec`, with its sources: see ``docs/downloads.md``).
 """
 
 from __future__ import annotations
@@ -64,42 +63,10 @@ class DatasetSpec:
     aliases: tuple[str, ...] = field(default=())
 
 
-EUROSAT_HF = "https://huggingface.co/datasets/torchgeo/eurosat/resolve"
-
-DATASET_SPECS: dict[str, DatasetSpec] = {
-    "eurosat": DatasetSpec(
-        name="eurosat",
-        filename="EuroSAT.zip",
-        urls=(f"{EUROSAT_HF}/c877bcd43f099cd0196738f714544e355477f3fd/EuroSAT.zip",
-              "http://madm.dfki.de/files/sentinel/EuroSAT.zip"),
-        extracted="2750",
-        md5="c8fa014336c82ac7804f0398fcb19387",
-        approx_size="94.3 MB",
-        source="torchvision.datasets.EuroSAT (URL pinned to a commit of the TorchGeo mirror, MD5); "
-               "DFKI URL from the EuroSAT README",
-        aliases=("eurosat-rgb",),
-    ),
-    "eurosat-ms": DatasetSpec(
-        name="eurosat-ms",
-        filename="EuroSATallBands.zip",
-        urls=(f"{EUROSAT_HF}/06fd1b090bceecc0ce724cd21578ba7a6664fe8d/EuroSATallBands.zip",
-              "http://madm.dfki.de/files/sentinel/EuroSATallBands.zip"),
-        extracted="ds",
-        md5="5ac12b3b2557aa56e1826e981e8e200e",
-        approx_size="2.07 GB",
-        source="torchgeo.datasets.EuroSAT (URL and MD5)",
-    ),
-    "bigearthnet-s2": DatasetSpec(
-        name="bigearthnet-s2",
-        filename="BigEarthNet-S2-v1.0.tar.gz",
-        urls=("https://bigearth.net/downloads/BigEarthNet-S2-v1.0.tar.gz",
-              "https://zenodo.org/records/12687186/files/BigEarthNet-S2-v1.0.tar.gz"),
-        extracted="BigEarthNet-v1.0",
-        md5="5a64e9ce38deb036a435a7b59494924c",
-        source="torchgeo.datasets.BigEarthNet (MD5, Zenodo mirror); bigearth.net (official URL)",
-        aliases=("bigearthnet", "bigearthnet-s2-v1"),
-    ),
-}
+DATASET_SPECS: dict[str, DatasetSpec] = {}
+"""The catalogue: spec name -> spec. Each dataset class declares its own
+``download_spec``; :mod:`senclip.data` fills this from its registry, so that
+this module never imports the dataset classes (which import it)."""
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -14,14 +14,13 @@ from typing import ClassVar
 
 import torch
 
-from senclip.data.base import (
-    EUROSAT_CLASSES,
-    RGB_BANDS,
-    ClassFolderDataset,
-    Transform,
-)
+from senclip.bands import RGB_BANDS
+from senclip.data.base import EUROSAT_CLASSES, ClassFolderDataset, Transform
+from senclip.data.download import DatasetSpec
 from senclip.data.transforms import Compose, SelectBands, ToFloat
 from senclip.errors import SenclipError
+
+EUROSAT_HF = "https://huggingface.co/datasets/torchgeo/eurosat/resolve"  # TorchGeo's mirror of both archives
 
 
 class EuroSAT(ClassFolderDataset):
@@ -41,6 +40,14 @@ class EuroSAT(ClassFolderDataset):
     nested_roots: ClassVar[tuple[str, ...]] = ("2750", "EuroSAT_RGB", "EuroSAT_RGB/2750")
     layout: ClassVar[str] = ("<root>/<ClassName>/*.jpg for the 10 EuroSAT classes "
                              "(or <root>/2750/<ClassName>/)")
+    prompt_set: ClassVar[str] = "eurosat"
+    download_spec: ClassVar[DatasetSpec] = DatasetSpec(
+        "eurosat", "EuroSAT.zip", extracted="2750", md5="c8fa014336c82ac7804f0398fcb19387",
+        approx_size="94.3 MB", aliases=("eurosat-rgb",),
+        urls=(f"{EUROSAT_HF}/c877bcd43f099cd0196738f714544e355477f3fd/EuroSAT.zip",
+              "http://madm.dfki.de/files/sentinel/EuroSAT.zip"),
+        source="torchvision.datasets.EuroSAT (URL pinned to a commit of the TorchGeo mirror, MD5); "
+               "DFKI URL from the EuroSAT README")
 
     def _read_image(self, index: int) -> torch.Tensor:
         from torchvision.io import ImageReadMode, decode_image, read_file

@@ -17,12 +17,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from senclip.data.base import (
-    EUROSAT_CLASSES,
-    GEOTIFF_OPEN_OPTIONS,
-    ClassFolderDataset,
-    raster_read_env,
-)
+from senclip.data.base import EUROSAT_CLASSES, GEOTIFF_OPEN_OPTIONS, ClassFolderDataset, raster_read_env
+from senclip.data.download import DatasetSpec
+from senclip.data.eurosat import EUROSAT_HF
 from senclip.errors import SenclipError
 
 EUROSAT_MS_BANDS: tuple[str, ...] = (
@@ -51,6 +48,12 @@ class EuroSATMS(ClassFolderDataset):
     )
     layout: ClassVar[str] = ("<root>/<ClassName>/*.tif (13-band GeoTIFFs) for the 10 EuroSAT classes, "
                              "or <root>/ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<ClassName>/")
+    prompt_set: ClassVar[str] = "eurosat"
+    download_spec: ClassVar[DatasetSpec] = DatasetSpec(
+        "eurosat-ms", "EuroSATallBands.zip", extracted="ds", md5="5ac12b3b2557aa56e1826e981e8e200e",
+        urls=(f"{EUROSAT_HF}/06fd1b090bceecc0ce724cd21578ba7a6664fe8d/EuroSATallBands.zip",
+              "http://madm.dfki.de/files/sentinel/EuroSATallBands.zip"),
+        approx_size="2.07 GB", source="torchgeo.datasets.EuroSAT (URL and MD5)")
 
     def _read_image(self, index: int) -> torch.Tensor:
         import rasterio

@@ -13,69 +13,78 @@ mean ± std over seeds.
   stratified 80/20 split *of the training set*, then the probe is refitted
   on the whole training set. The evaluation set is never used for a choice.
 
-Fitted classifiers can be saved (:func:`save_linear_classifier`) and used by
+Fitted classifiers can be saved (:meth:`LinearClassifier.save`) and used by
 ``senclip map`` as an alternative to zero-shot prompts.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from senclip.errors import SenclipError
+from senclip.prompts.classifier import Classifier, read_classifier_file
 
 KSHOT_C = 10.0
 C_GRID = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
 @dataclass
-class LinearClassifier:
-    """A fitted linear classifier on L2-normalised embeddings (scikit-learn style)."""
+class LinearClassifier(Classifier):
+    """A linear :class:`~senclip.prompts.classifier.Classifier`: given fitted arrays (e.g. by
+    :meth:`load`, which reads any classifier file), or empty and then :meth:`fit`."""
 
     classes: list[str]
-    coef_: np.ndarray  # (C, D)
-    intercept_: np.ndarray  # (C,)
+    coef_: np.ndarray | None = None  # (C, D)
+    intercept_: np.ndarray | None = None  # (C,)
     model: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
 
-    def decision_function(self, emb: np.ndarray) -> np.ndarray:
+    def fit(self, x: np.ndarray, y: np.ndarray, c: float = KSHOT_C, seed: int = 0) -> LinearClassifier:
+        """Logistic regression with inverse regularisation ``c``; classes absent from ``y`` never
+        win. ``estimator_`` keeps the scikit-learn model, whose ``score`` the evaluation reports."""
+        lr = self.estimator_ = _fit(x, y, c, seed)
+        self.coef_ = np.zeros((len(self.classes), lr.coef_.shape[1]), np.float32)
+        self.intercept_ = np.full(len(self.classes), -1e4, np.float32)
+        if len(lr.classes_) == 2:  # binary: sklearn stores one row for the positive class
+            self.coef_[lr.classes_[1]], self.intercept_[lr.classes_[1]] = lr.coef_[0], lr.intercept_[0]
+            self.intercept_[lr.classes_[0]] = 0.0
+        else:
+            self.coef_[lr.classes_] = lr.coef_
+            self.intercept_[lr.classes_] = lr.intercept_
+        return self
+
+    def decision_function(self, emb) -> np.ndarray:
+        if isinstance(emb, torch.Tensor):
+            emb = emb.float().cpu().numpy()
         return np.asarray(emb, dtype=np.float32) @ self.coef_.T + self.intercept_
 
-    def predict_proba(self, emb: np.ndarray) -> np.ndarray:
+    def predict_proba(self, emb) -> np.ndarray:
         z = self.decision_function(emb)
         z = z - z.max(1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(1, keepdims=True)
 
-    def predict(self, emb: np.ndarray) -> np.ndarray:
-        return self.decision_function(emb).argmax(1)
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(np.asarray(self.coef_, np.float32).tobytes())
+        h.update(np.asarray(self.intercept_, np.float32).tobytes())
+        h.update(repr([str(c) for c in self.classes]).encode())
+        return h.hexdigest()
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearClassifier:
+        """Read a classifier file (:meth:`Classifier.save`); no code is executed."""
+        return cls(*read_classifier_file(path))
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> LogisticRegression:
-    clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    clf.fit(x, y)
-    return clf
-
-
-def _as_linear(clf: LogisticRegression, classes, model_info: dict, info: dict) -> LinearClassifier:
-    """Expand sklearn's coefficients to all classes (absent classes never win)."""
-    n, d = len(classes), clf.coef_.shape[1]
-    coef = np.zeros((n, d), np.float32)
-    intercept = np.full(n, -1e4, np.float32)
-    if len(clf.classes_) == 2:  # binary: sklearn stores one row for the positive class
-        coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0], clf.intercept_[0]
-        intercept[clf.classes_[0]] = 0.0
-    else:
-        coef[clf.classes_] = clf.coef_
-        intercept[clf.classes_] = clf.intercept_
-    return LinearClassifier(list(classes), coef, intercept, model_info, info)
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
 
 
 def sample_k_shot(labels: np.ndarray, k: int, seed: int, n_classes: int) -> np.ndarray:
@@ -119,51 +128,19 @@ def run_fewshot(
     results, last = [], None
     bar = tqdm(total=sum(1 if k == "all" else seeds for k in shots), desc="fitting", disable=not progress)
     for k in shots:
-        if k == "all":
-            c = choose_c(train_emb, train_labels)
-            clf = _fit(train_emb, train_labels, c, 0)
-            accs = [float(clf.score(eval_emb, eval_labels))]
-            last = _as_linear(clf, classes, model_info or {}, {"k": "all", "C": c})
-            results.append({"k": "all", "C": c, "mean": accs[0], "std": 0.0, "per_seed": accs,
-                            "n_train": int(len(train_labels))})
-            bar.update(1)
-            continue
+        if k == "all":  # linear probe: C chosen on the training data, one fit on all of it
+            c, runs = choose_c(train_emb, train_labels), [(slice(None), 0)]
+        else:
+            c, runs = KSHOT_C, [(sample_k_shot(train_labels, k, seed, n), seed) for seed in range(seeds)]
         accs = []
-        for seed in range(seeds):
-            idx = sample_k_shot(train_labels, k, seed, n)
-            clf = _fit(train_emb[idx], train_labels[idx], KSHOT_C, seed)
-            accs.append(float(clf.score(eval_emb, eval_labels)))
-            if seed == 0:
-                last = _as_linear(clf, classes, model_info or {}, {"k": k, "C": KSHOT_C, "seed": 0})
+        for idx, seed in runs:
+            info = {"k": k, "C": c} if k == "all" else {"k": k, "C": c, "seed": seed}
+            clf = LinearClassifier(classes, model=model_info or {}, info=info)
+            clf.fit(train_emb[idx], train_labels[idx], c, seed)
+            accs.append(float(clf.estimator_.score(eval_emb, eval_labels)))
+            last = clf if seed == 0 else last
             bar.update(1)
-        results.append({"k": k, "C": KSHOT_C, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
-                        "per_seed": accs, "n_train": int(k * n)})
+        results.append({"k": k, "C": c, "mean": float(np.mean(accs)), "std": float(np.std(accs)),
+                        "per_seed": accs, "n_train": int(len(train_labels) if k == "all" else k * n)})
     bar.close()
     return results, last
-
-
-def save_linear_classifier(clf: LinearClassifier, path: str | Path) -> Path:
-    """Write ``clf`` as safetensors (arrays) with a JSON header (classes, model, info)."""
-    path = Path(path)
-    meta = {"senclip_classifier": json.dumps({"classes": clf.classes, "model": clf.model, "info": clf.info})}
-    tmp = path.with_name(path.name + ".partial")
-    save_file({"coef": clf.coef_.astype(np.float32), "intercept": clf.intercept_.astype(np.float32)},
-              str(tmp), metadata=meta)
-    os.replace(tmp, path)
-    return path
-
-
-def load_linear_classifier(path: str | Path) -> LinearClassifier:
-    """Read a classifier written by :func:`save_linear_classifier` (no code is executed)."""
-    from safetensors import SafetensorError, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise SenclipError(f"classifier file not found: {path}")
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = json.loads((f.metadata() or {})["senclip_classifier"])
-        arrays = load_file(str(path))
-    except (KeyError, OSError, ValueError, SafetensorError) as exc:
-        raise SenclipError(f"{path}: not a senclip classifier file ({exc})") from exc
-    return LinearClassifier(meta["classes"], arrays["coef"], arrays["intercept"], meta["model"], meta["info"])

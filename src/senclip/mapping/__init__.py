@@ -9,7 +9,7 @@ See ``docs/mapping.md``.
 """
 
 from senclip.mapping.classify import (
-    ProbeClassifier,
+    LinearClassifier,
     ZeroShotClassifier,
     probe_classifier,
     zeroshot_classifier,
@@ -21,7 +21,7 @@ from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec, map_many
 from senclip.mapping.source import RasterSource, SourceOptions
 
 __all__ = [
-    "ClassifierSpec", "MapJob", "MapOptions", "ModelSpec", "ProbeClassifier", "RasterSource", "SourceOptions",
-    "TileGrid", "ZeroShotClassifier", "embed_scene", "map_many", "map_scene", "probe_classifier",
-    "read_tiles", "search_tiles", "zeroshot_classifier",
+    "ClassifierSpec", "LinearClassifier", "MapJob", "MapOptions", "ModelSpec", "RasterSource",
+    "SourceOptions", "TileGrid", "ZeroShotClassifier", "embed_scene", "map_many", "map_scene",
+    "probe_classifier", "read_tiles", "search_tiles", "zeroshot_classifier",
 ]

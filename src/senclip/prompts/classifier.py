@@ -1,22 +1,103 @@
-"""Zero-shot text classifier: one ensembled, normalised text embedding per class.
+"""Classifiers on image embeddings, and the zero-shot text classifier.
 
-For class ``c`` with prompts ``p_1..p_n``: ``w_c = normalize(mean_i normalize(T(p_i)))``
-where ``T`` is the model's text tower. The result is cached in memory per
-(model identity, prompt fingerprint), so evaluating many image batches, or
-several commands in one process, encodes each prompt set once.
+:class:`Classifier` is the interface every senclip classifier shares, in
+scikit-learn's shape, so ``senclip map`` and the evaluations take any of them:
+:class:`ZeroShotClassifier` (here: prompts are the lowest layer with a
+classifier) and :class:`senclip.evaluate.fewshot.LinearClassifier` (fitted).
+
+Zero-shot weights: for class ``c`` with prompts ``p_1..p_n``,
+``w_c = normalize(mean_i normalize(T(p_i)))`` where ``T`` is the model's text
+tower, cached in memory per (model identity, prompt fingerprint), so each
+prompt set is encoded once per process.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import weakref
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from senclip.errors import SenclipError
+
+
+class Classifier:
+    """L2-normalised embeddings ``(N, D)`` (numpy or torch) → classes.
+
+    Subclasses set ``classes``, ``model``/``info`` (recorded in files), the
+    linear scores' ``coef_`` ``(C, D)`` and ``intercept_`` ``(C,)``, and
+    implement ``decision_function``, ``predict_proba`` (``(N, C)``; calling
+    the classifier is the same) and ``fingerprint`` (map runs resume only
+    with the same weights).
+    """
+
+    @property
+    def classes_(self) -> list[str]:
+        return self.classes
+
+    def predict(self, emb) -> np.ndarray:
+        return np.asarray(self.decision_function(emb)).argmax(1)
+
+    def __call__(self, emb) -> np.ndarray:
+        return self.predict_proba(emb)
+
+    def save(self, path: str | Path) -> Path:
+        """The one classifier file: safetensors ``coef``/``intercept``, JSON header (classes, model, info)."""
+        from safetensors.numpy import save_file
+
+        path, meta = Path(path), {"classes": self.classes, "model": self.model, "info": self.info}
+        tmp = path.with_name(path.name + ".partial")
+        save_file({"coef": self.coef_.astype(np.float32), "intercept": self.intercept_.astype(np.float32)},
+                  str(tmp), metadata={"senclip_classifier": json.dumps(meta)})
+        os.replace(tmp, path)
+        return path
+
+
+def read_classifier_file(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray, dict, dict]:
+    """``(classes, coef, intercept, model, info)`` of a :meth:`Classifier.save` file (no code runs)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise SenclipError(f"classifier file not found: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {})["senclip_classifier"])
+        arrays = load_file(str(path))
+    except (KeyError, OSError, ValueError, SafetensorError) as exc:
+        raise SenclipError(f"{path}: not a senclip classifier file ({exc})") from exc
+    return meta["classes"], arrays["coef"], arrays["intercept"], meta["model"], meta["info"]
+
+
+class ZeroShotClassifier(Classifier):
+    """``softmax(exp(logit_scale) * emb @ W.T)`` for text-classifier weights ``W`` ``(C, D)``."""
+
+    def __init__(self, weights: torch.Tensor, logit_scale: float, classes: list[str]) -> None:
+        if weights.shape[0] != len(classes):
+            raise ValueError("one weight row per class is needed")
+        self.weights = weights.detach().float().cpu()
+        self.scale = float(np.exp(float(logit_scale)))
+        self.classes, self.model, self.info = list(classes), {}, {"kind": "zeroshot"}
+        self.coef_, self.intercept_ = self.scale * self.weights.numpy(), np.zeros(len(classes), np.float32)
+
+    def decision_function(self, emb) -> torch.Tensor:
+        return self.scale * torch.as_tensor(emb).float().cpu() @ self.weights.T
+
+    def predict_proba(self, emb) -> np.ndarray:
+        return torch.softmax(self.decision_function(emb), dim=-1).numpy()
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.weights.numpy().tobytes())
+        h.update(repr((self.scale, self.classes)).encode())
+        return h.hexdigest()
+
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 """text tower -> {(model description json, prompt fingerprint): (C, D) tensor}.

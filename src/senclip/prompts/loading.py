@@ -1,5 +1,8 @@
 """Choosing prompts: built-in sets per dataset, user files, styles.
 
+The built-in sets are those the dataset classes name (``prompt_set``, see
+:data:`senclip.data.DATASETS`) plus LUCAS land cover, which no dataset class has.
+
 :func:`load_prompts` resolves a spec (a style name, or a file path with an
 optional ``:style``) to ``{class: [prompt, ...]}`` for a dataset's classes.
 """
@@ -12,6 +15,7 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
+from senclip.data import DATASETS
 from senclip.errors import SenclipError
 from senclip.prompts.schema import STYLES, PromptFile, read_prompt_file
 
@@ -19,14 +23,9 @@ DATA_DIR = Path(__file__).parent / "data"
 ALL = "all"
 FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
-BUILTIN_FILES = {
-    "eurosat": "eurosat.yaml",
-    "eurosat-ms": "eurosat.yaml",
-    "bigearthnet": "bigearthnet.yaml",
-    "lucas": "lucas.yaml",
-    "timeseries": "eolearn_lulc.yaml",
-}
-"""Dataset name -> built-in prompt file in ``prompts/data``."""
+BUILTIN_FILES = {name: f"{cls.prompt_set}.yaml" for name, cls in DATASETS.items() if cls.prompt_set} | {
+    "lucas": "lucas.yaml"}
+"""Dataset name (or ``lucas``, LUCAS LC1 land cover) -> built-in prompt file in ``prompts/data``."""
 
 
 def builtin_path(dataset: str) -> Path:
