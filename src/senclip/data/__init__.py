@@ -1,5 +1,10 @@
 """Datasets (dict samples), transforms and the dataset registry.
 
+:data:`DATASETS` is the one registry: each class declares its classes, download
+spec and prompt set, and the download catalogue, the built-in prompt sets and
+``senclip map --classes`` read them from here. A new dataset is one module
+with its class, imported and listed below.
+
 ``get_dataset(name, root, bands, transforms)`` builds a dataset by registry
 name with the transforms a model tower whose input bands are ``bands`` expects.
 See ``docs/datasets.md`` for layouts, band orders, scaling and nomenclatures.
@@ -13,6 +18,7 @@ from typing import Any
 
 from senclip.data.base import RGB_BANDS, ClassificationDataset
 from senclip.data.bigearthnet import BigEarthNet
+from senclip.data.download import DATASET_SPECS
 from senclip.data.eurosat import EuroSAT
 from senclip.data.eurosat_ms import EuroSATMS
 from senclip.data.series.dataset import TimeSeriesDataset
@@ -24,6 +30,7 @@ DATASETS: dict[str, type[ClassificationDataset]] = {
     "bigearthnet": BigEarthNet,
     "timeseries": TimeSeriesDataset,
 }
+DATASET_SPECS.update({c.download_spec.name: c.download_spec for c in DATASETS.values() if c.download_spec})
 
 
 def get_dataset(name: str, root: str | os.PathLike, bands: Sequence[str] | None = RGB_BANDS,

@@ -149,6 +149,8 @@ class TimeSeriesDataset(Dataset):
     name = "timeseries"
     multilabel = False
     classes: ClassVar[list[str]] = list(LULC_CLASSES)
+    prompt_set: ClassVar[str] = "eolearn_lulc"  # built-in prompts (senclip/prompts/data/eolearn_lulc.yaml)
+    download_spec = None  # no public archive: series come from `senclip acquire series` or eo-learn
 
     def __init__(self, root, transforms: Callable | None = None, labels=None, split: str | None = None,
                  split_axis: str = "col", method: str = "median", year: int | None = None, dates=None,
