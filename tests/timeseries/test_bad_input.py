@@ -48,7 +48,7 @@ def test_band_count_mismatch(tmp_path, capsys):
     path = _stack(tmp_path)
     assert "not a multiple" in _run(tmp_path, path, "--dates", "2020-01-01,2020-02-01,2020-03-01",
                                     capsys=capsys)
-    assert "band names" in _run(tmp_path, path, "--bands", "B04,B08", capsys=capsys)
+    assert "band names" in _run(tmp_path, path, "--input-bands", "B04,B08", capsys=capsys)
 
 
 def test_mask_shape_mismatch(tmp_path, capsys):

@@ -85,15 +85,14 @@ def plan(args: argparse.Namespace):
 
 
 def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
-    """Prompts of the classes to map, from the built-in LULC file or a user file."""
+    """Prompts of the classes to map, from the built-in set of dataset ``timeseries`` or a user file."""
     from pathlib import Path
 
-    from senclip.data.series.dataset import PROMPT_FILE
     from senclip.errors import SenclipError
-    from senclip.prompts import STYLES, load_prompts, read_prompt_file
+    from senclip.prompts import STYLES, builtin_path, load_prompts, read_prompt_file
 
     if spec in STYLES or spec == "all":
-        path, style = PROMPT_FILE, spec
+        path, style = builtin_path("timeseries"), spec
     else:
         head, sep, tail = spec.rpartition(":")
         path, style = (head, tail) if sep and (tail in STYLES or tail == "all") else (spec, None)

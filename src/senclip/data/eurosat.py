@@ -71,13 +71,10 @@ class EuroSAT(ClassFolderDataset):
         Raises:
             SenclipError: A band other than B04/B03/B02 is asked for.
         """
-        if bands is not None:
-            asked = tuple(bands.split(",")) if isinstance(bands, str) else tuple(bands)
-            other = [b for b in asked if b not in RGB_BANDS]
-            if other:
-                raise SenclipError(f"EuroSAT RGB JPEGs only hold B04,B03,B02, not {','.join(other)}; "
-                                   "use the 'eurosat-ms' dataset for other bands")
+        asked = bands.split(",") if isinstance(bands, str) else bands or ()
+        other = [b for b in asked if b not in RGB_BANDS]
+        if other:
+            raise SenclipError(f"EuroSAT RGB JPEGs only hold B04,B03,B02, not {','.join(other)}; "
+                               "use the 'eurosat-ms' dataset for other bands")
         bands = cls.check_bands(bands)
-        if bands == RGB_BANDS:
-            return Compose([ToFloat(1 / 255)])
-        return Compose([SelectBands(bands), ToFloat(1 / 255)])
+        return Compose(([] if bands == RGB_BANDS else [SelectBands(bands)]) + [ToFloat(1 / 255)])

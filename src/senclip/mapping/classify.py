@@ -45,19 +45,10 @@ def _class_list(classes: str) -> tuple[list[str], str | None]:
 
 
 def zeroshot_classifier(model, classes: str = "eurosat", prompts: str = "all") -> ZeroShotClassifier:
-    """Build the zero-shot classifier of ``--classes``/``--prompts``.
-
-    Args:
-        model: a :class:`~senclip.models.SenCLIP`.
-        classes: a built-in class set with built-in prompts (``eurosat``,
-            ``bigearthnet``, ``lucas``, …), a YAML/JSON prompt file (its classes and
-            prompts), or a text file with one class name per line.
-        prompts: prompt spec as in ``senclip zeroshot``: a style of the
-            built-in set (``generic``, ``aerial``, ``ground``, ``all``) or a
-            prompt file (``PATH`` or ``PATH:style``). For a plain class list
-            and a style name, the EuroSAT generic templates are filled with
-            the class names.
-    """
+    """The zero-shot classifier of ``--classes`` (a built-in set such as ``eurosat`` or ``lucas``,
+    a YAML/JSON prompt file, or a text file with one class per line) and ``--prompts`` (a style
+    of the built-in set or a prompt file, as in ``senclip zeroshot``). A plain class list with a
+    style name fills the EuroSAT generic templates with the class names."""
     from senclip.prompts import BUILTIN_FILES, load_prompts, text_classifier
     from senclip.prompts.loading import builtin_prompt_file
 

@@ -44,9 +44,6 @@ LULC_CLASSES: tuple[str, ...] = (
 )
 """eo-learn LULC classes; raster code ``k`` (1..10) is ``LULC_CLASSES[k - 1]``, 0 is no data."""
 
-PROMPT_FILE = Path(__file__).parents[2] / "prompts" / "data" / "eolearn_lulc.yaml"
-"""Prompts for :data:`LULC_CLASSES` (generic, aerial, ground): the built-in set of dataset ``timeseries``."""
-
 
 def _read_labels(source: SeriesSource, root: Path, labels) -> np.ndarray:
     """``(H, W)`` integer LULC codes for the source's grid."""
