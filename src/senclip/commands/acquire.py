@@ -65,16 +65,9 @@ def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
             choices=("auto", "none", "planetary-computer"),
             help="asset signing; auto: Planetary Computer for its URL, else none",
         )
-        add_band_flag(
-            g,
-            "--download-bands",
-            dest="bands",
-            type=_bands,
-            default=("B02", "B03", "B04"),
-            metavar="B02,B03,…",
-            help="bands to download, in output order; 20/60 m bands are resampled to --resolution "
-            "(default: B02,B03,B04)",
-        )
+        add_band_flag(g, "--download-bands", dest="bands", type=_bands, default=("B02", "B03", "B04"),
+                      metavar="B02,B03,…", help="bands to download, in output order; 20/60 m bands are "
+                      "resampled to --resolution (default: B02,B03,B04)")
         g.add_argument("--chip-px", type=int, default=100, help="chip size in pixels (default: 100)")
         g.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres (default: 10)")
         g.add_argument(

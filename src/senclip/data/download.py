@@ -64,9 +64,8 @@ class DatasetSpec:
 
 
 DATASET_SPECS: dict[str, DatasetSpec] = {}
-"""The catalogue: spec name -> spec. Each dataset class declares its own
-``download_spec``; :mod:`senclip.data` fills this from its registry, so that
-this module never imports the dataset classes (which import it)."""
+"""Spec name -> spec, filled by :mod:`senclip.data` from each dataset class's ``download_spec``
+(this module cannot import the dataset classes: they import it)."""
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -17,14 +17,13 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from senclip.bands import S2_L1C_BANDS
 from senclip.data.base import EUROSAT_CLASSES, GEOTIFF_OPEN_OPTIONS, ClassFolderDataset, raster_read_env
 from senclip.data.download import DatasetSpec
 from senclip.data.eurosat import EUROSAT_HF
 from senclip.errors import SenclipError
 
-EUROSAT_MS_BANDS: tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12", "B8A",
-)
+EUROSAT_MS_BANDS: tuple[str, ...] = (*(b for b in S2_L1C_BANDS if b != "B8A"), "B8A")  # B8A last (see above)
 
 
 class EuroSATMS(ClassFolderDataset):

@@ -61,8 +61,7 @@ class LinearClassifier(Classifier):
         return self
 
     def decision_function(self, emb) -> np.ndarray:
-        if isinstance(emb, torch.Tensor):
-            emb = emb.float().cpu().numpy()
+        emb = emb.float().cpu().numpy() if isinstance(emb, torch.Tensor) else emb
         return np.asarray(emb, dtype=np.float32) @ self.coef_.T + self.intercept_
 
     def predict_proba(self, emb) -> np.ndarray:

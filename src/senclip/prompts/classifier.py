@@ -28,14 +28,10 @@ from senclip.errors import SenclipError
 
 
 class Classifier:
-    """L2-normalised embeddings ``(N, D)`` (numpy or torch) → classes.
-
-    Subclasses set ``classes``, ``model``/``info`` (recorded in files), the
-    linear scores' ``coef_`` ``(C, D)`` and ``intercept_`` ``(C,)``, and
-    implement ``decision_function``, ``predict_proba`` (``(N, C)``; calling
-    the classifier is the same) and ``fingerprint`` (map runs resume only
-    with the same weights).
-    """
+    """L2-normalised embeddings ``(N, D)`` (numpy or torch) → classes. Subclasses set ``classes``,
+    ``model``/``info`` (kept in files), ``coef_`` ``(C, D)``/``intercept_`` ``(C,)`` of their scores, and
+    implement ``decision_function``, ``predict_proba`` (``(N, C)``, also what calling it gives) and
+    ``fingerprint`` (a map run resumes only with the same weights)."""
 
     @property
     def classes_(self) -> list[str]:
