@@ -15,12 +15,8 @@ from senclip.errors import SenclipError
 S2_L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 """The 13 Sentinel-2 Level-1C bands, in the usual order."""
 
-S2_L2A_BANDS = tuple(b for b in S2_L1C_BANDS if b != "B10")
-"""The 12 Sentinel-2 Level-2A bands (B10, cirrus, is dropped in L2A)."""
-
-RGB_BANDS = ("B04", "B03", "B02")
-"""Red, green and blue, in that order: the input of a CLIP tower trained on photos."""
-
+S2_L2A_BANDS = tuple(b for b in S2_L1C_BANDS if b != "B10")  # the 12 Level-2A bands (B10, cirrus, dropped)
+RGB_BANDS = ("B04", "B03", "B02")  # red, green, blue: what a CLIP tower trained on photos takes
 SHORTHANDS = {"L1C": S2_L1C_BANDS, "L2A": S2_L2A_BANDS, "RGB": RGB_BANDS}
 
 
@@ -62,9 +58,6 @@ def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
 
 
 def needs_inflation(tower_bands: Sequence[str], wanted: Sequence[str] | None) -> bool:
-    """The one rule (``create_model``, ``map``): inflate only when the band *sets* differ.
-
-    Inputs are matched by name, so the same bands in another order are read in
-    the tower's order and the tower stays as it is.
-    """
+    """The one rule (``create_model``, ``map``): inflate only when the band *sets* differ; inputs
+    are matched by name, so the same bands in another order keep the tower as it is."""
     return wanted is not None and set(wanted) != set(tower_bands)

@@ -19,8 +19,7 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 class _OldSpelling(argparse.Action):
-    """``--bands``, kept for one release after its split by meaning: stores like the new flag
-    (``const``) and names it on stderr, so scripts keep working while they are updated."""
+    """Old ``--bands`` for one release: stores like the new flag (``const``) and names it on stderr."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         print(f"note: {option_string} is deprecated and goes away in the next release; use {self.const}",

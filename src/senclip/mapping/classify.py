@@ -1,16 +1,9 @@
-"""Per-tile classifiers for mapping: zero-shot prompts or a fitted few-shot probe.
+"""Per-tile classifiers for mapping, from ``--classes``/``--prompts`` or ``--classifier``.
 
-Both are :class:`senclip.prompts.classifier.Classifier` objects mapping
-L2-normalised image embeddings ``(N, D)`` to class probabilities ``(N, C)``:
-
-* :class:`~senclip.prompts.classifier.ZeroShotClassifier`:
-  ``softmax(exp(logit_scale) * emb @ W.T)`` with ``W`` the text classifier of
-  a prompt set (:func:`senclip.prompts.text_classifier`);
-* :class:`~senclip.evaluate.fewshot.LinearClassifier`: a classifier file
-  written by ``senclip fewshot --save-classifier``.
-
-Built-in class sets are the built-in prompt sets (:data:`senclip.prompts.BUILTIN_FILES`);
-their class names come from the dataset class (:data:`senclip.data.DATASETS`).
+Both kinds are :class:`senclip.prompts.classifier.Classifier` objects (embeddings ``(N, D)`` →
+probabilities ``(N, C)``): a :class:`~senclip.prompts.classifier.ZeroShotClassifier` of a prompt
+set, or a :class:`~senclip.evaluate.fewshot.LinearClassifier` file from ``senclip fewshot``.
+Built-in class sets are the built-in prompt sets; a dataset's class names come from its class.
 """
 
 from __future__ import annotations
