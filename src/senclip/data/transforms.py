@@ -113,7 +113,10 @@ class Normalize:
         return sample | {"image": (sample["image"].float() - self.mean) / self.std}
 
 
-def true_colour(offset: float = 0.0, gain: float = 3.5) -> Compose:
+TRUE_COLOUR_GAIN = 3.5  # reflectance-to-display stretch: RGB towers were trained on photo-like images
+
+
+def true_colour(offset: float = 0.0, gain: float = TRUE_COLOUR_GAIN) -> Compose:
     """RGB (B04, B03, B02) display values in [0, 1] from Sentinel-2 digital numbers."""
     return Compose([
         SelectBands(RGB_BANDS),

@@ -42,6 +42,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from senclip.bands import RGB_BANDS, band_indices
+from senclip.data.transforms import TRUE_COLOUR_GAIN
 from senclip.errors import SenclipError
 
 
@@ -68,10 +69,6 @@ class SourceOptions:
     mask_band: str | int | None = None
     mask_values: tuple[float, ...] | None = None
     allow_no_crs: bool = False
-
-
-TRUE_COLOUR_GAIN = 3.5
-"""Reflectance-to-display stretch for RGB towers (see :func:`senclip.data.transforms.true_colour`)."""
 
 
 def default_scale(dtype: str) -> float:

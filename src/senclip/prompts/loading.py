@@ -1,7 +1,6 @@
 """Choosing prompts: built-in sets per dataset, user files, styles.
 
-The built-in sets are those the dataset classes name (``prompt_set``, see
-:data:`senclip.data.DATASETS`) plus LUCAS land cover, which no dataset class has.
+Built-in sets: each dataset class's ``prompt_set`` (:data:`senclip.data.DATASETS`), plus LUCAS.
 
 :func:`load_prompts` resolves a spec (a style name, or a file path with an
 optional ``:style``) to ``{class: [prompt, ...]}`` for a dataset's classes.

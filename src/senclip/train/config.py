@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from senclip.bands import RGB_BANDS
 from senclip.errors import SenclipError
 
 
@@ -47,7 +48,7 @@ class ModelConfig:
                                   "base weights: open_clip tag, hf-hub: id or local file (null: random)")
     tower: str = _opt("clip-visual", "satellite tower kind", _TowerKinds())
     tower_options: dict = _opt({}, "extra options for the tower builder (e.g. the time-series tower)")  # noqa: RUF009
-    bands: list = _opt(["B04", "B03", "B02"], "input bands of the satellite tower")  # noqa: RUF009
+    bands: list = _opt(list(RGB_BANDS), "input bands of the satellite tower")  # noqa: RUF009
     freeze_blocks: int = _opt(0, 
                                "freeze the stem and the first N blocks/stages of the trunk (-1: whole trunk)")
     head: bool = _opt(True, "add the SenCLIP projection head (LayerNorm over residual MLP)")
