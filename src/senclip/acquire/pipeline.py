@@ -2,7 +2,7 @@
 
 Output folder layout::
 
-    OUT/chips/<point_id>.tif     one GeoTIFF chip per point (bands in --bands order)
+    OUT/chips/<point_id>.tif     one GeoTIFF chip per point (bands in --download-bands order)
     OUT/chips.jsonl              journal: one line per finished point (status, scene, cloud)
     OUT/chips.options.json       the options the folder was made with (a rerun must match)
     OUT/manifest.csv             the paired manifest (senclip.data.manifest format)

@@ -160,7 +160,7 @@ def asset_href(item, band: str) -> str:
     if key is None:
         raise SenclipError(
             f"STAC item {item.id} has no asset for band {band} "
-            f"(assets: {', '.join(sorted(item.assets))}); check --bands"
+            f"(assets: {', '.join(sorted(item.assets))}); check --download-bands"
         )
     return item.assets[key].href
 

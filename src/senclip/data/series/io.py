@@ -132,7 +132,7 @@ class SeriesSource:
         if missing:
             raise SenclipError(
                 f"{self.name}: bands {missing} are not in the series (it has {list(self.bands)}); "
-                "pass --bands to name the series' bands or use a model trained on these bands"
+                "pass --input-bands to name the series' bands or use a model trained on these bands"
             )
         return [self.bands.index(b) for b in bands]
 
