@@ -50,10 +50,8 @@ def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
     upper = [str(a).upper() for a in available]
     missing = [b for b in wanted if str(b).upper() not in upper]
     if missing:
-        raise SenclipError(
-            f"band(s) {','.join(missing)} not found among {','.join(available) or 'no named bands'}; "
-            "choose bands that the input has"
-        )
+        raise SenclipError(f"band(s) {','.join(missing)} not found among "
+                           f"{','.join(available) or 'no named bands'}; choose bands that the input has")
     return [upper.index(str(b).upper()) for b in wanted]
 
 

@@ -24,9 +24,8 @@ from senclip.mapping.mapper import MapOptions, map_scene
 class ModelSpec:
     """How to build the model: ``--model/--pretrained/--checkpoint``, bands and device.
 
-    ``bands``: band names the tower must take, given to
-    :func:`~senclip.models.create_model`, which inflates by the one rule of
-    :func:`senclip.bands.needs_inflation`.
+    ``bands``: band names the tower must take; :func:`~senclip.models.create_model` inflates it
+    by the one rule of :func:`senclip.bands.needs_inflation`.
     """
 
     model: str
