@@ -59,9 +59,10 @@ class Plan:
         folders: output folders the command fills (created if missing); an
             existing non-empty folder must hold this job's record.
         shared: folders that several jobs fill file by file, each file
-            resumable on its own (a dataset root, an acquisition folder):
-            created, locked and checked against the inputs, never refused
-            for existing.
+            resumable on its own, or that check their own identity (a dataset
+            root, an acquisition folder, a ground-embedding cache): locked and
+            checked against the inputs, never refused for existing; the
+            command makes them.
         updates: files that several jobs update in place (the acquisition
             manifest that ``acquire photos`` completes): only checked against
             the inputs.
@@ -112,7 +113,7 @@ def job_hash(plan: Plan) -> str:
 
 def record_path(plan: Plan) -> Path:
     anchor = plan.anchor
-    if plan.outputs:
+    if plan.outputs or not plan.folders:  # beside a file or a shared folder, inside an exclusive folder
         return anchor.with_name(f".{anchor.name}.senclip.json")
     return anchor / ".senclip.json"
 
@@ -160,7 +161,11 @@ def _check_folder(folder: Path, created: list[Path]) -> None:
 
 
 def _check_writable(plan: Plan) -> list[Path]:
-    """Check (and create) the output folders; returns the folders created, deepest first."""
+    """Check (and create) the output folders; returns those a failed run removes again.
+
+    A shared folder itself is left for its command to make (it knows when its input is good),
+    only its parent is checked here.
+    """
     created: list[Path] = []
     try:
         for p in plan.outputs:
@@ -168,8 +173,13 @@ def _check_writable(plan: Plan) -> list[Path]:
             if out.is_dir():
                 raise SenclipError(f"output {out} is a folder; give a file name")
             _check_folder(out.absolute().parent, created)
-        for p in (*plan.folders, *plan.shared):
+        for p in plan.folders:
             _check_folder(Path(p).expanduser().absolute(), created)
+        for p in plan.shared:
+            folder = Path(p).expanduser().absolute()
+            if folder.exists() and not folder.is_dir():
+                raise SenclipError(f"cannot write into {folder}: it is not a folder")
+            _check_folder(folder.parent, created)
         for p in plan.updates:
             _check_folder(Path(p).expanduser().absolute().parent, created)
     except BaseException:
@@ -232,7 +242,8 @@ class Claim:
     :meth:`finish` records success.
     """
 
-    def __init__(self, plan: Plan, job: str, done: bool, lock_fd: int, created: list[Path] | None = None) -> None:
+    def __init__(self, plan: Plan, job: str, done: bool, lock_fd: int,
+                 created: list[Path] | None = None) -> None:
         self.plan, self.job, self.done, self._fd = plan, job, done, lock_fd
         self.created = created or []
         self._drop_folders = False

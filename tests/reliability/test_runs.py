@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import md5, senclip_cmd, subprocess_env, write_scene
+from reliability_helpers import md5, senclip_cmd, subprocess_env, write_scene
+
+from senclip.cli import main
 
 MODEL = ("--model", "senclip-tiny-vit")
 
@@ -47,19 +49,27 @@ def big(inputs, tmp_path_factory, eurosat_rgb, eopatch_root):
     return {"scene": scene, "stack": stack, "inputs": inputs}
 
 
-def argv(tool: str, big: dict, out: Path, *extra: str) -> list[str]:
+def argv(tool: str, big: dict, out: Path, *extra: str, slow: bool = False) -> list[str]:
+    """A run of ``tool``; ``slow`` ones (one tile or two rows per step) leave time to interrupt them."""
     i = big["inputs"]
+    step = ("--stride", "16", "--batch-size", "1") if slow else ("--stride", "64", "--batch-size", "64")
     if tool == "map":
-        return ["map", big["scene"], out, *MODEL, "--pretrained", i.model, "--stride", "16", "--batch-size",
-                "1", "--workers", "1", "--device", "cpu", "--no-quicklook", "--no-progress", *extra]
+        return ["map", big["scene"], out, *MODEL, "--pretrained", i.model, *step, "--workers", "1",
+                "--device", "cpu", "--no-quicklook", "--no-progress", *extra]
     if tool == "embed":
-        return ["embed", big["scene"], "--out", out, *MODEL, "--pretrained", i.model, "--stride", "16",
-                "--batch-size", "1", "--workers", "1", "--device", "cpu", "--no-progress", *extra]
-    return ["map-pixels", big["stack"], out, *MODEL, "--checkpoint", i.timesen, "--block-rows", "2",
-            "--batch-size", "64", "--device", "cpu", "--no-progress", *extra]
+        return ["embed", big["scene"], "--out", out, *MODEL, "--pretrained", i.model, *step, "--workers", "1",
+                "--device", "cpu", "--no-progress", *extra]
+    return ["map-pixels", big["stack"], out, *MODEL, "--pretrained", i.model, "--checkpoint", i.timesen,
+            "--block-rows", "2" if slow else "64", "--device", "cpu", "--no-progress", *extra]
 
 
-OTHER = {"map": ("--prompts", "ground"), "embed": ("--tile", "32"), "map-pixels": ("--prompts", "ground")}
+def in_process(args, capsys) -> tuple[int, str]:
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+OTHER = {"map": ("--prompts", "ground"), "embed": ("--min-valid", "0.9"),
+         "map-pixels": ("--prompts", "ground")}
 SUFFIX = {"map": ".tif", "embed": ".parquet", "map-pixels": ".tif"}
 TOOLS = list(SUFFIX)
 
@@ -69,19 +79,18 @@ def senclip(args, **kw) -> subprocess.CompletedProcess:
                           timeout=600, **kw)
 
 
-def leftovers(folder: Path, keep: set[str]) -> list[str]:
+def leftovers(folder: Path, out: Path) -> list[str]:
+    """Files beside the outputs of ``out`` (its legend, its job record) that a run left behind."""
+    keep = {out.name, f".{out.name}.senclip.json", out.with_suffix(".legend.json").name}
     return sorted(p.name for p in folder.iterdir() if p.name not in keep)
 
 
 def progress(out: Path) -> int:
-    """Units of work recorded as done by an unfinished run (rows of a RowStore, blocks of map-pixels)."""
-    for state in (out.with_name(out.name + ".partial") / "state.json", out.with_name(out.name + ".progress.json")):
-        try:
-            data = json.loads(state.read_text())
-        except (OSError, ValueError):
-            continue
-        return int(data.get("rows_done", len(data.get("done", {}))))
-    return 0
+    """Rows recorded as done by an unfinished run (its RowStore, ``OUTPUT.partial/state.json``)."""
+    try:
+        return int(json.loads((out.with_name(out.name + ".partial") / "state.json").read_text())["rows_done"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def interrupt_midway(args: list, out: Path, sig: int) -> int:
@@ -101,14 +110,19 @@ def interrupt_midway(args: list, out: Path, sig: int) -> int:
 
 @pytest.fixture(scope="module")
 def reference(big, tmp_path_factory):
-    """One uninterrupted run per tool, to compare interrupted-then-resumed runs with."""
+    """One uninterrupted slow run per tool, to compare interrupted-then-resumed runs with."""
+    import torch
+
     root = tmp_path_factory.mktemp("ref")
     refs = {}
-    for tool in TOOLS:
-        out = root / f"ref-{tool}{SUFFIX[tool]}"
-        done = senclip(argv(tool, big, out))
-        assert done.returncode == 0, done.stderr
-        refs[tool] = out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1): same kernels, same bytes
+    try:
+        for tool in TOOLS:
+            refs[tool] = root / f"ref-{tool}{SUFFIX[tool]}"
+            assert main([str(a) for a in argv(tool, big, refs[tool], slow=True)]) == 0
+    finally:
+        torch.set_num_threads(threads)
     return refs
 
 
@@ -121,35 +135,37 @@ def same_result(tool: str, a: Path, b: Path) -> None:
         assert a.read_bytes() == b.read_bytes()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "kill9"])
-@pytest.mark.parametrize("tool", TOOLS)
+# kill -9 of `map` is tests/mapping/test_resume.py; the other runs each get both signals
+@pytest.mark.parametrize(("tool", "sig"), [("map", signal.SIGINT), ("embed", signal.SIGINT),
+                                           ("embed", signal.SIGKILL), ("map-pixels", signal.SIGINT),
+                                           ("map-pixels", signal.SIGKILL)])
 def test_interrupted_then_rerun_is_identical(tool, sig, big, reference, tmp_path):
     out = tmp_path / f"out{SUFFIX[tool]}"
-    status = interrupt_midway(argv(tool, big, out), out, sig)
+    status = interrupt_midway(argv(tool, big, out, slow=True), out, sig)
     assert status == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     assert not out.exists()
-    again = senclip(argv(tool, big, out))
+    again = senclip(argv(tool, big, out, slow=True))
     assert again.returncode == 0, again.stderr
     same_result(tool, out, reference[tool])
-    assert leftovers(tmp_path, {out.name, f".{out.name}.senclip.json"}) == []
+    assert leftovers(tmp_path, out) == []
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_overwrite_replaces_and_finished_job_is_done(tool, big, reference, tmp_path):
-    out = tmp_path / f"out{SUFFIX[tool]}"
+def test_overwrite_replaces_and_finished_job_is_done(tool, big, tmp_path, capsys):
+    out, fresh = tmp_path / f"out{SUFFIX[tool]}", tmp_path / "fresh" / f"out{SUFFIX[tool]}"
     out.write_text("someone else's file")
-    refused = senclip(argv(tool, big, out))
-    assert refused.returncode == 2 and "pass --overwrite" in refused.stderr
+    status, err = in_process(argv(tool, big, out), capsys)
+    assert status == 2 and "pass --overwrite" in err
     assert out.read_text() == "someone else's file"
-    done = senclip(argv(tool, big, out, "--overwrite"))
-    assert done.returncode == 0, done.stderr
-    same_result(tool, out, reference[tool])
+    assert in_process(argv(tool, big, out, "--overwrite"), capsys)[0] == 0
+    assert in_process(argv(tool, big, fresh), capsys)[0] == 0
+    same_result(tool, out, fresh)
     stamp = out.stat().st_mtime_ns
-    again = senclip(argv(tool, big, out))
-    assert again.returncode == 0 and "done already" in again.stderr
+    status, err = in_process(argv(tool, big, out), capsys)
+    assert status == 0 and "done already" in err
     assert out.stat().st_mtime_ns == stamp
-    other = senclip(argv(tool, big, out, *OTHER[tool]))  # another job on a finished output
-    assert other.returncode == 2 and "pass --overwrite" in other.stderr
+    status, err = in_process(argv(tool, big, out, *OTHER[tool]), capsys)  # another job, finished output
+    assert status == 2 and "pass --overwrite" in err
     assert out.stat().st_mtime_ns == stamp
 
 
@@ -158,20 +174,19 @@ def _limit_file_size(limit: int):
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_disk_full_keeps_the_previous_file(tool, big, tmp_path):
+def test_disk_full_keeps_the_previous_file(tool, big, tmp_path, capsys):
     out = tmp_path / f"out{SUFFIX[tool]}"
-    first = senclip(argv(tool, big, out, *OTHER[tool]))
-    assert first.returncode == 0, first.stderr
+    assert in_process(argv(tool, big, out, *OTHER[tool]), capsys)[0] == 0
     before = md5(out)
-    full = senclip(argv(tool, big, out, "--overwrite"), preexec_fn=_limit_file_size(4_096))
+    full = senclip(argv(tool, big, out, "--overwrite", slow=True), preexec_fn=_limit_file_size(4_096))
     err = [ln for ln in full.stderr.splitlines() if ln.strip()]
     assert full.returncode not in (0, 130) and len(err) == 1 and err[0].startswith("error: "), full.stderr
     assert md5(out) == before
-    assert leftovers(tmp_path, {out.name, f".{out.name}.senclip.json"}) == []
+    assert leftovers(tmp_path, out) == []
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-def test_two_processes_on_one_output(tool, big, tmp_path):
+def test_two_processes_on_one_output(tool, big, tmp_path, capsys):
     out = tmp_path / f"out{SUFFIX[tool]}"
     lock = tmp_path / f".{out.name}.lock"
     first = subprocess.Popen(senclip_cmd(*argv(tool, big, out)), env=subprocess_env(),
@@ -181,11 +196,11 @@ def test_two_processes_on_one_output(tool, big, tmp_path):
         time.sleep(0.005)
     first.send_signal(signal.SIGSTOP)  # the first writer holds the output while the second one starts
     try:
-        second = senclip(argv(tool, big, out))
+        status, second = in_process(argv(tool, big, out), capsys)
     finally:
         first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=600) == 0, first.stderr.read()
-    err = [ln for ln in second.stderr.splitlines() if ln.strip()]
-    assert second.returncode == 2 and len(err) == 1, second.stderr
+    err = [ln for ln in second.splitlines() if ln.strip()]
+    assert status == 2 and len(err) == 1, second
     assert f"being written by another senclip process (pid {first.pid})" in err[0]
     assert out.is_file() and not lock.exists()

@@ -44,7 +44,8 @@ def plan(args: argparse.Namespace):
     from senclip.commands.common import model_inputs, plan_options
     from senclip.outputs import Plan
 
-    return Plan("embed-ground", folders=[args.out], options=plan_options(args),
+    # the cache checks itself which model built it and resumes its own unfinished work
+    return Plan("embed-ground", shared=[args.out], options=plan_options(args),
                 inputs=[args.manifest, *model_inputs(args)])
 
 

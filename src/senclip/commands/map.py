@@ -124,17 +124,18 @@ def plan(args: argparse.Namespace):
         outputs += [out, side["legend"]] + ([] if args.no_quicklook else [side["quicklook"]])
     if args.probabilities:
         outputs.append(args.probabilities)
-    inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args), *spec_inputs(args.classes, args.prompts)]
+    inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args),
+              *spec_inputs(args.classes, args.prompts)]
     return Plan("map", outputs=outputs, inputs=inputs, required=scenes, options=plan_options(args))
 
 
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     """(MapJob, mode) from the parsed flags; checks flag combinations."""
+    from senclip.bands import parse_bands
     from senclip.commands.common import resolve_device
     from senclip.errors import SenclipError
     from senclip.mapping.mapper import MapOptions
     from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
-    from senclip.bands import parse_bands
     from senclip.mapping.source import SourceOptions
 
     bands = parse_bands(args.bands, indexes=True)

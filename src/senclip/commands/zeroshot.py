@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from senclip.data import get_dataset
     from senclip.evaluate.embeddings import default_cache_dir
     from senclip.evaluate.report import markdown_zeroshot, plot_confusion, write_json
-    from senclip.outputs import write_text
     from senclip.evaluate.zeroshot import evaluate_zeroshot
+    from senclip.outputs import write_text
 
     out, md_path, confusion = report_paths(args.out)
     specs = [s for s in args.prompts.split(",") if s]

@@ -65,7 +65,7 @@ def embed_scene(model, input_path: str, output: str | Path, options: MapOptions)
                           workers=options.workers, progress=bar)
         seconds = time.perf_counter() - t0
         n = _write_geoparquet(store, grid, source.crs, output, model, input_path)
-    except SenclipError:
+    except Exception:  # an error leaves no partial state; Ctrl-C and kill keep it for a rerun to resume
         store.remove()
         raise
     finally:

@@ -203,7 +203,7 @@ def map_scene(model, classifier, input_path: str, output: str | Path, options: M
         seconds = time.perf_counter() - t0
         with rasterio.Env(GDAL_CACHEMAX=source.cache_bytes()):
             _finish(store, source, grid, classifier.classes, output, options, model)
-    except SenclipError:
+    except Exception:  # an error leaves no partial state; Ctrl-C and kill keep it for a rerun to resume
         store.remove()
         raise
     finally:

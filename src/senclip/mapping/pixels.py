@@ -126,32 +126,35 @@ class PixelMapper:
             shutil.rmtree(partial_dir(output), ignore_errors=True)
         height, step = source.height, self.options.block_rows
         store = RowStore(output, ident, {"labels": ((height, source.width), "uint8")})
-        labels_done = store.arrays["labels"]
-        resumed = -(-store.rows_done // step)
-        bar = tqdm(total=height, initial=store.rows_done, desc="map-pixels", unit="row",
-                   disable=not progress, dynamic_ncols=True)
-        counts = np.zeros(NODATA + 1, dtype=np.int64)
-        blocks = (slice(s, min(s + step, height)) for s in range(store.rows_done, height, step))
-        read = lambda rows: _composite_block(source, band_idx, self.options, rows)  # noqa: E731
-        for rows, has, series in prefetch(read, blocks):
-            labels = np.full(has.shape, NODATA, dtype=np.uint8)
-            if len(series):
-                labels[has] = predict_series(self.model, series, self.classifier, self.options.batch_size,
-                                             self.device)
-            store.write_rows(rows.start, labels=labels)
-            counts += np.bincount(labels.ravel(), minlength=NODATA + 1)
-            bar.update(rows.stop - rows.start)
-            if on_block is not None:
-                on_block(-(-store.rows_done // step), -(-height // step))
-        bar.close()
-        if not any((labels_done[s:s + step] != NODATA).any() for s in range(0, height, step)):
+        try:  # an error leaves no partial state; Ctrl-C and kill keep it for a rerun to resume
+            labels_done = store.arrays["labels"]
+            resumed = -(-store.rows_done // step)
+            bar = tqdm(total=height, initial=store.rows_done, desc="map-pixels", unit="row",
+                       disable=not progress, dynamic_ncols=True)
+            counts = np.zeros(NODATA + 1, dtype=np.int64)
+            blocks = (slice(s, min(s + step, height)) for s in range(store.rows_done, height, step))
+            read = lambda rows: _composite_block(source, band_idx, self.options, rows)  # noqa: E731
+            for rows, has, series in prefetch(read, blocks):
+                labels = np.full(has.shape, NODATA, dtype=np.uint8)
+                if len(series):
+                    labels[has] = predict_series(self.model, series, self.classifier, self.options.batch_size,
+                                                 self.device)
+                store.write_rows(rows.start, labels=labels)
+                counts += np.bincount(labels.ravel(), minlength=NODATA + 1)
+                bar.update(rows.stop - rows.start)
+                if on_block is not None:
+                    on_block(-(-store.rows_done // step), -(-height // step))
+            bar.close()
+            if not any((labels_done[s:s + step] != NODATA).any() for s in range(0, height, step)):
+                raise SenclipError(f"{source.name}: no pixel has a clear observation in any month (check the "
+                                   "cloud mask's polarity: non-zero means cloud); nothing written")
+            profile = tiff_profile(source.width, height, 1, "uint8", source.crs, source.transform, NODATA)
+            strips = class_strips(labels_done, 1, None, None)  # 256-row blocks, as the map's cell grid
+            with rasterio.Env(GDAL_NUM_THREADS="1"):
+                write_cog(output, store.dir, strips, profile, "nearest", self._decorate(ident), blocksize=256)
+        except Exception:
             store.remove()
-            raise SenclipError(f"{source.name}: no pixel has a clear observation in any month (check the "
-                               "cloud mask's polarity: non-zero means cloud); nothing written")
-        profile = tiff_profile(source.width, height, 1, "uint8", source.crs, source.transform, NODATA)
-        strips = class_strips(labels_done, 1, None, None)  # 256-row blocks, as the map's cell grid
-        with rasterio.Env(GDAL_NUM_THREADS="1"):
-            write_cog(output, store.dir, strips, profile, "nearest", self._decorate(ident), blocksize=256)
+            raise
         store.remove()
         return {"output": str(output), "classes": self.classes, "height": height,
                 "width": source.width, "resumed_blocks": resumed,

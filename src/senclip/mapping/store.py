@@ -60,11 +60,15 @@ class RowStore:
         self.hash = config_hash(config)
         self.specs = arrays
         self.rows = next(iter(arrays.values()))[0][0]
-        self.rows_done = self._open_or_create(config)
-        self.arrays = {
-            name: np.memmap(self.dir / f"{name}.bin", dtype=dtype, mode="r+", shape=shape)
-            for name, (shape, dtype) in arrays.items()
-        }
+        try:
+            self.rows_done = self._open_or_create(config)
+            self.arrays = {
+                name: np.memmap(self.dir / f"{name}.bin", dtype=dtype, mode="r+", shape=shape)
+                for name, (shape, dtype) in arrays.items()
+            }
+        except OSError:  # e.g. a full disk while sizing the arrays: leave no half-made store
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def _read_state(self) -> dict | None:
         try:
