@@ -9,7 +9,7 @@ import torch
 from senclip.data.ground_cache import GroundCache
 from senclip.data.manifest import read_manifest
 from senclip.data.paired import PairedDataset
-from senclip.data.proxy import assign_prompts, build_proxy_pairs
+from senclip.prompts.proxy import assign_prompts, build_proxy_pairs
 from senclip.prompts import load_prompts
 
 CLASSES = ["AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture",

@@ -10,7 +10,7 @@ PER_CLASS = 4
 @pytest.fixture(scope="session")
 def tiny_pairs(tmp_path_factory, eurosat_rgb) -> dict:
     """A fixed random tiny-ViT base file and proxy pairs for 4 train images per class (40 points)."""
-    from senclip.data.proxy import build_proxy_pairs
+    from senclip.prompts.proxy import build_proxy_pairs
     from senclip.models import create_model
     from senclip.train.export import export_base
 

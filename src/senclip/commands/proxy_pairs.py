@@ -64,7 +64,7 @@ def plan(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from senclip.commands.common import resolve_device
-    from senclip.data.proxy import build_proxy_pairs
+    from senclip.prompts.proxy import build_proxy_pairs
     from senclip.errors import SenclipError
     from senclip.models import create_model
 

@@ -6,7 +6,7 @@ Columns (see ``docs/paired-data.md``):
     unique id of the point (LUCAS point id, or any string).
 ``lat``, ``lon`` (required)
     WGS84 degrees. NaN is accepted only on rows whose ``proxy`` column is
-    true (the EuroSAT proxy pairs of :mod:`senclip.data.proxy`).
+    true (the EuroSAT proxy pairs of :mod:`senclip.prompts.proxy`).
 ``date`` (optional values)
     acquisition / survey date, ISO ``YYYY-MM-DD``; empty allowed.
 ``sat_path``
@@ -21,9 +21,16 @@ Columns (see ``docs/paired-data.md``):
     each row needs a value in one of them.
 ``photo_N``, ``photo_E``, ``photo_S``, ``photo_W``, ``photo_P`` (optional)
     ground photos looking north/east/south/west and at the point; any may be
-    empty. A non-proxy row needs at least one.
+    empty. A non-proxy row needs at least one, unless ``embedded_views``.
 ``proxy`` (optional, boolean)
     marks pipeline-check rows whose "views" are not photos.
+``embedded_views`` (optional, boolean)
+    the row's ground views exist only as embeddings in its ground cache (the
+    published frozen LUCAS embeddings, :mod:`senclip.data.sen2lucas`): no photo needed.
+``sat_bands`` (optional)
+    comma-separated band names of a GeoTIFF chip without band descriptions, in
+    file order (e.g. ``B02,B03,B04``); without it such a chip must hold the
+    tower's bands in the tower's order.
 label columns (optional)
     ``label`` (integer class index, used by
     :class:`senclip.data.paired.PairedDataset`), ``label_name``, LUCAS codes
@@ -169,7 +176,7 @@ def _row_problems(row: dict, check_files: bool) -> list[str]:
     if row["series_path"] is not None and check_files and not os.path.exists(row["series_path"]):
         problems.append(f"series_path not found: {row['series_path']}")
     photos = [row[c] for c in PHOTO_COLUMNS if row.get(c) is not None]
-    if not photos and not proxy:
+    if not photos and not proxy and not row.get("embedded_views", False):
         problems.append("no ground photo (fill at least one of " + ", ".join(PHOTO_COLUMNS) + ")")
     if check_files:
         problems += [f"{c} not found: {row[c]}" for c in PHOTO_COLUMNS
@@ -198,8 +205,9 @@ def _normalise(df: pd.DataFrame, base: Path, source: Path) -> pd.DataFrame:
         df["date"] = None
     for c in PATH_COLUMNS:
         df[c] = _objects([_resolve(v, base) for v in df[c]] if c in df.columns else [None] * len(df), df)
-    if "proxy" in df.columns:
-        df["proxy"] = [str(v).strip().lower() in ("1", "true", "yes") for v in df["proxy"]]
+    for flag in ("proxy", "embedded_views"):
+        if flag in df.columns:
+            df[flag] = [str(v).strip().lower() in ("1", "true", "yes") for v in df[flag]]
     return df
 
 
