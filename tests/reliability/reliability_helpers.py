@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -83,3 +84,19 @@ def read_only_run(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
     script = f"mount --bind -o ro '{folder}' '{folder}' && exec {cmd}"
     return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True,
                           env=subprocess_env(), timeout=300)
+
+
+def sen2lucas(i: Inputs):
+    """Four Sen2LUCAS chips, their paths list and frozen embeddings, written once beside the inputs."""
+    from senclip.testing.sen2lucas import write_sen2lucas
+
+    root = Path(i.model).parent / "sen2lucas"
+    done = root / "embeddings.pt"
+    if not done.is_file():
+        write_sen2lucas(root, n=4, dim=128)
+    return SimpleNamespace(chips=root, paths=root / "paths.txt", embeddings=done)
+
+
+def sen2lucas_args(i: Inputs) -> list:
+    f = sen2lucas(i)
+    return ["--chips", f.chips, "--paths", f.paths, "--embeddings", f.embeddings]

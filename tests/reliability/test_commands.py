@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from reliability_helpers import Inputs, md5, read_only_run
+from reliability_helpers import Inputs, md5, read_only_run, sen2lucas, sen2lucas_args
 
 from senclip.cli import build_parser, main
 
@@ -55,6 +55,8 @@ COMMANDS = {
                                          i.model, "--out", o], lambda i: i.eurosat, folder=True),
     "train": Command(lambda i, o: ["train", "--config", i.config, "--set", f"trainer.out={o}"],
                      lambda i: i.config, folder=True),
+    "import-sen2lucas": Command(lambda i, o: ["import-sen2lucas", *sen2lucas_args(i), "--out", o],
+                                lambda i: sen2lucas(i).chips, folder=True),
     # shared folders (acquisition folders filled by chips/series/photos point by point, ground caches
     # that check which model built them): an existing one is never refused by senclip.outputs, but
     # it is checked against the inputs and locked like the others

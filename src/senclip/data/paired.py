@@ -10,7 +10,8 @@ photos are never encoded here. Chips are scaled the way
   ``bands`` are selected by name, then :func:`~senclip.data.transforms.true_colour`
   for RGB bands or ``ScaleReflectance(1e-4)`` for any other band set. A
   GeoTIFF without descriptions must have exactly ``len(bands)`` bands, taken
-  to be ``bands`` in order.
+  to be ``bands`` in order, unless the manifest's ``sat_bands`` column names
+  its bands in file order (an 8-bit chip is then reordered and divided by 255).
 
 ``transforms`` (optional, dict → dict) run after this scaling, e.g. augmentations.
 """
@@ -32,13 +33,23 @@ from senclip.data.transforms import ScaleReflectance, SelectBands, ToFloat, true
 from senclip.errors import SenclipError
 
 
-def _read_tiff(path: str, bands: tuple[str, ...]) -> dict:
+def _read_tiff(path: str, bands: tuple[str, ...], file_bands: tuple[str, ...] = ()) -> dict:
     import rasterio
 
     with rasterio.open(path) as src:
         data = src.read()
         names = tuple(d.strip() if d else "" for d in src.descriptions)
     image = torch.from_numpy(data.astype(np.float32))
+    if file_bands and not any(names):  # the manifest's sat_bands name the file's bands
+        if len(file_bands) != data.shape[0]:
+            raise SenclipError(f"{path}: chip has {data.shape[0]} bands but sat_bands names "
+                               f"{len(file_bands)} ({','.join(file_bands)})")
+        names = tuple(file_bands)
+        if data.dtype == np.uint8:
+            try:
+                return ToFloat()(SelectBands(bands)({"image": image, "bands": names}))
+            except KeyError as exc:
+                raise SenclipError(f"{path}: chip bands {list(names)} lack some of {list(bands)}") from exc
     if data.dtype == np.uint8 and data.shape[0] == 3 and not any(names):
         if bands != RGB:
             raise SenclipError(f"{path}: 8-bit chip without band names can only feed an RGB tower")
@@ -57,12 +68,16 @@ def _read_tiff(path: str, bands: tuple[str, ...]) -> dict:
         raise SenclipError(f"{path}: chip bands {list(names)} lack some of {list(bands)}") from exc
 
 
-def read_chip(path: str, bands: Sequence[str] = RGB) -> dict:
-    """A chip as ``{"image": float32 (C, H, W), "bands": names}``, scaled for a tower with ``bands``."""
+def read_chip(path: str, bands: Sequence[str] = RGB, file_bands: Sequence[str] = ()) -> dict:
+    """A chip as ``{"image": float32 (C, H, W), "bands": names}``, scaled for a tower with ``bands``.
+
+    ``file_bands`` names the bands of a GeoTIFF without band descriptions, in file order (the
+    manifest's ``sat_bands``); an 8-bit chip is then reordered by name and divided by 255.
+    """
     bands = tuple(bands)
     if Path(path).suffix.lower() in (".tif", ".tiff"):
         try:
-            return _read_tiff(path, bands)
+            return _read_tiff(path, bands, tuple(file_bands))
         except SenclipError:
             raise
         except Exception as exc:  # rasterio raises several error types
@@ -103,6 +118,10 @@ class PairedDataset(Dataset):
         self.cache = cache
         self.transforms = transforms
         self.bands = tuple(bands)
+        self.file_bands = [() if not isinstance(v, str) or not v.strip() else
+                           tuple(b.strip() for b in v.split(",")) for v in
+                           (manifest_df["sat_bands"] if "sat_bands" in manifest_df.columns
+                            else [None] * len(self.paths))]
         if "label" in manifest_df.columns:
             labels = pd.to_numeric(manifest_df["label"], errors="coerce").fillna(-1)
             self.labels = labels.to_numpy(dtype=np.int64)
@@ -113,7 +132,7 @@ class PairedDataset(Dataset):
         return len(self.point_ids)
 
     def __getitem__(self, i: int) -> dict:
-        chip = read_chip(self.paths[i], self.bands)
+        chip = read_chip(self.paths[i], self.bands, self.file_bands[i])
         row = self.rows[i]
         sample = {
             "image": chip["image"],
