@@ -28,6 +28,7 @@ COMMANDS = [
     "senclip.commands.map_pixels",
     "senclip.commands.download",
     "senclip.commands.embed_ground", "senclip.commands.proxy_pairs", "senclip.commands.retrieval",
+    "senclip.commands.import_sen2lucas",
     "senclip.commands.train", "senclip.commands.export",
 ]
 
