@@ -103,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        from senclip.models.kinds import get_kind
+
+        count = get_kind(cfg.model.tower).count
+        if count is not None:
+            print(f"# model.tower {cfg.model.tower}: {count(cfg.model):,} parameters (without a projection head)")
         return 0
     import logging
 

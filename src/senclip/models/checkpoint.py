@@ -16,7 +16,12 @@ The header (safetensors ``__metadata__["senclip"]``) is JSON::
     {"format_version": 1, "kind": "image", "tower": "clip-visual",
      "arch": "ViT-B-32", "base_pretrained": "openai",
      "bands": ["B04", "B03", "B02"], "head": {"dim_in": 512, ...} | null,
-     "tower_config": {...}}
+     "tower_config": {...},
+     "preprocess": {"name": "senclip", "interpolation": "bicubic", ...} | null}
+
+``preprocess`` holds the settings of the tower's preprocessing profile
+(:mod:`senclip.models.preprocess`); its per-band statistics are the
+``image.preprocess.mean``/``std`` tensors.
 
 Nothing in a checkpoint is executed: tensors are read with safetensors.
 """
@@ -64,7 +69,26 @@ def image_tower_metadata(model) -> dict:
         "bands": list(tower.bands),
         "head": head.config.to_dict() if head is not None else None,
         "tower_config": kind.config(tower),
+        "preprocess": _preprocess_settings(tower),
     }
+
+
+def _preprocess_settings(tower) -> dict | None:
+    """The tower's preprocessing settings (profile, interpolation, …); its statistics are tensors."""
+    from senclip.models.towers import Preprocess
+
+    pre = getattr(tower, "preprocess", None)
+    return pre.settings() if isinstance(pre, Preprocess) else None
+
+
+def _restore_preprocess(tower, meta: dict, path: Path) -> None:
+    """Apply a header's preprocessing settings; a header without them (older files) gets the defaults."""
+    from senclip.models.preprocess import DEFAULT_SETTINGS, check_settings
+    from senclip.models.towers import Preprocess
+
+    pre = getattr(tower, "preprocess", None)
+    if isinstance(pre, Preprocess):
+        pre.configure(**check_settings(meta.get("preprocess") or DEFAULT_SETTINGS, str(path)))
 
 
 def save_model(model, path: str | Path, kind: str = "image", extra: dict | None = None) -> Path:
@@ -117,6 +141,8 @@ def load_image_tower(model, path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise SenclipError(f"checkpoint not found: {path}")
+    if path.suffix.lower() != ".safetensors" and _load_published_tower(model, path):
+        return
     meta = read_metadata(path)
     if meta is None:
         raise SenclipError(f"{path}: not a senclip checkpoint (no '{_KEY}' header); "
@@ -136,8 +162,28 @@ def load_image_tower(model, path: str | Path) -> None:
     except RuntimeError as exc:
         raise SenclipError(f"{path}: weights do not fit the architecture: "
                            f"{str(exc).splitlines()[0]}") from exc
+    _restore_preprocess(tower, meta, path)
     model.image_tower = tower.to(model.device)
     model.checkpoint = str(path)
+
+
+def _load_published_tower(model, path: Path) -> bool:
+    """Install a tower from a third-party published layout a tower kind recognises (see
+    :func:`~senclip.models.kinds.import_tower_file`); ``False`` if none does."""
+    from senclip.models.kinds import import_tower_file
+    from senclip.models.model import text_embed_dim
+
+    found = import_tower_file(path)
+    if found is None:
+        return False
+    _, tower = found
+    dim, text_dim = int(getattr(tower, "embed_dim", 0)), text_embed_dim(model)
+    if dim != text_dim:
+        raise SenclipError(f"{path}: the tower outputs {dim}-d embeddings but the text tower of "
+                           f"{model.name} gives {text_dim}-d; pick a base model of that width")
+    model.image_tower = tower.to(model.device).train(model.training)
+    model.checkpoint = str(path)
+    return True
 
 
 def load_text_tower(model, path: str | Path) -> None:

@@ -24,8 +24,11 @@ During training, month dropout hides each valid month with probability
 ``month_dropout`` (at least one valid month is always kept). It is part of the
 tower (active only in ``train()`` mode) so any trainer gets it.
 
-The paper's size (d 256, 8 heads, 6 layers, feed-forward 2048, dropout 0.2,
-output 512) has about 8M parameters.
+This is senclip's variant, written from the paper's description. At d 256, 8 heads,
+6 layers, feed-forward 2048, dropout 0.2, output 512 (:func:`paper_config`) it has
+8.03M parameters, about the published encoder's count, but it is not the published
+architecture (width 512, feed-forward 256, post-norm ReLU, no projection): that one is
+:mod:`senclip.models.timesen_reference` (tower ``timesen-reference``).
 """
 
 from __future__ import annotations
@@ -233,7 +236,10 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def paper_config(bands: Sequence[str] = S2_BANDS, embed_dim: int = 512) -> TimeSenConfig:
-    """The published TimeSenCLIP size (about 8M parameters)."""
+    """senclip's variant at about the published encoder's parameter count (8.03M for 10 bands).
+
+    Not the published shape; see :mod:`senclip.models.timesen_reference` for that.
+    """
     return TimeSenConfig(bands=tuple(bands), embed_dim=embed_dim, width=256, layers=6, heads=8,
                          mlp_dim=2048, dropout=0.2)
 

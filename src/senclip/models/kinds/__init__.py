@@ -34,6 +34,10 @@ class TowerKind:
         config: ``config(tower) -> dict | None``, the header's ``tower_config``.
         same_arch: a checkpoint fits only the base architecture it was trained from.
         set_bands: ``set_bands(tower, bands)`` changes the input bands in place (``None``: cannot).
+        import_file: ``import_file(path) -> tower | None`` reads a checkpoint in a published
+            layout other than senclip's (``None`` from it: not this kind's file).
+        count: ``count(model_cfg) -> int``, the trunk's parameters (without a projection
+            head) for a training config's ``model`` section, where that needs no base model.
     """
 
     name: str
@@ -43,6 +47,8 @@ class TowerKind:
     config: Callable = lambda tower: None
     same_arch: bool = True
     set_bands: Callable | None = None
+    import_file: Callable | None = None
+    count: Callable | None = None
 
     def __post_init__(self) -> None:
         if self.input not in ("image", "series"):
@@ -75,6 +81,17 @@ def get_kind(name: str) -> TowerKind:
 def kind_of(tower) -> TowerKind:
     """The kind of a built tower: its class's ``tower_kind``, ``clip-visual`` if it has none."""
     return get_kind(getattr(tower, "tower_kind", "clip-visual"))
+
+
+def import_tower_file(path):
+    """``(kind, tower)`` from a checkpoint in a published third-party layout, or ``None``."""
+    for name in tower_kinds():
+        kind = _KINDS[name]
+        if kind.import_file is not None:
+            tower = kind.import_file(path)
+            if tower is not None:
+                return kind, tower
+    return None
 
 
 def build_tower(model_cfg, base_model, target_dim: int | None = None):

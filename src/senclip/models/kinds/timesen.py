@@ -20,6 +20,13 @@ def _build(model_cfg, base_model, target_dim: int):
     return tower
 
 
+def _count(model_cfg) -> int:
+    from senclip.models.timesen import TimeSenConfig, TimeSenTower, count_parameters
+
+    opts = {"embed_dim": model_cfg.target_dim or 512, **model_cfg.tower_options, "bands": tuple(model_cfg.bands)}
+    return count_parameters(TimeSenTower(TimeSenConfig.from_dict(opts)))
+
+
 def _load(model, header: dict):
     from senclip.models.timesen import TimeSenConfig, TimeSenTower
 
@@ -27,4 +34,4 @@ def _load(model, header: dict):
 
 
 KIND = register_tower(TowerKind("timesen", input="series", build=_build, load=_load,
-                                config=lambda tower: tower.config.to_dict(), same_arch=False))
+                                config=lambda tower: tower.config.to_dict(), same_arch=False, count=_count))

@@ -1,0 +1,51 @@
+"""``timesen-reference``: the TimeSenCLIP encoder as published, on 12, 4 or 1 time steps.
+
+Built from scratch (``model.tower_options`` are :class:`~senclip.models.timesen_reference.TimeSenRefConfig`
+fields) or imported from a published checkpoint (``TimeSenCLIP_1x1.ckpt``: the bare state
+dict, or a Lightning checkpoint with the ``learner.TS_ViT.`` prefix); the header records
+the config, so a senclip checkpoint fits any base model with a text embedding of its width.
+"""
+
+from __future__ import annotations
+
+from senclip.models.kinds import TowerKind, register_tower
+
+
+def _build(model_cfg, base_model, target_dim: int):
+    from senclip.models.head import attach_head
+    from senclip.models.timesen_reference import TimeSenRefConfig, TimeSenReferenceTower
+
+    opts = {**model_cfg.tower_options, "bands": tuple(model_cfg.bands)}
+    tower = TimeSenReferenceTower(TimeSenRefConfig.from_dict(opts))
+    attach_head(tower, model_cfg, target_dim)
+    return tower
+
+
+def _count(model_cfg) -> int:
+    from senclip.models.timesen_reference import TimeSenRefConfig, TimeSenReferenceTower, count_parameters
+
+    opts = {**model_cfg.tower_options, "bands": tuple(model_cfg.bands)}
+    return count_parameters(TimeSenReferenceTower(TimeSenRefConfig.from_dict(opts)))
+
+
+def _load(model, header: dict):
+    from senclip.models.timesen_reference import TimeSenRefConfig, TimeSenReferenceTower
+
+    return TimeSenReferenceTower(TimeSenRefConfig.from_dict(header["tower_config"]))
+
+
+def _import_file(path):
+    """A tower from a published TimeSenCLIP ``.ckpt`` (``None``: not that layout)."""
+    from senclip.errors import SenclipError
+    from senclip.models.timesen_reference import read_reference_checkpoint, tower_from_state
+
+    try:
+        state = read_reference_checkpoint(path)
+    except SenclipError:
+        return None
+    return tower_from_state(state, source=str(path))
+
+
+KIND = register_tower(TowerKind("timesen-reference", input="series", build=_build, load=_load,
+                                config=lambda tower: tower.config.to_dict(), same_arch=False,
+                                import_file=_import_file, count=_count))

@@ -1,0 +1,374 @@
+"""The TimeSenCLIP encoder as published (repository ``pallavijain-pj/TimeSenCLIP``, ``src/models/encoder.py``).
+
+senclip's own time-series tower (:mod:`senclip.models.timesen`) was written from the
+paper's description; the published code differs in shape and conventions, so its
+checkpoints (Hugging Face ``pallavijainpj/TimeSenCLIP``, ``TimeSenCLIP_1x1.ckpt``) need
+this module. Parameter names follow the published state dict, so a checkpoint loads
+without renaming:
+
+- ``spectral_embedding.1``: ``Linear(C*H*W -> width)`` on each month's flattened band
+  vector (index 0 is the parameter-free flattening);
+- ``time_pos_encoding`` ``(1, 12, width)`` and ``class_token`` ``(1, 1, width)``, zero-initialised;
+- ``transformer``: PyTorch ``nn.TransformerEncoder`` with the layer's defaults (post-norm,
+  ReLU), width 512, 8 heads, feed-forward 256, 6 layers;
+- ``mlp_head``: ``LayerNorm`` + ``Linear(width -> width)``; no projection head (about 8.17M
+  parameters for 10 bands at 1x1 pixel).
+
+Input conventions (options of :class:`TimeSenRefConfig`):
+
+- ``norm: reference``: per band ``(x - mean) / std`` with the published Sen4Map
+  constants on L2A digital numbers, then clamped to ``[0, 1]`` (``none``: used as given);
+- ``fill: median``: a month without a clear observation (NaN) takes the per-band median
+  of the year's valid months, as the published data fills clouded acquisitions
+  (``mask``: hidden from attention instead);
+- fewer time steps: ``T=12`` months, ``T=4`` seasonal medians (each quarter's position is
+  the element-wise median of its three month positions) or ``T=1`` (the year's median;
+  ``single_position: first`` uses January's position, which is what the published
+  ``inference()`` computes with its nearest-neighbour interpolation; ``mean`` uses the
+  mean month position, as its training path does).
+
+Augmentations (``augment``, training only, one draw per batch from a generator seeded by
+the training step): ``tsmixaug`` (with probability ``augment_p`` either collapse the year to
+its median or drop three consecutive months), ``random-ts`` (keep a random subset of
+months), ``spectral-dropout`` (zero a random subset of bands, always keeping the first
+three). Kept months keep their calendar positions (``positions: calendar``); the
+published code renumbers them from 0 (``positions: reference``), which misaligns every
+month after a gap. The published spectral dropout slices the bands away, which the band
+embedding cannot take; here the dropped bands are zeroed instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from senclip.data.series.io import S2_BANDS
+from senclip.errors import SenclipError
+
+N_MONTHS = 12
+
+# Published per-band constants (src/Data/dataset_utils.py, bands B2..B12 in S2_BANDS order).
+REFERENCE_MEAN = (67.0, 122.0, 93.27, 158.5, 160.77, 174.27, 162.27, 149.0, 84.5, 66.27)
+REFERENCE_STD = (2089.0, 2598.45, 3214.5, 3620.45, 4033.61, 4613.0, 4825.45, 4945.72, 5140.84, 4414.45)
+
+AUGMENTS = ("tsmixaug", "random-ts", "spectral-dropout")
+TIME_STEPS = (12, 4, 1)
+LIGHTNING_PREFIX = "learner.TS_ViT."
+
+
+@dataclass(frozen=True)
+class TimeSenRefConfig:
+    """Shape and conventions of a :class:`TimeSenReferenceTower` (stored in checkpoint headers).
+
+    Attributes:
+        bands: names of the C input bands, in order.
+        image_size: pixels per side of each input patch (1 for ``TimeSenCLIP_1x1``).
+        width: transformer width, also the output size.
+        layers, heads, mlp_dim, dropout: the encoder's shape.
+        norm: ``reference`` ((x - mean) / std, clamp to [0, 1]) or ``none``.
+        mean, std: per-band constants of ``norm: reference``.
+        fill: ``median`` (fill missing months) or ``mask`` (hide them from attention).
+        single_position: position of a ``T=1`` input: ``first`` or ``mean``.
+        positions: ``calendar`` or ``reference`` numbering of months kept by an augmentation.
+        augment: names from :data:`AUGMENTS`, applied while training.
+        augment_p: probability of applying the temporal augmentation to a batch.
+    """
+
+    bands: tuple[str, ...] = S2_BANDS
+    image_size: int = 1
+    width: int = 512
+    layers: int = 6
+    heads: int = 8
+    mlp_dim: int = 256
+    dropout: float = 0.2
+    norm: str = "reference"
+    mean: tuple[float, ...] = REFERENCE_MEAN
+    std: tuple[float, ...] = REFERENCE_STD
+    fill: str = "median"
+    single_position: str = "first"
+    positions: str = "calendar"
+    augment: tuple[str, ...] = ()
+    augment_p: float = 0.5
+
+    def __post_init__(self) -> None:
+        n = len(self.bands)
+        if n == 0:
+            raise SenclipError("a time-series tower needs at least one band")
+        object.__setattr__(self, "bands", tuple(self.bands))
+        for name in ("mean", "std"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) == 1:
+                value = value * n
+            if len(value) != n:
+                raise SenclipError(f"timesen-reference {name} has {len(value)} values for {n} bands "
+                                   f"{list(self.bands)}")
+            object.__setattr__(self, name, value)
+        if any(s <= 0 for s in self.std):
+            raise SenclipError("timesen-reference std values must be positive")
+        if self.width % self.heads:
+            raise SenclipError(f"timesen-reference width {self.width} is not divisible by heads {self.heads}")
+        augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
+        object.__setattr__(self, "augment", augment)
+        for name, value, allowed in (("norm", self.norm, ("reference", "none")),
+                                     ("fill", self.fill, ("median", "mask")),
+                                     ("single_position", self.single_position, ("first", "mean")),
+                                     ("positions", self.positions, ("calendar", "reference"))):
+            if value not in allowed:
+                raise SenclipError(f"timesen-reference {name} must be one of {', '.join(allowed)}, not {value!r}")
+        bad = [a for a in augment if a not in AUGMENTS]
+        if bad:
+            raise SenclipError(f"unknown augmentation(s) {bad}; known: {', '.join(AUGMENTS)}")
+        if not 0.0 <= self.augment_p <= 1.0:
+            raise SenclipError(f"augment_p must be in [0, 1], not {self.augment_p}")
+        if self.image_size < 1:
+            raise SenclipError("image_size must be positive")
+
+    @classmethod
+    def from_dict(cls, cfg: dict) -> TimeSenRefConfig:
+        """Build from a dict (a YAML section or a checkpoint header), refusing unknown keys."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise SenclipError(f"unknown timesen-reference option(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class TimeSenReferenceTower(nn.Module):
+    """The published TimeSenCLIP encoder; see the module docstring.
+
+    Input: ``(B, T, C)`` (one pixel) or ``(B, T, C, H, W)``, ``T`` in 12, 4 or 1, in the
+    units ``norm`` expects; NaN marks a month without a clear observation.
+    """
+
+    tower_kind = "timesen-reference"
+
+    def __init__(self, config: TimeSenRefConfig | None = None, head: nn.Module | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or TimeSenRefConfig()
+        self.bands = cfg.bands
+        d = cfg.width
+        self.register_buffer("in_mean", torch.tensor(cfg.mean).view(len(cfg.bands), 1, 1), persistent=False)
+        self.register_buffer("in_std", torch.tensor(cfg.std).view(len(cfg.bands), 1, 1), persistent=False)
+        self.spectral_embedding = nn.Sequential(nn.Flatten(2), nn.Linear(len(cfg.bands) * cfg.image_size ** 2, d))
+        self.time_pos_encoding = nn.Parameter(torch.zeros(1, N_MONTHS, d))
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        layer = nn.TransformerEncoderLayer(d_model=d, nhead=cfg.heads, dim_feedforward=cfg.mlp_dim,
+                                           dropout=cfg.dropout, batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, num_layers=cfg.layers, enable_nested_tensor=False)
+        self.mlp_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
+        self.head = head if head is not None else nn.Identity()
+        self._generator: torch.Generator | None = None
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.width
+
+    def set_augment_seed(self, seed: int) -> None:
+        """Seed the next training forward's augmentation draw (the trainer passes a function of the step)."""
+        self._generator = torch.Generator().manual_seed(int(seed))
+
+    # ---- input -------------------------------------------------------------------------
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C[, H, W])`` -> normalised ``(B, T, C, H, W)`` float, NaN months kept."""
+        c, s = len(self.bands), self.config.image_size
+        if x.ndim == 3:
+            x = x[..., None, None].expand(*x.shape, s, s) if s > 1 else x[..., None, None]
+        if x.ndim != 5 or x.shape[2] != c or x.shape[3] != s or x.shape[4] != s:
+            raise SenclipError(f"timesen-reference tower expects (B, T, {c}) or (B, T, {c}, {s}, {s}) for bands "
+                               f"{list(self.bands)}, got {tuple(x.shape)}")
+        if x.shape[1] not in TIME_STEPS:
+            raise SenclipError(f"timesen-reference tower takes 12, 4 or 1 time steps, got {x.shape[1]}")
+        x = x.float()
+        if self.config.norm == "reference":
+            x = ((x - self.in_mean) / self.in_std).clamp(0.0, 1.0)
+        return x
+
+    def positions(self, t: int, months: Sequence[int] | None = None) -> torch.Tensor:
+        """``(1, t, width)`` position encodings of a ``t``-step input (``months``: kept calendar months)."""
+        pos = self.time_pos_encoding
+        if months is not None and len(months) == t:
+            return pos[:, list(months) if self.config.positions == "calendar" else list(range(t))]
+        if t == N_MONTHS:
+            return pos
+        if t == 4:
+            return pos.view(1, 4, 3, -1).median(dim=2).values
+        if t == 1:
+            return pos[:, :1] if self.config.single_position == "first" else pos.mean(dim=1, keepdim=True)
+        raise SenclipError(f"timesen-reference tower takes 12, 4 or 1 time steps, got {t}")
+
+    def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        z = self.prepare(x)
+        months = None
+        if self.training and self.config.augment:
+            z, months = self._augment(z)
+        missing = ~torch.isfinite(z).flatten(2).all(dim=-1)          # (B, T)
+        pad = None
+        if bool(missing.any()):
+            z = z.masked_fill(missing[..., None, None, None], float("nan"))
+            if self.config.fill == "median":
+                med = torch.nanmedian(z, dim=1, keepdim=True).values
+                z = torch.where(missing[..., None, None, None], med, z)
+                z = torch.nan_to_num(z, nan=0.0)
+            else:
+                z = torch.nan_to_num(z, nan=0.0)
+                pad = torch.cat([torch.zeros_like(missing[:, :1]), missing], dim=1)
+        tokens = self.spectral_embedding(z) + self.positions(z.shape[1], months)
+        tokens = torch.cat([self.class_token.expand(z.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1)
+        h = self.transformer(tokens, src_key_padding_mask=pad)
+        out = self.head(self.mlp_head(h[:, 0]))
+        return F.normalize(out, dim=-1) if normalize else out
+
+    # ---- augmentation ------------------------------------------------------------------
+    def _augment(self, z: torch.Tensor) -> tuple[torch.Tensor, list[int] | None]:
+        gen = self._generator if self._generator is not None else torch.Generator().manual_seed(0)
+        self._generator = None
+        return augment_series(z, self.config.augment, gen, self.config.augment_p)
+
+    def extra_repr(self) -> str:
+        return f"bands={list(self.bands)}, width={self.config.width}, norm={self.config.norm}, fill={self.config.fill}"
+
+
+def _uniform(gen: torch.Generator) -> float:
+    return float(torch.rand((), generator=gen))
+
+
+def _randint(lo: int, hi: int, gen: torch.Generator) -> int:
+    """Integer in ``[lo, hi]``."""
+    return int(torch.randint(lo, hi + 1, (), generator=gen))
+
+
+def augment_series(z: torch.Tensor, names: Sequence[str], gen: torch.Generator,
+                   p: float = 0.5) -> tuple[torch.Tensor, list[int] | None]:
+    """Apply the named augmentations to a ``(B, T, C, H, W)`` batch (one draw for the batch).
+
+    Returns the augmented batch and the calendar months it keeps (``None``: all ``T``
+    steps, unchanged; a single entry with all 12 months: the year collapsed to its median).
+    """
+    t, c = z.shape[1], z.shape[2]
+    months: list[int] | None = None
+    if "spectral-dropout" in names and c > 3 and _uniform(gen) > 0.3:
+        n_keep = _randint(3, c, gen)
+        keep = torch.zeros(c, dtype=torch.bool)
+        keep[:3] = True
+        keep[3 + torch.randperm(c - 3, generator=gen)[:n_keep - 3]] = True
+        z = z * keep.to(z.device, z.dtype).view(1, 1, c, 1, 1)
+    if t != N_MONTHS or _uniform(gen) >= p:
+        return z, months
+    if "tsmixaug" in names:
+        if _uniform(gen) > 0.5:
+            return torch.nanmedian(z, dim=1, keepdim=True).values, list(range(N_MONTHS))
+        start = _randint(0, t - 3, gen)
+        months = [m for m in range(t) if not start <= m < start + 3]
+    elif "random-ts" in names:
+        n_keep = _randint(1, t, gen)
+        months = sorted(int(i) for i in torch.randperm(t, generator=gen)[:n_keep])
+    if months is None:
+        return z, None
+    return z[:, months], months
+
+
+def reduce_time_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """``(B, 12, ...)`` monthly input -> ``steps`` time steps (12: unchanged; 4: quarterly
+    medians; 1: the year's median), ignoring NaN months (a step with none stays NaN)."""
+    if steps not in TIME_STEPS:
+        raise SenclipError(f"--time-steps must be one of 12, 4, 1, not {steps}")
+    if steps == N_MONTHS:
+        return x
+    if x.shape[1] != N_MONTHS:
+        raise SenclipError(f"reducing to {steps} time steps needs 12 months, got {x.shape[1]}")
+    if steps == 4:
+        return torch.nanmedian(x.reshape(x.shape[0], 4, 3, *x.shape[2:]), dim=2).values
+    return torch.nanmedian(x, dim=1, keepdim=True).values
+
+
+# ---- published checkpoints ---------------------------------------------------------------
+def reference_layout(state: dict) -> str | None:
+    """``bare`` (the encoder's own state dict), ``lightning`` (``state_dict`` with the
+    ``learner.TS_ViT.`` prefix) or ``None`` when ``state`` is neither."""
+    if not isinstance(state, dict):
+        return None
+    inner = state.get("state_dict")
+    if isinstance(inner, dict) and any(str(k).startswith(LIGHTNING_PREFIX + "time_pos_encoding") for k in inner):
+        return "lightning"
+    if "time_pos_encoding" in state and "spectral_embedding.1.weight" in state:
+        return "bare"
+    return None
+
+
+def reference_state_dict(state: dict) -> dict[str, torch.Tensor]:
+    """The encoder's tensors from either published layout (Lightning prefix removed)."""
+    layout = reference_layout(state)
+    if layout == "lightning":
+        n = len(LIGHTNING_PREFIX)
+        return {k[n:]: v for k, v in state["state_dict"].items() if k.startswith(LIGHTNING_PREFIX)}
+    if layout == "bare":
+        return dict(state)
+    raise SenclipError("not a TimeSenCLIP encoder state dict (no time_pos_encoding / spectral_embedding.1)")
+
+
+def config_from_state(state: dict[str, torch.Tensor], heads: int = 8, **options) -> TimeSenRefConfig:
+    """The :class:`TimeSenRefConfig` whose shapes fit a published state dict (heads cannot be read off)."""
+    try:
+        width = int(state["time_pos_encoding"].shape[-1])
+        patch = int(state["spectral_embedding.1.weight"].shape[1])
+        mlp_dim = int(state["transformer.layers.0.linear1.weight"].shape[0])
+    except KeyError as exc:
+        raise SenclipError(f"TimeSenCLIP state dict lacks {exc.args[0]}") from exc
+    layers = len({k.split(".")[2] for k in state if k.startswith("transformer.layers.")})
+    bands = tuple(options.pop("bands", S2_BANDS))
+    size = math.isqrt(patch // len(bands)) if patch % len(bands) == 0 else 0
+    if size < 1 or len(bands) * size * size != patch:
+        raise SenclipError(f"TimeSenCLIP band embedding takes {patch} inputs, not {len(bands)} bands x H x W")
+    if int(state["time_pos_encoding"].shape[1]) != N_MONTHS:
+        raise SenclipError("TimeSenCLIP checkpoints with other than 12 time frames are not supported")
+    return TimeSenRefConfig(bands=bands, image_size=size, width=width, layers=layers, heads=heads,
+                            mlp_dim=mlp_dim, **options)
+
+
+def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """The encoder tensors of a published ``.ckpt`` (either layout), read without running code."""
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise SenclipError(f"checkpoint not found: {path}")
+    try:
+        raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise SenclipError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+    if reference_layout(raw) is None:
+        raise SenclipError(f"{path}: not a TimeSenCLIP checkpoint (expected the encoder's state dict or a "
+                           f"Lightning 'state_dict' with '{LIGHTNING_PREFIX}' keys)")
+    return reference_state_dict(raw)
+
+
+def tower_from_state(state: dict[str, torch.Tensor], source: str = "state dict", **options) -> TimeSenReferenceTower:
+    """A tower built to fit ``state`` (published key names) with its weights loaded strictly."""
+    tower = TimeSenReferenceTower(config_from_state(state, **options))
+    try:
+        tower.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise SenclipError(f"{source}: weights do not fit the TimeSenCLIP encoder: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    return tower
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "AUGMENTS", "LIGHTNING_PREFIX", "REFERENCE_MEAN", "REFERENCE_STD", "TIME_STEPS", "TimeSenRefConfig",
+    "TimeSenReferenceTower", "augment_series", "config_from_state", "count_parameters",
+    "read_reference_checkpoint", "reduce_time_steps", "reference_layout", "reference_state_dict",
+    "tower_from_state",
+]

@@ -1,0 +1,189 @@
+"""The published TimeSenCLIP encoder: size, checkpoint layouts, and equality with a plain
+re-implementation of the published forward for 12, 4 and 1 time steps."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from senclip.errors import SenclipError
+from senclip.models.timesen_reference import (
+    REFERENCE_MEAN,
+    REFERENCE_STD,
+    TimeSenRefConfig,
+    TimeSenReferenceTower,
+    count_parameters,
+    read_reference_checkpoint,
+    reduce_time_steps,
+    tower_from_state,
+)
+
+
+class _Flatten(nn.Module):
+    def forward(self, x):
+        return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+class PlainReference(nn.Module):
+    """The published encoder written out plainly (torch's own layers, the published key names)."""
+
+    def __init__(self, bands=10, size=1, dim=512, depth=6, heads=8, mlp_dim=256):
+        super().__init__()
+        self.spectral_embedding = nn.Sequential(_Flatten(), nn.Linear(bands * size * size, dim))
+        self.time_pos_encoding = nn.Parameter(torch.zeros(1, 12, dim))
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(d_model=dim, nhead=heads, dim_feedforward=mlp_dim, dropout=0.2,
+                                           batch_first=True)
+        self.transformer = nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
+        self.mlp_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
+
+    def inference(self, x):  # x: (B, T, S, H, W), already normalised
+        x = self.spectral_embedding(x)
+        b, n, d = x.shape
+        pos = self.time_pos_encoding.expand(b, -1, -1)
+        if n == 1:
+            pos = F.interpolate(pos.permute(0, 2, 1).unsqueeze(-1), size=(1, 1), mode="nearest")
+            pos = pos.squeeze(-1).permute(0, 2, 1)
+        elif n == 4:
+            pos = pos.reshape(b, 4, 3, d).median(dim=2).values
+        x = x + pos
+        x = torch.cat([self.class_token.expand(b, -1, -1), x], dim=1)
+        return self.mlp_head(self.transformer(x)[:, 0])
+
+
+def _random_reference(seed=0, **shape):
+    torch.manual_seed(seed)
+    ref = PlainReference(**shape).eval()
+    with torch.no_grad():  # the published zero inits would hide position mistakes
+        ref.time_pos_encoding.normal_()
+        ref.class_token.normal_()
+    return ref
+
+
+def _reference_input(raw):
+    mean = torch.tensor(REFERENCE_MEAN).view(1, 1, -1, 1, 1)
+    std = torch.tensor(REFERENCE_STD).view(1, 1, -1, 1, 1)
+    return ((raw - mean) / std).clamp(0, 1)
+
+
+def _published_reduce(x, steps):
+    """The published evaluation's temporal aggregation (on normalised input)."""
+    if steps == 4:
+        return x.reshape(x.shape[0], 4, 3, *x.shape[2:]).median(dim=2).values
+    if steps == 1:
+        return x.median(dim=1, keepdim=True).values
+    return x
+
+
+def test_reference_size_and_shapes():
+    tower = TimeSenReferenceTower()
+    n = count_parameters(tower)
+    assert abs(n - 8.2e6) <= 0.1e6, n
+    assert n == count_parameters(PlainReference())
+    keys = set(tower.state_dict())
+    assert keys == set(PlainReference().state_dict())
+    assert tower.time_pos_encoding.shape == (1, 12, 512) and not tower.time_pos_encoding.any()
+    assert tower.class_token.shape == (1, 1, 512) and not tower.class_token.any()
+    layer = tower.transformer.layers[0]
+    assert not layer.norm_first and layer.activation_relu_or_gelu == 1  # post-norm, ReLU
+
+
+@pytest.mark.parametrize("layout", ["bare", "lightning"])
+def test_published_checkpoint_matches_the_plain_forward(tmp_path, layout):
+    ref = _random_reference()
+    state = ref.state_dict()
+    path = tmp_path / "TimeSenCLIP_1x1.ckpt"
+    if layout == "bare":
+        torch.save(state, path)
+    else:
+        torch.save({"epoch": 3, "global_step": 100,
+                    "state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()}
+                    | {"learner.other.weight": torch.zeros(2)}}, path)
+    tower = tower_from_state(read_reference_checkpoint(path)).eval()
+    assert tower.config.width == 512 and tower.config.layers == 6 and tower.config.mlp_dim == 256
+    torch.manual_seed(1)
+    raw = torch.rand(5, 12, 10, 1, 1) * 4000
+    with torch.no_grad():
+        for steps in (12, 4, 1):
+            ours = tower(reduce_time_steps(raw, steps), normalize=False)
+            plain = ref.inference(_published_reduce(_reference_input(raw), steps))
+            diff = (ours - plain).abs().max().item()
+            assert diff <= 1e-5, (steps, diff)
+            # (B, T, C) pixels are the 1x1 case
+            assert torch.allclose(tower(reduce_time_steps(raw[..., 0, 0], steps), normalize=False), ours)
+    # positions matter: the quarters in another order give another embedding
+    with torch.no_grad():
+        q = reduce_time_steps(raw, 4)
+        assert not torch.allclose(tower(q.flip(1)), tower(q), atol=1e-4)
+
+
+def test_filled_months_take_the_median_and_mask_hides_them():
+    torch.manual_seed(0)
+    cfg = TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, dropout=0.0)
+    tower = TimeSenReferenceTower(cfg).eval()
+    raw = torch.rand(3, 12, 10) * 3000
+    gap = raw.clone()
+    gap[:, [2, 5]] = float("nan")
+    filled = gap.clone()
+    # per-band median of the valid months after normalisation (monotone, so the same month order)
+    z = ((gap - torch.tensor(REFERENCE_MEAN)) / torch.tensor(REFERENCE_STD)).clamp(0, 1)
+    med = torch.nanmedian(z, dim=1, keepdim=True).values
+    z_filled = torch.where(torch.isnan(z), med, z)
+    plain = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, dropout=0.0,
+                                                   norm="none")).eval()
+    plain.load_state_dict(tower.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(tower(filled), plain(z_filled))
+        masked = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16,
+                                                        dropout=0.0, fill="mask")).eval()
+        masked.load_state_dict(tower.state_dict())
+        junk = raw.clone()
+        junk[:, [2, 5]] = float("nan")
+        other = junk.clone()
+        other[:, 7] += 500
+        assert torch.isfinite(masked(junk)).all()
+        assert not torch.allclose(masked(junk), masked(other))
+
+
+def test_bad_checkpoints_and_inputs(tmp_path):
+    bad = tmp_path / "other.ckpt"
+    torch.save({"weight": torch.zeros(2)}, bad)
+    with pytest.raises(SenclipError, match="not a TimeSenCLIP checkpoint"):
+        read_reference_checkpoint(bad)
+    state = _random_reference(depth=1, dim=32, heads=4, mlp_dim=16).state_dict()
+    state.pop("mlp_head.1.bias")
+    with pytest.raises(SenclipError, match="do not fit"):
+        tower_from_state(state, heads=4)
+    tower = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16))
+    with pytest.raises(SenclipError, match="12, 4 or 1 time steps"):
+        tower(torch.rand(2, 6, 10))
+    with pytest.raises(SenclipError, match="expects"):
+        tower(torch.rand(2, 12, 3))
+
+
+def test_loads_as_a_senclip_checkpoint_and_round_trips(tmp_path, tiny_vit):
+    from senclip.models.checkpoint import load_image_tower, save_model
+
+    ref = _random_reference(dim=128, depth=2, heads=8, mlp_dim=64)  # the tiny text tower is 128-d
+    path = tmp_path / "TimeSenCLIP_1x1.ckpt"
+    torch.save(ref.state_dict(), path)
+    model = copy.deepcopy(tiny_vit)
+    load_image_tower(model, path)
+    assert model.image_tower.tower_kind == "timesen-reference" and model.checkpoint == str(path)
+    raw = torch.rand(3, 12, 10) * 3000
+    with torch.no_grad():
+        expected = F.normalize(ref.inference(_reference_input(raw[..., None, None])), dim=-1)
+        torch.testing.assert_close(model.encode_image(raw), expected, atol=1e-5, rtol=0)
+        out = save_model(model, tmp_path / "tower.safetensors")
+        again = copy.deepcopy(tiny_vit)
+        load_image_tower(again, out)
+        again.eval()
+        torch.testing.assert_close(again.encode_image(raw), expected, atol=1e-5, rtol=0)
+    wide = _random_reference(dim=32, depth=1, heads=4, mlp_dim=16)
+    torch.save(wide.state_dict(), tmp_path / "wide.ckpt")
+    with pytest.raises(SenclipError, match="32-d embeddings"):
+        load_image_tower(copy.deepcopy(tiny_vit), tmp_path / "wide.ckpt")
