@@ -212,11 +212,17 @@ def rank_candidates(
 
 
 def write_chip(
-    path: str | Path, data: np.ndarray, grid: Grid, bands: tuple[str, ...], tags: dict[str, object]
+    path: str | Path,
+    data: np.ndarray,
+    grid: Grid,
+    bands: tuple[str, ...],
+    tags: dict[str, object],
+    scaling: tuple[list[float], list[float]] | None = None,
 ) -> Path:
     """Write a (C, H, W) chip as a GeoTIFF, atomically (``<path>.partial`` then rename).
 
-    Band descriptions are the band codes; ``tags`` go into the dataset metadata.
+    Band descriptions are the band codes; ``tags`` go into the dataset metadata;
+    ``scaling`` = (scales, offsets) per band becomes GDAL's scale/offset metadata.
     """
     import rasterio
 
@@ -242,6 +248,8 @@ def write_chip(
             for i, band in enumerate(bands, start=1):
                 dst.set_band_description(i, band)
             dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            if scaling is not None:
+                dst.scales, dst.offsets = tuple(scaling[0]), tuple(scaling[1])
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

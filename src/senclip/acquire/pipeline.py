@@ -23,7 +23,9 @@ import pandas as pd
 from senclip.acquire.chips import ChipSpec, rank_candidates, read_chip, write_chip
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.points import safe_name
+from senclip.acquire.radiometry import check_data, decide, gdal_scaling, harmonise, warn
 from senclip.acquire.stac import item_cloud_cover, item_datetime, open_catalog, search_point
+from senclip.data.radiometry import CONVENTION
 from senclip.errors import SenclipError
 from senclip.net import RetryPolicy
 
@@ -44,12 +46,14 @@ class ChipsOptions:
     max_candidates: int = 6
     concurrency: int = 4
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    radiometry: str = "harmonised"
 
     def identity(self) -> dict:
         """The options that shape the output (a resumed run must repeat them)."""
         return {
             "stac_url": self.stac_url,
             "collection": self.collection,
+            "radiometry": self.radiometry,
             "window_days": self.window_days,
             "max_cloud": self.max_cloud,
             "max_candidates": self.max_candidates,
@@ -82,6 +86,10 @@ def chip_point(client, row: dict, opts: ChipsOptions, out: Path) -> dict:
         data = read_chip(best.item, best.grid, opts.spec, opts.policy)
     except RemoteError as exc:
         return {"status": "failed", "error": str(exc)}
+    decision = check_data(data, decide(best.item, opts.spec.bands), opts.spec.bands)
+    warn(best.item.id, decision)
+    if opts.radiometry == CONVENTION:
+        data = harmonise(data, decision, opts.spec.bands)
     rel = f"{CHIPS_DIR}/{safe_name(row['point_id'])}.tif"
     acquired = item_datetime(best.item).isoformat()
     cloud = None if best.cloud is None else round(best.cloud, 3)
@@ -97,8 +105,10 @@ def chip_point(client, row: dict, opts: ChipsOptions, out: Path) -> dict:
         "cloud_source": best.cloud_source,
         "scene_cloud_cover": item_cloud_cover(best.item),
         "stac_api": opts.stac_url,
+        **decision.tags(opts.radiometry),
     }
-    write_chip(out / rel, data, best.grid, opts.spec.bands, tags)
+    write_chip(out / rel, data, best.grid, opts.spec.bands, tags,
+               gdal_scaling(decision, opts.radiometry, opts.spec.bands))
     return {
         "status": "ok",
         "sat_path": rel,
@@ -107,6 +117,7 @@ def chip_point(client, row: dict, opts: ChipsOptions, out: Path) -> dict:
         "cloud_percent": cloud,
         "cloud_source": best.cloud_source,
         "days_from_survey": best.days,
+        "radiometry": decision.record(opts.radiometry),
     }
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, read_window
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.points import safe_name
+from senclip.acquire.radiometry import Decision, check_data, decide, harmonise_float, warn
 from senclip.acquire.stac import (
     asset_href,
     find_asset,
@@ -41,6 +42,7 @@ from senclip.acquire.stac import (
     open_catalog,
     search_point,
 )
+from senclip.data.radiometry import CONVENTION, RAW, REFLECTANCE_SCALE, convention_tags
 from senclip.net import RemoteError, RetryPolicy
 
 SERIES_DIR = "series"
@@ -61,11 +63,13 @@ class SeriesOptions:
     signer: str = "auto"
     concurrency: int = 4
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    radiometry: str = "harmonised"
 
     def identity(self) -> dict:
         """The options that shape the output (a resumed run must repeat them)."""
         return {
             "stac_url": self.stac_url,
+            "radiometry": self.radiometry,
             "year": self.year,
             "collection": self.collection,
             "method": self.method,
@@ -75,14 +79,23 @@ class SeriesOptions:
         }
 
 
-def read_scene(item, grid, spec: ChipSpec, policy: RetryPolicy) -> tuple[np.ndarray, np.ndarray]:
-    """Bands (C, H, W) of one scene on ``grid`` and its clear mask (H, W)."""
+def read_scene(item, grid, spec: ChipSpec, policy: RetryPolicy,
+               radiometry: str = CONVENTION) -> tuple[np.ndarray, np.ndarray, Decision]:
+    """Bands (C, H, W) of one scene on ``grid`` (float32), its clear mask (H, W) and radiometry decision.
+
+    With ``radiometry="harmonised"`` the scene's BOA offset is removed here, before
+    compositing, so months on both sides of the 2022 baseline change agree.
+    """
     data = read_chip(item, grid, spec, policy)
     clear = (data != 0).all(axis=0)
+    decision = check_data(data, decide(item, spec.bands), spec.bands)
+    warn(item.id, decision)
+    harmonised = radiometry == CONVENTION
+    values = harmonise_float(data, decision, spec.bands) if harmonised else data.astype(np.float32)
     if find_asset(item, "SCL") is not None:
         scl = read_window(asset_href(item, "SCL"), grid, policy, "nearest")
         clear &= ~np.isin(scl, SCL_UNUSABLE)
-    return data, clear
+    return values, clear, decision
 
 
 def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
@@ -110,11 +123,13 @@ def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
         grid = chip_grid(
             asset_href(items[0], opts.spec.bands[0]), row["lon"], row["lat"], opts.spec, opts.policy
         )
-        scenes = [read_scene(it, grid, opts.spec, opts.policy) for it in items]
+        scenes = [read_scene(it, grid, opts.spec, opts.policy, opts.radiometry) for it in items]
     except RemoteError as exc:
         return {"status": "failed", "error": str(exc)}
     data = np.stack([s[0] for s in scenes])
     clear = np.stack([s[1] for s in scenes])
+    decisions = [s[2] for s in scenes]
+    radiometry = _series_radiometry(items, decisions, opts)
     dates = [item_datetime(it).date() for it in items]
     composite, month_valid = monthly_composite(data, dates, clear, method=opts.method, year=year)
     rel = f"{SERIES_DIR}/{safe_name(row['point_id'])}.tif"
@@ -128,6 +143,8 @@ def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
         valid=month_valid,
         crs=grid.crs,
         transform=grid.transform,
+        tags=radiometry["tags"],
+        scaling=radiometry["scaling"],
     )
     clear_months = [round(float(v), 4) for v in month_valid.reshape(12, -1).mean(axis=1)]
     return {
@@ -137,7 +154,42 @@ def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
         "scenes": len(items),
         "items": [it.id for it in items],
         "clear_months": clear_months,
+        "radiometry": radiometry["record"],
     }
+
+
+def _series_radiometry(items: list, decisions: list[Decision], opts: SeriesOptions) -> dict:
+    """Journal record, tags and GDAL scaling of a series from its scenes' decisions.
+
+    Harmonised: every scene had its own offset removed, so the stack is in the
+    one convention (scale 1e-4, offset 0). Raw: the stack keeps the scenes' DN;
+    its GDAL offset is the scenes' common offset, and when scenes disagree (a
+    year across the 2022 change) the offset is left out and a warning is kept.
+    """
+    bands = opts.spec.bands
+    offsets = {it.id: d.offset for it, d in zip(items, decisions, strict=True)}
+    warnings = [f"{it.id}: {w}" for it, d in zip(items, decisions, strict=True) for w in d.warnings]
+    record = {"mode": opts.radiometry, "offset_dn": offsets,
+              "sources": sorted({d.source for d in decisions})}
+    common = set(offsets.values())
+    if opts.radiometry == CONVENTION:
+        first = decisions[0]
+        tags = convention_tags(CONVENTION, 0, ",".join(record["sources"]), first.baseline)
+        tags["boa_offset_dn"] = ",".join(sorted({str(v) for v in common}))
+        scaling = ([REFLECTANCE_SCALE] * len(bands), [0.0] * len(bands))
+    elif len(common) == 1:
+        (off,) = common
+        tags = convention_tags(RAW, off, ",".join(record["sources"]), decisions[0].baseline)
+        scaling = ([REFLECTANCE_SCALE] * len(bands), [-off * REFLECTANCE_SCALE] * len(bands))
+    else:
+        tags = convention_tags(RAW, max(common), "mixed", None)
+        tags["boa_offset_dn"] = "mixed"
+        scaling = None
+        warnings.append("raw series mixes scenes with and without the BOA offset; its months are not "
+                        "comparable (use --radiometry harmonised)")
+    if warnings:
+        record["warnings"] = warnings
+    return {"record": record, "tags": tags, "scaling": scaling}
 
 
 def acquire_series(

@@ -138,14 +138,27 @@ def item_cloud_cover(item) -> float | None:
 
 
 def find_asset(item, band: str) -> str | None:
-    """Key of the asset holding Sentinel-2 band ``band`` (``B04``, ``SCL``, …), or ``None``."""
+    """Key of the asset holding Sentinel-2 band ``band`` (``B04``, ``SCL``, …), or ``None``.
+
+    Tried in order: the key itself (``B04``), Earth Search's common name
+    (``red``), the Copernicus Data Space per-resolution keys (``B04_10m``,
+    ``B8A_20m``, ``SCL_20m``: the finest resolution offered), an ``eo:bands``
+    (STAC 1.0) or ``bands`` (STAC 1.1) entry of that name.
+    """
     keys = {k.lower(): k for k in item.assets}
     for name in (band, S2_COMMON_NAMES.get(band.upper(), "")):
         if name and name.lower() in keys:
             return keys[name.lower()]
+    per_res = []
+    for low, key in keys.items():
+        head, _, res = low.rpartition("_")
+        if head == band.lower() and res.endswith("m") and res[:-1].isdigit():
+            per_res.append((int(res[:-1]), key))
+    if per_res:
+        return min(per_res)[1]
     for key, asset in item.assets.items():
-        for entry in asset.extra_fields.get("eo:bands", []) or []:
-            if str(entry.get("name", "")).upper() == band.upper():
+        for entry in (asset.extra_fields.get("eo:bands") or []) + (asset.extra_fields.get("bands") or []):
+            if isinstance(entry, dict) and str(entry.get("name", "")).upper() == band.upper():
                 return key
     return None
 

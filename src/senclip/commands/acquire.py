@@ -68,6 +68,14 @@ def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
         add_band_flag(g, "--download-bands", dest="bands", type=_bands, default=("B02", "B03", "B04"),
                       metavar="B02,B03,…", help="bands to download, in output order; 20/60 m bands are "
                       "resampled to --resolution (default: B02,B03,B04)")
+        g.add_argument(
+            "--radiometry",
+            default="harmonised",
+            choices=("harmonised", "raw"),
+            help="harmonised: reflectance x 10000 with the BOA offset of baseline >= 04.00 removed, "
+            "decided per item from its metadata (docs/acquire.md); raw: the provider's DN, the offset "
+            "recorded as GDAL scale/offset (default: harmonised)",
+        )
         g.add_argument("--chip-px", type=int, default=100, help="chip size in pixels (default: 100)")
         g.add_argument("--resolution", type=float, default=10.0, help="pixel size in metres (default: 10)")
         g.add_argument(
@@ -201,7 +209,8 @@ def _spec(args):
 def _stac_options(args) -> dict:
     """The options ``acquire chips`` and ``acquire series`` share (catalogue, chip, network)."""
     return {"stac_url": args.stac_url, "collection": args.collection, "spec": _spec(args),
-            "signer": args.signer, "concurrency": args.concurrency, "policy": _policy(args)}
+            "signer": args.signer, "concurrency": args.concurrency, "policy": _policy(args),
+            "radiometry": args.radiometry}
 
 
 def _report(lines: list[str]) -> None:

@@ -254,12 +254,16 @@ def _cf_dates(src) -> list[dt.date] | None:
 
 
 def write_stack(path, data: np.ndarray, dates: Sequence[dt.date], bands: Sequence[str],
-                valid: np.ndarray | None = None, crs=None, transform=None, nodata=None) -> Path:
+                valid: np.ndarray | None = None, crs=None, transform=None, nodata=None,
+                tags: dict | None = None, scaling: tuple[Sequence[float], Sequence[float]] | None = None
+                ) -> Path:
     """Write a ``(T, C, H, W)`` series as a time-major GeoTIFF stack (atomically).
 
     Band descriptions name each band; the ``dates`` and ``bands`` tags make it
     self-describing. With ``valid`` (``(T, H, W)`` bool), each step gets an
-    extra ``CLM`` band (1 = invalid).
+    extra ``CLM`` band (1 = invalid). ``tags`` are added to the file's tags;
+    ``scaling`` = (scales, offsets) of the ``C`` bands becomes GDAL's per-band
+    scale/offset of every step (see :mod:`senclip.data.radiometry`).
     """
     t, c, h, w = data.shape
     per_step = c + (valid is not None)
@@ -277,7 +281,13 @@ def write_stack(path, data: np.ndarray, dates: Sequence[dt.date], bands: Sequenc
             if valid is not None:
                 dst.write((~valid[i]).astype(np.float32), i * per_step + c + 1)
                 dst.set_band_description(i * per_step + c + 1, "CLM")
-        dst.update_tags(**{DATES_TAG: ",".join(d.isoformat() for d in dates), BANDS_TAG: ",".join(bands)})
+        dst.update_tags(**{DATES_TAG: ",".join(d.isoformat() for d in dates), BANDS_TAG: ",".join(bands)},
+                        **{k: str(v) for k, v in (tags or {}).items()})
+        if scaling is not None:
+            extra = [(1.0, 0.0)] * (per_step - c)
+            per = list(zip(scaling[0], scaling[1], strict=True)) + extra
+            dst.scales = tuple(float(s) for _ in range(t) for s, _o in per)
+            dst.offsets = tuple(float(o) for _ in range(t) for _s, o in per)
     os.replace(tmp, path)
     return path
 
