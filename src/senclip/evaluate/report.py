@@ -63,6 +63,23 @@ def markdown_zeroshot(result: dict) -> str:
                   "| class | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
         for c in classes:
             lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class"][c]) for r in runs.values()) + " |")
+    if "senclip_protocol" in result:
+        ref = result["senclip_protocol"]
+        lines += ["", "SenCLIP reference protocol (transductive: class columns divided by their "
+                  "evaluation-set mean; NOT zero-shot, not comparable with the table above):", ""]
+        if result.get("multilabel"):
+            sub = ref.get("subset", {})
+            lines += [f"share of true labels among the top-|y| predictions, on {sub.get('size')} images "
+                      f"of {sub.get('of')} drawn with seed {sub.get('seed')} (all of them when fewer):", "",
+                      "| prompts | top-|y| share | top-|y| share, column-mean divided |", "|---|---|---|"]
+            for name, r in ref["runs"].items():
+                lines.append(f"| {name} | {_fmt(r['top_label_share'])} | "
+                             f"{_fmt(r['top_label_share_column_mean'])} |")
+        else:
+            lines += ["| prompts | top-1 | top-5 | balanced |", "|---|---|---|---|"]
+            for name, r in ref["runs"].items():
+                lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top5'])} | "
+                             f"{_fmt(r['balanced_accuracy'])} |")
     if "transductive" in result:
         lines += ["", "Transductive (calibrated on the evaluation set; NOT zero-shot):", ""]
         for name, r in result["transductive"]["runs"].items():

@@ -33,12 +33,13 @@ def _metrics(dataset, logits: np.ndarray, threshold: float | None) -> dict:
     return single_label_metrics(logits, dataset.labels, dataset.classes)
 
 
-def _prompt_sets(model, dataset, specs: Sequence[str]) -> dict[str, dict]:
+def _prompt_sets(model, dataset, specs: Sequence[str],
+                 names: dict[str, str] | None = None) -> dict[str, dict]:
     from senclip.prompts import load_prompts, prompts_fingerprint, text_classifier
 
     sets = {}
     for spec in specs:
-        prompts = load_prompts(spec, dataset.classes, dataset.name)
+        prompts = load_prompts(spec, dataset.classes, dataset.name, names=names)
         sets[spec] = {
             "classifier": text_classifier(model, prompts).numpy(),
             "info": {
@@ -62,6 +63,7 @@ def evaluate_zeroshot(
     calibrate: bool = False,
     threshold: float | None = None,
     return_logits: bool = False,
+    protocol: str = "inductive",
 ) -> dict:
     """Zero-shot evaluation of ``model`` on ``dataset`` with one or more prompt sets.
 
@@ -73,6 +75,11 @@ def evaluate_zeroshot(
             variant under ``"transductive"``.
         threshold: multi-label decision threshold on softmax probabilities
             (default ``1 / C``).
+        protocol: ``"senclip"`` also reports the SenCLIP reference scripts'
+            protocol (:mod:`senclip.evaluate.senclip_protocol`: display class
+            names, column-mean division, BigEarthNet top-|y| share on the seeded
+            subset) under the separate, transductive ``"senclip_protocol"`` key;
+            the inductive numbers are unchanged.
 
     Returns:
         A JSON-able dict: ``protocol`` (``"inductive"``), ``model``,
@@ -81,8 +88,18 @@ def evaluate_zeroshot(
         ``per_class``, ``confusion``, … or ``map_macro``, ``map_micro``,
         ``f1_*`` for multi-label data) and ``runs``.
     """
+    from senclip.errors import SenclipError
+
+    if protocol not in ("inductive", "senclip"):
+        raise SenclipError(f"unknown protocol {protocol!r}; choose inductive or senclip")
     specs = [prompts] if isinstance(prompts, str) else list(prompts)
     sets = _prompt_sets(model, dataset, specs)  # fail on bad prompts before encoding
+    ref_sets = None
+    if protocol == "senclip":
+        from senclip.prompts.reference import display_names
+
+        names = display_names(dataset.name, dataset.classes)
+        ref_sets = _prompt_sets(model, dataset, specs, names=names)
     emb = encode_dataset(model, dataset, batch_size=batch_size, workers=workers, device=device,
                          cache_dir=cache_dir, progress=progress)
     scale = float(model.logit_scale.exp())
@@ -108,6 +125,22 @@ def evaluate_zeroshot(
             "protocol": "transductive",
             "note": "logits centred per class on the evaluation-set mean; uses test statistics, not zero-shot",
             "runs": trans,
+        }
+    if ref_sets is not None:
+        from senclip.evaluate.senclip_protocol import SUBSET_SEED, SUBSET_SIZE, senclip_protocol_metrics
+
+        result["senclip_protocol"] = {
+            "protocol": "senclip",
+            "transductive": True,
+            "note": "SenCLIP reference scripts' protocol: uses evaluation-set statistics (column-mean "
+                    "division), not zero-shot; never compare with the inductive numbers",
+            "class_names": names,
+            **({"subset": {"size": SUBSET_SIZE, "seed": SUBSET_SEED, "of": len(dataset),
+                           "sampling": "first SIZE of torch.randperm(N) after manual_seed(SEED), "
+                                       "all images when N <= SIZE"}} if dataset.multilabel else {}),
+            "runs": {spec: {"prompts": s["info"]}
+                     | senclip_protocol_metrics(zeroshot_logits(emb, s["classifier"], 1.0), dataset)
+                     for spec, s in ref_sets.items()},
         }
     if return_logits:
         result["_logits"] = all_logits

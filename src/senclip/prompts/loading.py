@@ -63,7 +63,8 @@ def class_info(dataset: str) -> dict[str, dict[str, str | None]]:
     return {k: {"name": c.name, "code": c.code} for k, c in builtin_prompt_file(dataset).classes.items()}
 
 
-def load_prompts(spec: str, classes: Sequence[str], dataset: str) -> dict[str, list[str]]:
+def load_prompts(spec: str, classes: Sequence[str], dataset: str,
+                 names: dict[str, str] | None = None) -> dict[str, list[str]]:
     """Prompts for each class of a dataset.
 
     Args:
@@ -74,6 +75,12 @@ def load_prompts(spec: str, classes: Sequence[str], dataset: str) -> dict[str, l
         classes: the dataset's class names, exactly as the dataset spells them.
         dataset: dataset name (``eurosat``, ``eurosat-ms``, ``bigearthnet``,
             ``lucas``, ``timeseries`` (eo-learn LULC) have built-in sets).
+        names: class key -> text for the generic templates, instead of the
+            file's ``name`` (``--protocol senclip`` passes the reference's display names).
+
+    A JSON file in the SenCLIP code's schema (``{display name: [sentences]}``) is
+    accepted too: its display names are mapped to the dataset's keys
+    (:mod:`senclip.prompts.reference`).
 
     Returns:
         ``{class: [prompt, ...]}`` for exactly ``classes``, in that order
@@ -90,6 +97,10 @@ def load_prompts(spec: str, classes: Sequence[str], dataset: str) -> dict[str, l
         dup = next(c for c in classes if list(classes).count(c) > 1)
         raise SenclipError(f"class {dup!r} is listed twice for dataset {dataset!r}")
     pfile, style, builtin = _resolve(spec, dataset)
+    if pfile.schema == "reference":
+        from senclip.prompts.reference import to_dataset_keys
+
+        pfile = to_dataset_keys(pfile, classes, dataset)
     if not builtin:
         _check_no_extra_classes(pfile, classes)
     styles = _select_styles(pfile, style)
@@ -101,7 +112,7 @@ def load_prompts(spec: str, classes: Sequence[str], dataset: str) -> dict[str, l
             )
         prompts: list[str] = []
         for s in styles:
-            got = pfile.prompts_for(cls, s)
+            got = pfile.prompts_for(cls, s, names.get(cls) if names else None)
             if not got:
                 raise SenclipError(
                     f"prompt file {pfile.source} has no {s!r} prompts for class {cls!r}; give every class "

@@ -19,6 +19,9 @@ from senclip.errors import SenclipError
 STYLES = ("generic", "aerial", "ground")
 """Prompt styles, in the order ``all`` concatenates them."""
 
+REFERENCE_STYLE = "sentences"
+"""The one style of a file in the SenCLIP code's schema ``{display name: [sentences]}``."""
+
 CLASS_STYLES = ("aerial", "ground")
 """Styles written per class (``generic`` is a set of templates for all classes)."""
 
@@ -59,22 +62,28 @@ class PromptFile:
     dataset: str | None
     classes: Mapping[str, ClassPrompts]
     generic: tuple[str, ...] = ()
+    schema: str = "senclip"
+    """``senclip`` (this schema) or ``reference`` (the SenCLIP code's ``{display name: [sentences]}``)."""
 
     def styles(self) -> tuple[str, ...]:
-        """Styles this file provides (for at least one class), in :data:`STYLES` order."""
+        """Styles this file provides (for at least one class), in :data:`STYLES` order.
+
+        A file in the reference schema has the one style ``sentences`` (``generic`` for a template list).
+        """
         present = {s for c in self.classes.values() for s in c.styles}
         if self.generic:
             present.add("generic")
-        return tuple(s for s in STYLES if s in present)
+        return tuple(s for s in (*STYLES, REFERENCE_STYLE) if s in present)
 
-    def prompts_for(self, key: str, style: str) -> list[str]:
-        """Prompts of class ``key`` in one style (generic templates are filled in).
+    def prompts_for(self, key: str, style: str, name: str | None = None) -> list[str]:
+        """Prompts of class ``key`` in one style (generic templates are filled in with ``name``,
+        default the class's ``name``).
 
         Returns an empty list when the class lacks that style.
         """
         entry = self.classes[key]
         if style == "generic":
-            return [t.replace(PLACEHOLDER, entry.name) for t in self.generic]
+            return [t.replace(PLACEHOLDER, name or entry.name) for t in self.generic]
         return list(entry.styles.get(style, ()))
 
 
@@ -117,9 +126,12 @@ def parse_prompt_dict(raw: object, source: str) -> PromptFile:
     Raises:
         SenclipError: the content does not follow the schema.
     """
+    if is_reference_schema(raw):
+        return reference_prompt_file(raw, source)
     if not isinstance(raw, dict):
         raise SenclipError(
-            f"prompt file {source} must be a mapping with a 'classes' key (see docs/prompts.md)"
+            f"prompt file {source} must be a mapping with a 'classes' key, or the SenCLIP code's "
+            "{display name: [sentences]} (see docs/prompts.md)"
         )
     _check_keys(raw, TOP_KEYS, f"prompt file {source}")
     dataset = raw.get("dataset")
@@ -149,6 +161,36 @@ def parse_prompt_dict(raw: object, source: str) -> PromptFile:
             "or per-class 'aerial'/'ground' lists"
         )
     return parsed
+
+
+# --- the SenCLIP code's schema (see senclip.prompts.reference) ---
+
+
+def is_reference_schema(raw: object) -> bool:
+    """True for ``{name: [str, ...]}`` without senclip's ``classes`` key, or a list of ``{}`` templates."""
+    if isinstance(raw, list):
+        return bool(raw) and all(isinstance(t, str) and PLACEHOLDER in t for t in raw)
+    return (isinstance(raw, dict) and bool(raw) and "classes" not in raw
+            and all(isinstance(v, list) for v in raw.values()))
+
+
+def reference_prompt_file(raw, source: str):
+    """A reference-schema document as a :class:`PromptFile` (display names as keys).
+
+    Raises:
+        SenclipError: empty lists, non-string sentences, templates without ``{}``.
+    """
+    if isinstance(raw, list):
+        generic = _string_list(raw, f"prompt file {source} (template list)")
+        return PromptFile(source=source, dataset=None, classes={}, generic=generic, schema="reference")
+    classes = {}
+    for key, sentences in raw.items():
+        if not isinstance(key, str) or not key.strip():
+            raise SenclipError(f"prompt file {source}: class names must be non-empty strings, got {key!r}")
+        where = f"prompt file {source}, class {key!r}"
+        classes[key] = ClassPrompts(key=key, name=key,
+                                    styles={REFERENCE_STYLE: _string_list(sentences, where)})
+    return PromptFile(source=source, dataset=None, classes=classes, schema="reference")
 
 
 def _parse_class(key: str, body: object, source: str) -> ClassPrompts:

@@ -1,0 +1,90 @@
+"""The evaluation protocol of the SenCLIP reference scripts (``zeroshot --protocol senclip``).
+
+Reproduced from the published evaluation code (``src/zeroshot.py`` for EuroSAT,
+``src/zeroshot_bigearthnet.py`` for BigEarthNet-19, SenCLIP repository):
+
+* **EuroSAT (single-label)**: cosine logits of L2-normalised image and class
+  embeddings; each class's column is divided by its mean over the evaluation
+  set (plus ``1e-6``) before top-1 / top-5 (:func:`column_mean_division`).
+  This uses statistics of the evaluation set: it is **transductive**, a
+  prediction changes when other images are added or removed.
+* **BigEarthNet-19 (multi-label)**: a subset of 27,000 test images drawn by
+  ``torch.utils.data.random_split`` after ``torch.manual_seed(42)``
+  (:func:`reference_subset`); score: the share of true labels found among each
+  image's top-|y| predicted classes, |y| its number of true labels, summed over
+  images and divided by the total number of true labels
+  (:func:`top_label_share`). The reference script ranks ``cosine / 2 + 1``
+  (same order as the cosine) and does not divide by the column mean; the
+  column-mean-divided variant is reported beside it.
+
+Everything here is kept apart from senclip's inductive zero-shot numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SUBSET_SIZE = 27_000
+SUBSET_SEED = 42
+EPS = 1e-6
+
+
+def column_mean_division(logits: np.ndarray, eps: float = EPS) -> np.ndarray:
+    """``logits / (logits.mean(axis=0) + eps)``: each class column divided by its evaluation-set mean."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return logits / (logits.mean(axis=0, keepdims=True) + eps)
+
+
+def top_label_share(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Share of true labels among each image's top-|y| scored classes.
+
+    ``sum_i |top_{|y_i|}(scores_i) ∩ y_i| / sum_i |y_i|``; images without labels add nothing.
+    Ties are broken by class order (a stable sort), like a stable ``topk``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    targets = np.asarray(targets).astype(bool)
+    total = int(targets.sum())
+    if total == 0:
+        return float("nan")
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits = 0
+    for row, y in zip(order, targets, strict=True):
+        k = int(y.sum())
+        hits += int(y[row[:k]].sum())
+    return hits / total
+
+
+def reference_subset(n: int, size: int = SUBSET_SIZE, seed: int = SUBSET_SEED) -> np.ndarray:
+    """Indices of the reference's evaluation subset of a dataset of ``n`` images.
+
+    ``random_split(dataset, [size, n - size])`` after ``torch.manual_seed(seed)`` takes the first
+    ``size`` entries of ``torch.randperm(n)`` drawn from the seeded default generator; the same
+    permutation comes from a fresh generator seeded alike. With ``n <= size`` (where the
+    reference's split would fail) every image is kept, in order.
+    """
+    if n <= size:
+        return np.arange(n)
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=gen)[:size].numpy()
+
+
+def senclip_protocol_metrics(cosine: np.ndarray, dataset) -> dict:
+    """The reference protocol's numbers for one prompt set, from cosine logits ``(N, C)``."""
+    from senclip.evaluate.metrics import single_label_metrics
+
+    if not dataset.multilabel:
+        divided = column_mean_division(cosine)
+        return single_label_metrics(divided, dataset.labels, dataset.classes) | {
+            "column_mean_division": True}
+    idx = reference_subset(len(cosine))
+    targets = np.asarray(dataset.labels)[idx].astype(bool)
+    sub = np.asarray(cosine)[idx]
+    return {
+        "top_label_share": top_label_share(sub, targets),
+        "top_label_share_column_mean": top_label_share(column_mean_division(sub), targets),
+        "n_subset": len(idx),
+        "n_labels": int(targets.astype(bool).sum()),
+        "column_mean_division": "only in top_label_share_column_mean (the reference script does not divide)",
+    }

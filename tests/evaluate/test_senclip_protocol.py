@@ -1,0 +1,145 @@
+"""`zeroshot --protocol senclip`: the SenCLIP reference scripts' protocol, kept apart from ours."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from senclip.cli import main
+from senclip.evaluate.senclip_protocol import column_mean_division, reference_subset, top_label_share
+from senclip.prompts.reference import CLASS_NAMES
+
+# ---- the arithmetic, against hand computations ------------------------------------------------
+
+
+def test_column_mean_division_by_hand():
+    logits = np.array([[0.30, 0.25], [0.20, 0.10], [0.28, 0.12]])
+    # column means 0.26 and 0.46/3; row 0: 0.30/0.26 = 1.154 < 0.25/0.1533 = 1.630
+    divided = column_mean_division(logits)
+    assert divided == pytest.approx(np.array([[0.30 / 0.26, 0.25 / (0.47 / 3)],
+                                              [0.20 / 0.26, 0.10 / (0.47 / 3)],
+                                              [0.28 / 0.26, 0.12 / (0.47 / 3)]]), rel=1e-4)
+    assert list(divided.argmax(1)) == [1, 0, 0]
+    assert list(logits.argmax(1)) == [0, 0, 0]
+    # centring on the mean (our --calibrate) ranks row 1 differently: 0.20-0.26 < 0.10-0.1567
+    centred = logits - logits.mean(0)
+    assert list(centred.argmax(1)) == [1, 1, 0]
+    assert column_mean_division(np.array([[1.0, 2.0], [3.0, 6.0]])) == pytest.approx(
+        np.array([[0.5, 0.5], [1.5, 1.5]]), rel=1e-5)
+
+
+def test_top_label_share_by_hand():
+    scores = np.array([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.4],
+                       [0.4, 0.3, 0.2, 0.1]])
+    targets = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]])
+    # row 0: top-2 {0, 2} holds 1 of {0, 3}; row 1: top-2 {1, 2} holds both; row 2: no label;
+    # row 3: top-1 {0} misses {3}  ->  3 of 5 true labels
+    assert top_label_share(scores, targets) == pytest.approx(3 / 5)
+    assert np.isnan(top_label_share(scores, np.zeros_like(targets)))
+
+
+def test_reference_subset_is_random_split_after_seed_42():
+    with torch.random.fork_rng():
+        torch.manual_seed(42)
+        first, _ = torch.utils.data.random_split(range(30_000), [27_000, 3_000])
+    assert list(reference_subset(30_000)) == list(first.indices)
+    assert list(reference_subset(6)) == list(range(6))
+
+
+# ---- prompts in the reference schema -------------------------------------------------------------
+
+
+def reference_json(path, classes, dataset="eurosat"):
+    """A prompt file in the reference schema: display name -> sentences."""
+    names = CLASS_NAMES.get(dataset, {})
+    doc = {names.get(c, c): [f"a ground photo of {names.get(c, c).lower()}.", f"{c} seen from a path."]
+           for c in classes}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_reference_json_maps_display_names_to_keys(tmp_path, classes):
+    from senclip.errors import SenclipError
+    from senclip.prompts import load_prompts
+
+    f = reference_json(tmp_path / "ref.json", classes)
+    prompts = load_prompts(str(f), classes, "eurosat")
+    assert list(prompts) == classes
+    assert prompts["SeaLake"] == ["a ground photo of sea or lake.", "SeaLake seen from a path."]
+    bad = json.loads(f.read_text()) | {"Sea or Lak": ["x"]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(SenclipError, match="did you mean"):
+        load_prompts(str(tmp_path / "bad.json"), classes, "eurosat")
+    with pytest.raises(SenclipError, match="sentences"):
+        load_prompts(f"{f}:ground", classes, "eurosat")
+
+
+# ---- the CLI on real data ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory, tiny_vit):
+    from senclip.models import save_model
+
+    return str(save_model(tiny_vit, tmp_path_factory.mktemp("w") / "tiny.safetensors", kind="full"))
+
+
+def _zs(weights, dataset, data, out, prompts, *extra):
+    return ["zeroshot", "--model", "senclip-tiny-vit", "--pretrained", weights, "--dataset", dataset,
+            "--data", str(data), "--prompts", prompts, "--out", str(out), "--workers", "0", "--no-progress",
+            *extra]
+
+
+def test_eurosat_protocol_apart_and_inductive_unchanged(weights, eurosat_rgb, tmp_path, make_tree, classes,
+                                                        capsys):
+    from senclip.data import get_dataset
+    from senclip.evaluate.zeroshot import evaluate_zeroshot
+    from senclip.models import create_model
+
+    tree = make_tree(eurosat_rgb / "valid", tmp_path / "es", per_class=3)
+    ref = str(reference_json(tmp_path / "ref.json", classes))
+    prompts = f"{ref},generic"
+    assert main(_zs(weights, "eurosat", tree, tmp_path / "a.json", prompts)) == 0
+    assert main(_zs(weights, "eurosat", tree, tmp_path / "b.json", prompts, "--protocol", "senclip")) == 0
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert "senclip_protocol" not in a
+    ref_block = b.pop("senclip_protocol")
+    assert a == b  # the inductive results do not change with the flag
+    assert ref_block["transductive"] is True and ref_block["class_names"]["SeaLake"] == "Sea or Lake"
+    assert set(ref_block["runs"]) == {ref, "generic"}
+    md = (tmp_path / "b.md").read_text()
+    assert "SenCLIP reference protocol (transductive" in md and md.count("| generic |") == 3
+    # the protocol's top-1 is the accuracy of argmax(cosine / column mean), computed here by hand
+    model = create_model("senclip-tiny-vit", pretrained=weights)
+    ds = get_dataset("eurosat", tree)
+    r = evaluate_zeroshot(model, ds, [ref], workers=0, progress=False, return_logits=True)
+    cosine = r["_logits"][ref] / r["logit_scale"]
+    pred = (cosine / (cosine.mean(0) + 1e-6)).argmax(1)
+    assert ref_block["runs"][ref]["top1"] == pytest.approx(float(np.mean(pred == np.asarray(ds.labels))))
+    # generic templates are filled with the reference's display names under the protocol
+    fingerprint = ref_block["runs"]["generic"]["prompts"]["fingerprint"]
+    assert fingerprint != a["runs"]["generic"]["prompts"]["fingerprint"]
+
+
+def test_bigearthnet_top_label_share_on_all_six_patches(weights, bigearthnet_root, tmp_path, capsys):
+    from senclip.data import get_dataset
+    from senclip.evaluate.zeroshot import evaluate_zeroshot
+    from senclip.models import create_model
+
+    assert main(_zs(weights, "bigearthnet", bigearthnet_root, tmp_path / "ben.json", "ground",
+                    "--protocol", "senclip")) == 0
+    r = json.loads((tmp_path / "ben.json").read_text())
+    block = r["senclip_protocol"]["runs"]["ground"]
+    assert block["n_subset"] == 6 and r["senclip_protocol"]["subset"]["of"] == 6
+    ds = get_dataset("bigearthnet", bigearthnet_root)
+    model = create_model("senclip-tiny-vit", pretrained=weights)
+    lib = evaluate_zeroshot(model, ds, ["ground"], workers=0, progress=False, return_logits=True)
+    scores, y = lib["_logits"]["ground"], np.asarray(ds.labels).astype(bool)
+    hits = sum(int(y[i][np.argsort(-scores[i], kind="stable")[:y[i].sum()]].sum()) for i in range(6))
+    assert block["top_label_share"] == pytest.approx(hits / y.sum())
+    assert block["n_labels"] == int(y.sum())
+    assert r["map_macro"] == pytest.approx(lib["map_macro"])  # inductive numbers on all 6, as before
+    assert "top-|y| share" in (tmp_path / "ben.md").read_text()
