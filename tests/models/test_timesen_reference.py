@@ -187,3 +187,38 @@ def test_loads_as_a_senclip_checkpoint_and_round_trips(tmp_path, tiny_vit):
     torch.save(wide.state_dict(), tmp_path / "wide.ckpt")
     with pytest.raises(SenclipError, match="32-d embeddings"):
         load_image_tower(copy.deepcopy(tiny_vit), tmp_path / "wide.ckpt")
+
+
+def test_time_steps_reduce_inside_the_tower_and_change_its_identity(tiny_vit):
+    from senclip.evaluate.embeddings import tensors_fingerprint
+    from senclip.models.kinds import set_time_steps
+    from senclip.models.timesen import TimeSenConfig, TimeSenTower
+
+    torch.manual_seed(0)
+    cfg = TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, dropout=0.0)
+    tower = TimeSenReferenceTower(cfg).eval()
+    raw = torch.rand(3, 12, 10) * 3000
+    raw[0, 4] = float("nan")
+    before = tensors_fingerprint(tower)
+    with torch.no_grad():
+        for steps in (4, 1):
+            set_time_steps(tower, steps)
+            torch.testing.assert_close(tower(raw), tower(reduce_time_steps(raw, steps)))
+            assert tensors_fingerprint(tower) != before
+        set_time_steps(tower, 12)
+    assert tensors_fingerprint(tower) == before
+    with pytest.raises(SenclipError, match="12, 4 or 1"):
+        set_time_steps(tower, 6)
+    with pytest.raises(SenclipError, match="clip-visual tower cannot take 4"):
+        set_time_steps(tiny_vit.image_tower, 4)
+    # senclip's own tower: quarters and the year sit at the mean of their months' positions
+    ours = TimeSenTower(TimeSenConfig(bands=("NDVI",), embed_dim=16, width=8, layers=1, heads=2, mlp_dim=8,
+                                      dropout=0.0)).eval()
+    x = torch.rand(2, 12, 1)
+    tokens, _ = ours.embed(reduce_time_steps(x, 4))
+    quarter = ours.band_embed(reduce_time_steps(x, 4)[:, 1]) + ours.month_embed.weight[3:6].mean(0)
+    torch.testing.assert_close(tokens[:, 2], quarter)
+    set_time_steps(ours, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ours(reduce_time_steps(x, 1)))
+        assert ours(x).shape == (2, 16)

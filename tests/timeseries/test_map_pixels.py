@@ -103,3 +103,14 @@ def test_map_pixels_refuses_an_image_model(tmp_path, eopatch_root, capsys):
     status = main(["map-pixels", str(eopatch_root), str(out), "--model", "senclip-tiny-vit", "--no-progress"])
     assert status == 2 and not out.exists()
     assert "error:" in capsys.readouterr().err
+
+
+def test_time_steps_give_another_map_from_the_same_tower(tmp_path, cloudy_stack, ndvi_checkpoint):
+    maps = {}
+    for steps in ("12", "4", "1"):
+        out = tmp_path / f"map{steps}.tif"
+        assert main(_args(cloudy_stack, out, ndvi_checkpoint, "--time-steps", steps)) == 0
+        with rasterio.open(out) as m:
+            maps[steps] = m.read(1)
+        assert (maps[steps][10:15, 20:27] == 255).all()
+    assert not np.array_equal(maps["12"], maps["1"]) or not np.array_equal(maps["12"], maps["4"])

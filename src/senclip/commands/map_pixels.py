@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--feature", default="NDVI", help="EOPatch data feature to read (default: NDVI)")
     s.add_argument("--composite", default="median", choices=["median", "mean", "min", "max", "first", "last"],
                    help="monthly compositing of clear observations (default: median)")
+    s.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
+                   help="steps the tower sees: 12 months, 4 seasonal or 1 annual median of the "
+                        "monthly composites (default: 12)")
     s.add_argument("--year", type=int, default=None,
                    help="composite only this year's acquisitions (default: pool all years by month)")
     r = p.add_argument_group("runtime")
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise SenclipError(f"output must be a .tif file, got {out.name}")
     options = PixelMapOptions(block_rows=args.block_rows, batch_size=args.batch_size,
-                              method=args.composite, year=args.year)
+                              method=args.composite, year=args.year, time_steps=args.time_steps)
     bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
     source = open_series(args.stack, dates=args.dates, bands=bands, mask=args.mask,
                          mask_band=args.mask_band, feature=args.feature)

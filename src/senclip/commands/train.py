@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
         count = get_kind(cfg.model.tower).count
         if count is not None:
-            print(f"# model.tower {cfg.model.tower}: {count(cfg.model):,} parameters (without a projection head)")
+            n = count(cfg.model)
+            print(f"# model.tower {cfg.model.tower}: {n:,} parameters (without a projection head)")
         return 0
     import logging
 

@@ -29,7 +29,7 @@ from senclip.mapping.engine import prefetch
 from senclip.mapping.store import RowStore, partial_dir
 from senclip.mapping.writers import NODATA_CLASS as NODATA
 from senclip.mapping.writers import class_colors, class_strips, tiff_profile, write_cog
-from senclip.models.kinds import kind_of
+from senclip.models.kinds import kind_of, set_time_steps
 from senclip.prompts import load_prompts, prompts_fingerprint, text_classifier
 
 
@@ -41,6 +41,7 @@ class PixelMapOptions:
     batch_size: int = 4096
     method: str = "median"
     year: int | None = None
+    time_steps: int = 12
 
     def __post_init__(self) -> None:
         if self.block_rows < 1 or self.batch_size < 1:
@@ -98,6 +99,7 @@ class PixelMapper:
             raise SenclipError(f"at most {NODATA} classes fit in a byte map, got {len(prompts)}")
         self.model = model.eval()
         self.options = options or PixelMapOptions()
+        set_time_steps(model.image_tower, self.options.time_steps)
         self.device = torch.device(device) if device is not None else model.device
         self.classes = list(prompts)
         self.classifier = text_classifier(model, prompts).float()

@@ -43,6 +43,7 @@ from torch import nn
 from senclip.data.series.io import S2_BANDS
 from senclip.errors import SenclipError
 from senclip.models.model import SenCLIP, text_embed_dim
+from senclip.models.timesen_reference import _time_steps_from_state, _time_steps_to_state, reduce_time_steps
 
 N_MONTHS = 12
 
@@ -141,6 +142,9 @@ class TimeSenTower(nn.Module):
         self.head = head if head is not None else nn.Identity()
         nn.init.normal_(self.month_embed.weight, std=0.02)
         nn.init.normal_(self.cls_token, std=0.02)
+        self.time_steps = N_MONTHS
+        self._register_state_dict_hook(_time_steps_to_state)
+        self._register_load_state_dict_pre_hook(_time_steps_from_state, with_module=True)
 
     @property
     def embed_dim(self) -> int:
@@ -154,12 +158,13 @@ class TimeSenTower(nn.Module):
         """Token sequence and key-padding mask before the encoder.
 
         Args:
-            x: ``(B, 12, C)`` monthly band vectors, NaN where missing.
-            valid: optional ``(B, 12)`` bool overriding the NaN-derived mask.
+            x: ``(B, T, C)`` band vectors, NaN where missing: 12 calendar months, or
+                4 quarters / 1 year (their positions are the mean of their months' embeddings).
+            valid: optional ``(B, T)`` bool overriding the NaN-derived mask.
 
         Returns:
-            tokens ``(B, 13, d)`` (CLS first, then January..December) and the
-            key-padding mask ``(B, 13)`` (True = ignored).
+            tokens ``(B, 1 + T, d)`` (CLS first, then the steps in calendar order) and the
+            key-padding mask ``(B, 1 + T)`` (True = ignored).
         """
         self._check_input(x)
         x = x.float()
@@ -169,15 +174,19 @@ class TimeSenTower(nn.Module):
         z = (x * self.scale - self.mean) / self.std
         z = torch.where(mask.unsqueeze(-1), z, torch.zeros((), dtype=z.dtype, device=z.device))
         z = torch.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-        months = torch.arange(N_MONTHS, device=x.device)
-        tokens = self.band_embed(z) + self.month_embed(months)
+        t = x.shape[1]
+        positions = self.month_embed.weight.view(t, N_MONTHS // t, -1).mean(dim=1)
+        tokens = self.band_embed(z) + positions
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         pad = torch.cat([torch.zeros_like(mask[:, :1]), ~mask], dim=1)
         return tokens, pad
 
     def forward(self, x: torch.Tensor, normalize: bool = True,
                 valid: torch.Tensor | None = None) -> torch.Tensor:
-        """Embed ``(B, 12, C)`` monthly series into ``(B, embed_dim)``."""
+        """Embed ``(B, 12, C)`` monthly series into ``(B, embed_dim)`` (reduced to
+        :attr:`time_steps` seasonal or annual medians first when that is not 12)."""
+        if self.time_steps != N_MONTHS and x.ndim == 3 and x.shape[1] == N_MONTHS:
+            x, valid = reduce_time_steps(x, self.time_steps), None
         tokens, pad = self.embed(x, valid)
         h = self.encoder(tokens, src_key_padding_mask=pad)
         out = self.head(self.proj(self.norm(h[:, 0])))
@@ -185,9 +194,10 @@ class TimeSenTower(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         c = len(self.bands)
-        if x.ndim != 3 or x.shape[1] != N_MONTHS or x.shape[2] != c:
+        if x.ndim != 3 or x.shape[1] not in (N_MONTHS, 4, 1) or x.shape[2] != c:
             raise SenclipError(
-                f"time-series tower expects a (B, 12, {c}) batch for bands {list(self.bands)}, "
+                f"time-series tower expects a (B, 12, {c}) batch (or 4 / 1 steps) for bands "
+                f"{list(self.bands)}, "
                 f"got {tuple(x.shape)}"
             )
 

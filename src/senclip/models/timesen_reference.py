@@ -1,4 +1,4 @@
-"""The TimeSenCLIP encoder as published (repository ``pallavijain-pj/TimeSenCLIP``, ``src/models/encoder.py``).
+"""The TimeSenCLIP encoder as published (``pallavijain-pj/TimeSenCLIP``, ``src/models/encoder.py``).
 
 senclip's own time-series tower (:mod:`senclip.models.timesen`) was written from the
 paper's description; the published code differs in shape and conventions, so its
@@ -120,7 +120,8 @@ class TimeSenRefConfig:
                                      ("single_position", self.single_position, ("first", "mean")),
                                      ("positions", self.positions, ("calendar", "reference"))):
             if value not in allowed:
-                raise SenclipError(f"timesen-reference {name} must be one of {', '.join(allowed)}, not {value!r}")
+                raise SenclipError(f"timesen-reference {name} must be one of {', '.join(allowed)}, "
+                                   f"not {value!r}")
         bad = [a for a in augment if a not in AUGMENTS]
         if bad:
             raise SenclipError(f"unknown augmentation(s) {bad}; known: {', '.join(AUGMENTS)}")
@@ -158,7 +159,8 @@ class TimeSenReferenceTower(nn.Module):
         d = cfg.width
         self.register_buffer("in_mean", torch.tensor(cfg.mean).view(len(cfg.bands), 1, 1), persistent=False)
         self.register_buffer("in_std", torch.tensor(cfg.std).view(len(cfg.bands), 1, 1), persistent=False)
-        self.spectral_embedding = nn.Sequential(nn.Flatten(2), nn.Linear(len(cfg.bands) * cfg.image_size ** 2, d))
+        patch = len(cfg.bands) * cfg.image_size ** 2
+        self.spectral_embedding = nn.Sequential(nn.Flatten(2), nn.Linear(patch, d))
         self.time_pos_encoding = nn.Parameter(torch.zeros(1, N_MONTHS, d))
         self.class_token = nn.Parameter(torch.zeros(1, 1, d))
         layer = nn.TransformerEncoderLayer(d_model=d, nhead=cfg.heads, dim_feedforward=cfg.mlp_dim,
@@ -167,6 +169,9 @@ class TimeSenReferenceTower(nn.Module):
         self.mlp_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d))
         self.head = head if head is not None else nn.Identity()
         self._generator: torch.Generator | None = None
+        self.time_steps = N_MONTHS
+        self._register_state_dict_hook(_time_steps_to_state)
+        self._register_load_state_dict_pre_hook(_time_steps_from_state, with_module=True)
 
     @property
     def embed_dim(self) -> int:
@@ -183,7 +188,8 @@ class TimeSenReferenceTower(nn.Module):
         if x.ndim == 3:
             x = x[..., None, None].expand(*x.shape, s, s) if s > 1 else x[..., None, None]
         if x.ndim != 5 or x.shape[2] != c or x.shape[3] != s or x.shape[4] != s:
-            raise SenclipError(f"timesen-reference tower expects (B, T, {c}) or (B, T, {c}, {s}, {s}) for bands "
+            raise SenclipError(f"timesen-reference tower expects (B, T, {c}) or (B, T, {c}, {s}, {s}) "
+                               f"for bands "
                                f"{list(self.bands)}, got {tuple(x.shape)}")
         if x.shape[1] not in TIME_STEPS:
             raise SenclipError(f"timesen-reference tower takes 12, 4 or 1 time steps, got {x.shape[1]}")
@@ -206,6 +212,9 @@ class TimeSenReferenceTower(nn.Module):
         raise SenclipError(f"timesen-reference tower takes 12, 4 or 1 time steps, got {t}")
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Embed ``(B, T, C[, H, W])``; 12-month input is first reduced to :attr:`time_steps` steps."""
+        if self.time_steps != N_MONTHS and x.ndim >= 2 and x.shape[1] == N_MONTHS:
+            x = reduce_time_steps(x, self.time_steps)
         z = self.prepare(x)
         months = None
         if self.training and self.config.augment:
@@ -234,7 +243,23 @@ class TimeSenReferenceTower(nn.Module):
         return augment_series(z, self.config.augment, gen, self.config.augment_p)
 
     def extra_repr(self) -> str:
-        return f"bands={list(self.bands)}, width={self.config.width}, norm={self.config.norm}, fill={self.config.fill}"
+        cfg = self.config
+        return f"bands={list(self.bands)}, width={cfg.width}, norm={cfg.norm}, fill={cfg.fill}"
+
+
+_TIME_STEPS_KEY = "_time_steps"
+
+
+def _time_steps_to_state(module, state, prefix, local_metadata):
+    """Record a non-default :attr:`time_steps` in the state dict (cache keys and checkpoints see it)."""
+    if module.time_steps != N_MONTHS:
+        state[prefix + _TIME_STEPS_KEY] = torch.tensor(module.time_steps)
+    return state
+
+
+def _time_steps_from_state(module, state, prefix, local_metadata, strict, missing, unexpected, errors):
+    value = state.pop(prefix + _TIME_STEPS_KEY, None)
+    module.time_steps = int(value) if value is not None else N_MONTHS
 
 
 def _uniform(gen: torch.Generator) -> float:
@@ -297,7 +322,7 @@ def reference_layout(state: dict) -> str | None:
     if not isinstance(state, dict):
         return None
     inner = state.get("state_dict")
-    if isinstance(inner, dict) and any(str(k).startswith(LIGHTNING_PREFIX + "time_pos_encoding") for k in inner):
+    if isinstance(inner, dict) and f"{LIGHTNING_PREFIX}time_pos_encoding" in inner:
         return "lightning"
     if "time_pos_encoding" in state and "spectral_embedding.1.weight" in state:
         return "bare"
@@ -351,7 +376,8 @@ def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     return reference_state_dict(raw)
 
 
-def tower_from_state(state: dict[str, torch.Tensor], source: str = "state dict", **options) -> TimeSenReferenceTower:
+def tower_from_state(state: dict[str, torch.Tensor], source: str = "state dict",
+                     **options) -> TimeSenReferenceTower:
     """A tower built to fit ``state`` (published key names) with its weights loaded strictly."""
     tower = TimeSenReferenceTower(config_from_state(state, **options))
     try:

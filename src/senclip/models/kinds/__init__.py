@@ -94,6 +94,21 @@ def import_tower_file(path):
     return None
 
 
+def set_time_steps(tower, steps: int) -> None:
+    """Make a series tower embed 12-month input as ``steps`` time steps (12, 4 seasonal or 1 annual
+    medians); :class:`SenclipError` if the tower cannot (it has no ``time_steps`` attribute)."""
+    steps = int(steps)
+    if steps not in (12, 4, 1):
+        raise SenclipError(f"--time-steps must be 12, 4 or 1, not {steps}")
+    kind = kind_of(tower)
+    if not hasattr(tower, "time_steps"):
+        if steps == 12 and kind.input == "series":
+            return
+        raise SenclipError(f"the {kind.name} tower cannot take {steps} time steps "
+                           "(--time-steps needs a time-series tower)")
+    tower.time_steps = steps
+
+
 def build_tower(model_cfg, base_model, target_dim: int | None = None):
     """The trainable tower for a training config's ``model`` section, installed in ``base_model``.
 

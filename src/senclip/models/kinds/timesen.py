@@ -23,7 +23,8 @@ def _build(model_cfg, base_model, target_dim: int):
 def _count(model_cfg) -> int:
     from senclip.models.timesen import TimeSenConfig, TimeSenTower, count_parameters
 
-    opts = {"embed_dim": model_cfg.target_dim or 512, **model_cfg.tower_options, "bands": tuple(model_cfg.bands)}
+    opts = {"embed_dim": model_cfg.target_dim or 512, **model_cfg.tower_options,
+            "bands": tuple(model_cfg.bands)}
     return count_parameters(TimeSenTower(TimeSenConfig.from_dict(opts)))
 
 
