@@ -222,3 +222,74 @@ def test_time_steps_reduce_inside_the_tower_and_change_its_identity(tiny_vit):
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ours(reduce_time_steps(x, 1)))
         assert ours(x).shape == (2, 16)
+
+
+def _draws(names, seeds, p=1.0, shape=(4, 12, 10, 1, 1)):
+    from senclip.models.timesen_reference import augment_series
+
+    z = torch.rand(*shape) + 0.1  # no zeros: a zeroed band is a dropped band
+    return z, [augment_series(z, names, torch.Generator().manual_seed(s), p) for s in seeds]
+
+
+def test_tsmixaug_collapses_the_year_or_drops_one_quarter():
+    z, outs = _draws(("tsmixaug",), range(40))
+    kinds = set()
+    for out, months in outs:
+        assert months is not None
+        if out.shape[1] == 1:  # the year's median
+            kinds.add("median")
+            torch.testing.assert_close(out, z.median(dim=1, keepdim=True).values)
+            assert months == list(range(12))
+        else:  # three consecutive months dropped, the others kept in calendar order
+            kinds.add("drop")
+            assert out.shape == (4, 9, 10, 1, 1) and len(months) == 9
+            gone = sorted(set(range(12)) - set(months))
+            assert gone == list(range(gone[0], gone[0] + 3))
+            torch.testing.assert_close(out, z[:, months])
+    assert kinds == {"median", "drop"}
+    # p = 0: never applied
+    _, never = _draws(("tsmixaug",), range(10), p=0.0)
+    assert all(months is None and out.shape[1] == 12 for out, months in never)
+
+
+def test_random_ts_and_spectral_dropout_keep_what_they_say():
+    z, outs = _draws(("random-ts",), range(30))
+    sizes = set()
+    for out, months in outs:
+        assert months == sorted(set(months)) and 1 <= len(months) <= 12
+        torch.testing.assert_close(out, z[:, months])
+        sizes.add(len(months))
+    assert len(sizes) > 3
+    z, outs = _draws(("spectral-dropout",), range(30), p=0.0)
+    dropped_any = False
+    for out, months in outs:
+        assert out.shape == z.shape and months is None
+        kept = (out != 0).flatten(3).all(-1).all(1).all(0)  # (C,) bands kept for the whole batch
+        assert kept[:3].all()  # the first three bands are always kept
+        torch.testing.assert_close(out[:, :, kept], z[:, :, kept])
+        assert (out[:, :, ~kept] == 0).all()
+        dropped_any |= bool((~kept).any())
+    assert dropped_any
+
+
+def test_augmentation_is_deterministic_per_seed_and_only_in_training():
+    torch.manual_seed(0)
+    cfg = TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, dropout=0.0,
+                           augment=["tsmixaug", "spectral-dropout"], augment_p=1.0)
+    tower = TimeSenReferenceTower(cfg)
+    x = torch.rand(3, 12, 10) * 3000
+    outs = []
+    for seed in (5, 5, 6, 7, 8, 9):
+        tower.train()
+        tower.set_augment_seed(seed)
+        outs.append(tower(x))
+    torch.testing.assert_close(outs[0], outs[1])  # same step seed (e.g. a resumed run): same draw
+    assert any(not torch.allclose(outs[0], o) for o in outs[2:])
+    tower.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(tower(x), tower(x))
+        plain = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, dropout=0.0))
+        plain.load_state_dict(tower.state_dict())
+        torch.testing.assert_close(tower(x), plain.eval()(x))
+    with pytest.raises(SenclipError, match="unknown augmentation"):
+        TimeSenRefConfig(augment=["flip"])

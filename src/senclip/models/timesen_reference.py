@@ -178,7 +178,8 @@ class TimeSenReferenceTower(nn.Module):
         return self.config.width
 
     def set_augment_seed(self, seed: int) -> None:
-        """Seed the next training forward's augmentation draw (the trainer passes a function of the step)."""
+        """Seed the next training forward's augmentation draw (the trainer passes a function of the
+        step, so a resumed run draws the same); without it the draws follow a per-tower counter."""
         self._generator = torch.Generator().manual_seed(int(seed))
 
     # ---- input -------------------------------------------------------------------------
@@ -238,7 +239,8 @@ class TimeSenReferenceTower(nn.Module):
 
     # ---- augmentation ------------------------------------------------------------------
     def _augment(self, z: torch.Tensor) -> tuple[torch.Tensor, list[int] | None]:
-        gen = self._generator if self._generator is not None else torch.Generator().manual_seed(0)
+        self._draws = getattr(self, "_draws", 0) + 1
+        gen = self._generator if self._generator is not None else torch.Generator().manual_seed(self._draws)
         self._generator = None
         return augment_series(z, self.config.augment, gen, self.config.augment_p)
 
