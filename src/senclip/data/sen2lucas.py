@@ -107,13 +107,13 @@ def load_embeddings(path: str | Path) -> dict:
 
 
 def _vector(value) -> np.ndarray | None:
-    """A ``(1, D)`` or ``(D,)`` tensor as float64 ``(D,)``; ``None`` for anything else."""
+    """A ``(1, D)`` or ``(D,)`` tensor as float32 ``(D,)`` (CPU); ``None`` for anything else."""
     import torch
 
     if not isinstance(value, torch.Tensor) or value.dim() not in (1, 2) or (value.dim() == 2
                                                                            and value.shape[0] != 1):
         return None
-    return value.detach().reshape(-1).to(torch.float64).numpy()
+    return value.detach().reshape(-1).to(torch.float32).numpy()
 
 
 def _chip_facts(path: str, n_bands: int) -> tuple[float, float] | str:
@@ -257,7 +257,7 @@ def import_sen2lucas(chips: str | Path, paths: str | Path, embeddings: str | Pat
         emb = np.zeros((stop - start, len(VIEWS), dim), dtype=np.float32)
         mask = np.zeros((stop - start, len(VIEWS)), dtype=bool)
         for i in range(start, stop):
-            raw = rows[i]["views"]
+            raw = rows[i]["views"].astype(np.float64)
             n = np.linalg.norm(raw, axis=1)
             norms[i, slots] = n
             emb[i - start, slots] = (raw / n[:, None]).astype(np.float32)
