@@ -29,7 +29,7 @@ COMMANDS = [
     "senclip.commands.download",
     "senclip.commands.embed_ground", "senclip.commands.proxy_pairs", "senclip.commands.retrieval",
     "senclip.commands.import_sen2lucas",
-    "senclip.commands.train", "senclip.commands.export",
+    "senclip.commands.train", "senclip.commands.export", "senclip.commands.convert",
 ]
 
 
@@ -77,7 +77,26 @@ def _run(args: argparse.Namespace) -> int:
             raise
         if status == 0:
             job.finish()
+        else:  # e.g. some scenes or points failed: a rerun retries them
+            job.abandon()
         return status
+
+
+def _show_notes() -> None:
+    """Print :class:`~senclip.errors.SenclipNote` warnings as one line ``note: …`` on stderr."""
+    import warnings
+
+    from senclip.errors import SenclipNote
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SenclipNote):
+            print(f"note: {str(message).splitlines()[0]}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
+    _show_notes()
     try:
         return _run(args)
     except SenclipError as exc:
