@@ -38,9 +38,12 @@ examples:
   senclip map scene.tif map.tif --model RN50 --classifier probe.safetensors --probabilities probs.tif
   senclip map --inputs scenes.txt --out-dir maps/ --model RN50 --dask-scheduler tcp://10.0.0.5:8786
 
-scaling defaults: uint8 inputs x 1/255; other integers x 1e-4 (Sentinel-2 L1C/L2A
-digital numbers to reflectance; L2A of processing baseline >= 04.00 also needs
---offset -0.1); floats x 1."""
+scaling defaults: the file's GDAL per-band scale/offset when it has them (senclip
+acquire writes them; --scale/--offset override them, with a note); else uint8
+inputs x 1/255; other integers x 1e-4 (Sentinel-2 L1C/L2A digital numbers to
+reflectance; raw L2A of processing baseline >= 04.00 without metadata also needs
+--offset -0.1); floats x 1 (reflectance). Pixels <= 0 after scaling, NaN and
+nodata are masked."""
 
 
 def add_input_args(p: argparse.ArgumentParser) -> None:
@@ -52,8 +55,10 @@ def add_input_args(p: argparse.ArgumentParser) -> None:
                        "model's bands inflate its first layer (e.g. L1C for 13 bands). Default: the "
                        "model's band names, or the file's bands in order if it has exactly as many")
     g.add_argument("--scale", type=float, default=None,
-                   help="multiply raw values by this (default by data type, see below)")
-    g.add_argument("--offset", type=float, default=0.0, help="add this after scaling (default: 0)")
+                   help="multiply raw values by this (default: the file's GDAL scale, else by data type, "
+                        "see below)")
+    g.add_argument("--offset", type=float, default=None,
+                   help="add this after scaling (default: the file's GDAL offset, else 0)")
     g.add_argument("--nodata", type=float, default=None, help="nodata value (default: the file's)")
     g.add_argument("--mask-band", default=None, metavar="BAND",
                    help="band (name or 1-based index) flagging clouds/invalid pixels, e.g. SCL")

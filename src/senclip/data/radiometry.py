@@ -72,13 +72,22 @@ def apply_scaling(raw: np.ndarray, scales, offsets, axis: int = 0) -> np.ndarray
     """``raw * scale + offset`` per band along ``axis``, computed in float64, returned as float32.
 
     Computing in float64 makes a uint16 DN file with scale/offset and a float32
-    file of the same reflectance give the same float32 values.
+    file of the same reflectance give the same float32 values. Bands are done
+    in chunks of 65,536 values, so the float64 temporary stays small.
     """
-    shape = [1] * raw.ndim
-    shape[axis] = -1
-    s = np.asarray(scales, np.float64).reshape(shape)
-    o = np.asarray(offsets, np.float64).reshape(shape)
-    return (raw.astype(np.float64) * s + o).astype(np.float32)
+    raw = np.moveaxis(raw, axis, 0)
+    out = np.empty(raw.shape, dtype=np.float32)
+    scales = np.broadcast_to(np.asarray(scales, np.float64), (raw.shape[0],))
+    offsets = np.broadcast_to(np.asarray(offsets, np.float64), (raw.shape[0],))
+    flat_in, flat_out = raw.reshape(raw.shape[0], -1), out.reshape(raw.shape[0], -1)
+    step = 1 << 16
+    for i in range(raw.shape[0]):
+        if scales[i] == 1.0 and offsets[i] == 0.0:
+            flat_out[i] = flat_in[i]
+            continue
+        for j in range(0, flat_in.shape[1], step):
+            flat_out[i, j:j + step] = flat_in[i, j:j + step].astype(np.float64) * scales[i] + offsets[i]
+    return np.moveaxis(out, 0, axis)
 
 
 def to_dn_units(raw: np.ndarray, scales, offsets, axis: int = 0) -> np.ndarray:

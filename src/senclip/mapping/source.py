@@ -12,18 +12,27 @@ default the model's band names are looked up in the descriptions, and a file
 without descriptions is read in order if it has exactly as many bands as the
 model.
 
-Scaling: ``value * scale + offset``. Defaults by data type: ``uint8`` →
+Scaling: ``value * scale + offset``, per band. When the file carries GDAL
+per-band scale/offset metadata (what ``senclip acquire`` writes, e.g. scale
+``0.0001`` and offset ``-0.1`` for raw L2A digital numbers of processing
+baseline 04.00 or later, see :mod:`senclip.data.radiometry`), it is used.
+``scale``/``offset`` (``--scale``/``--offset``) override it, with a note on
+stderr when they disagree. Without metadata, defaults by data type: ``uint8`` →
 ``1/255`` (8-bit true colour, as the EuroSAT RGB JPEGs), other integers →
-``1e-4`` (Sentinel-2 L1C/L2A digital numbers to reflectance; for L2A products
-of processing baseline 04.00 or later, also pass ``offset=-0.1``, i.e. the
-``BOA_ADD_OFFSET`` of -1000 DN), floats → ``1``. When the tower takes the
-RGB bands (B04, B03, B02) of an integer Sentinel-2 file and no ``scale`` is
-given, the reflectance is then stretched to display values as
-:func:`senclip.data.transforms.true_colour` does for the datasets (×3.5,
-clipped to [0, 1]), since RGB CLIP towers were trained on photo-like images.
+``1e-4`` (Sentinel-2 digital numbers to reflectance; for L2A products of
+baseline 04.00 or later without metadata, pass ``offset=-0.1``, i.e. the
+``BOA_ADD_OFFSET`` of -1000 DN), floats → ``1`` (reflectance). The values are
+computed in float64, so a float32 reflectance file and a uint16 DN file with
+scale/offset of the same scene give the same values. When the tower takes the
+RGB bands (B04, B03, B02) of a reflectance file (anything but ``uint8``) and no
+``scale`` is given, the reflectance is then stretched to display values as
+:func:`senclip.data.transforms.true_colour` does for the datasets (x3.5,
+clipped to [0, 1]), since RGB CLIP towers were trained on photo-like images;
+pass ``scale=1`` for a float file that already holds display values.
 
 Validity: a pixel is nodata if any selected band equals the nodata value
-(the file's, or ``nodata`` when given), is not finite, or if a mask band
+(the file's, or ``nodata`` when given), is not finite, is ≤ 0 after scaling
+(reflectance files: DN below the BOA offset, fill values), or if a mask band
 (e.g. a cloud mask or the L2A scene classification) flags it: any non-zero
 value, or one of ``mask_values`` (SCL: ``3,8,9,10`` = cloud shadow, medium
 and high probability cloud, cirrus).
@@ -32,6 +41,7 @@ and high probability cloud, cirrus).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +52,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from senclip.bands import RGB_BANDS, band_indices
+from senclip.data.radiometry import apply_scaling
 from senclip.data.transforms import TRUE_COLOUR_GAIN
 from senclip.errors import SenclipError
 
@@ -53,8 +64,9 @@ class SourceOptions:
     Attributes:
         bands: band names or 1-based indexes, in the model's band order;
             ``None`` picks the model's bands by name.
-        scale: multiplier to reflectance / [0, 1]; ``None`` = by data type.
-        offset: added after scaling.
+        scale: multiplier to reflectance / [0, 1]; ``None`` = the file's GDAL
+            scale, else by data type.
+        offset: added after scaling; ``None`` = the file's GDAL offset, else 0.
         nodata: overrides the file's nodata value.
         mask_band: name or 1-based index of a mask band (clouds, SCL).
         mask_values: values of the mask band that mean "masked"; ``None``
@@ -64,7 +76,7 @@ class SourceOptions:
 
     bands: tuple[str | int, ...] | None = None
     scale: float | None = None
-    offset: float = 0.0
+    offset: float | None = None
     nodata: float | None = None
     mask_band: str | int | None = None
     mask_values: tuple[float, ...] | None = None
@@ -77,6 +89,14 @@ def default_scale(dtype: str) -> float:
     if kind == np.uint8:
         return 1 / 255
     return 1e-4 if np.issubdtype(kind, np.integer) else 1.0
+
+
+def _one(values: list[float]) -> float | list[float]:
+    return values[0] if len(set(values)) == 1 else list(values)
+
+
+def _fmt(values: list[float]) -> str:
+    return ",".join(f"{v:g}" for v in dict.fromkeys(values))
 
 
 def _open(path: str) -> rasterio.io.DatasetReader:
@@ -119,22 +139,44 @@ class RasterSource:
             self.descriptions = tuple((d or "").strip().upper() for d in ds.descriptions)
             self.block_height = ds.block_shapes[0][0] if ds.block_shapes else 256
             file_nodata = ds.nodata
+            file_scales, file_offsets = ds.scales, ds.offsets
         if self.crs is None and not self.options.allow_no_crs:
             raise SenclipError(f"{self.path} has no CRS, so the map could not be placed on the ground; "
                                "fix the file or pass --allow-no-crs")
         self.indexes = self._resolve_bands()
         self.mask_index = self._resolve_mask_band()
         self.nodata = self.options.nodata if self.options.nodata is not None else file_nodata
-        self.scale = self.options.scale if self.options.scale is not None else default_scale(self.dtype)
+        self.scale, self.offset = self._scaling(file_scales, file_offsets)
         self.gain = TRUE_COLOUR_GAIN if self._true_colour_default() else 1.0
-        self.offset = float(self.options.offset)
+        self.reflectance = np.dtype(self.dtype) != np.uint8
         self._check_readable()
 
+    def _scaling(self, file_scales, file_offsets) -> tuple[float | list[float], float | list[float]]:
+        """Per-band (scale, offset): options, else the file's GDAL metadata, else by data type.
+
+        Returned as plain floats when every band has the same value (the usual case).
+        """
+        meta = [(1.0 if file_scales[i - 1] is None else float(file_scales[i - 1]),
+                 0.0 if file_offsets[i - 1] is None else float(file_offsets[i - 1])) for i in self.indexes]
+        has_meta = any(s != 1.0 or o != 0.0 for s, o in meta)
+        opt_s, opt_o = self.options.scale, self.options.offset
+        if has_meta:
+            scales, offsets = [s for s, _ in meta], [o for _, o in meta]
+        else:
+            scales, offsets = [default_scale(self.dtype)] * len(meta), [0.0] * len(meta)
+        if opt_s is not None or opt_o is not None:
+            given = [opt_s if opt_s is not None else s for s in scales], \
+                    [opt_o if opt_o is not None else o for o in offsets]
+            if has_meta and given != (scales, offsets):
+                print(f"note: {self.path}: --scale/--offset ({_fmt(given[0])}, {_fmt(given[1])}) override the "
+                      f"file's GDAL scale/offset ({_fmt(scales)}, {_fmt(offsets)})", file=sys.stderr)
+            scales, offsets = given
+        return _one(scales), _one(offsets)
+
     def _true_colour_default(self) -> bool:
-        """RGB tower, integer digital numbers other than 8-bit, and no --scale given."""
-        kind = np.dtype(self.dtype)
+        """RGB tower, reflectance (any data type but uint8), and no --scale given."""
         return (self.options.scale is None and self.model_bands == RGB_BANDS
-                and np.issubdtype(kind, np.integer) and kind != np.uint8)
+                and np.dtype(self.dtype) != np.uint8)
 
     # -- band resolution -------------------------------------------------
     def _by_name(self, names: Sequence[str]) -> list[int]:
@@ -226,8 +268,7 @@ class RasterSource:
         rows = max(0, min(y1, self.height) - y0)
         if rows == 0:
             return data, valid
-        raw, ok = self._read_raw(y0, rows)
-        part = raw.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset)
+        part, ok = self._read_scaled(y0, rows)
         if self.gain != 1.0:
             part = np.clip(part * np.float32(self.gain), 0.0, 1.0)
         part[:, ~ok] = 0.0
@@ -237,7 +278,16 @@ class RasterSource:
 
     def read_valid(self, y0: int, y1: int) -> np.ndarray:
         """Validity mask of rows ``[y0, y1)`` (inside the scene) at input resolution."""
-        return self._read_raw(y0, min(y1, self.height) - y0)[1]
+        return self._read_scaled(y0, min(y1, self.height) - y0)[1]
+
+    def _read_scaled(self, y0: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled float32 values (C, rows, W) and validity; reflectance ≤ 0 is invalid."""
+        raw, ok = self._read_raw(y0, rows)
+        part = apply_scaling(raw, np.broadcast_to(self.scale, len(self.indexes)),
+                             np.broadcast_to(self.offset, len(self.indexes)))
+        if self.reflectance:
+            ok &= ~(part <= 0).any(axis=0)
+        return part, ok
 
     def _read_raw(self, y0: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
         ds = self.dataset()
