@@ -152,6 +152,18 @@ def test_truncated_embeddings_file_is_one_line(s2l, tmp_path, cli_all, capsys):
     assert "unreadable embeddings file" in _one_error(capsys)
 
 
+def test_chips_without_georeferencing_take_lat_lon_from_points(tmp_path, cli_all, capsys):
+    f = write_sen2lucas(tmp_path / "raw", n=4, georeferenced=False)
+    assert cli_all(_argv(f, tmp_path / "a")) == 2
+    assert "no georeferencing" in _one_error(capsys)
+    table = pd.DataFrame({"POINT_ID": [p.split("_")[1] for p in f.point_ids],
+                          "TH_LAT": [48.0 + i for i in range(4)], "TH_LONG": [11.0 - i for i in range(4)]})
+    table.to_csv(tmp_path / "lucas.csv", index=False)
+    assert cli_all(_argv(f, tmp_path / "b", "--points", str(tmp_path / "lucas.csv"))) == 0
+    df = read_manifest(tmp_path / "b" / "manifest.csv")
+    assert list(df["lat"]) == [48.0, 49.0, 50.0, 51.0] and list(df["lon"]) == [11.0, 10.0, 9.0, 8.0]
+
+
 def test_point_key_follows_the_reference_loader():
     from senclip.data.sen2lucas import point_key
 

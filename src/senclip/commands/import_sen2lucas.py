@@ -19,8 +19,10 @@ B02,B03,B04 is what the SenCLIP reference loader assumes: it reads file bands
 3,2,1 as red, green, blue (see docs/paired-data.md). The embeddings file is
 loaded with torch.load(weights_only=True): a pickle that needs code is refused.
 
+lat/lon come from --points when it lists the point, else from the chip centre.
+
 A bad row (path not <CC>/<pointid>_..., missing or unreadable chip, chip
-without georeferencing, key absent from the embeddings, vector of another
+without georeferencing and not in --points, key absent from the embeddings, vector of another
 size) stops the command before anything is written, naming the point; with
 --skip-bad such rows are reported and left out.
 """
@@ -46,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chip-bands", default="B02,B03,B04", metavar="B1,B2,B3",
                    help="band names of the chip files in file order (default B02,B03,B04, the order the "
                         "SenCLIP reference loader assumes)")
+    p.add_argument("--points", metavar="CSV", default=None,
+                   help="LUCAS point coordinates: point_id (or POINT_ID) and lat/lon (or TH_LAT/TH_LONG, "
+                        "GPS_LAT/GPS_LONG); used for the points it lists (default: the chip centre)")
     p.add_argument("--dim", type=int, default=None,
                    help="expected embedding size (default: the most common size in the file)")
     p.add_argument("--skip-bad", action="store_true",
@@ -60,7 +65,8 @@ def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
     return Plan("import-sen2lucas", folders=[args.out], options=plan_options(args),
-                inputs=[args.chips, args.paths, args.embeddings], required=[args.paths, args.embeddings])
+                inputs=[args.chips, args.paths, args.embeddings, args.points],
+                required=[args.paths, args.embeddings, *([args.points] if args.points else [])])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     manifest, cache = import_sen2lucas(args.chips, args.paths, args.embeddings, args.out,
                                        chip_bands=args.chip_bands.split(","), skip_bad=args.skip_bad,
-                                       dim=args.dim, progress=not args.no_progress)
+                                       dim=args.dim, progress=not args.no_progress, points=args.points)
     import pandas as pd
 
     n = len(pd.read_csv(manifest, usecols=["point_id"]))

@@ -116,26 +116,52 @@ def _vector(value) -> np.ndarray | None:
     return value.detach().reshape(-1).to(torch.float32).numpy()
 
 
-def _chip_facts(path: str, n_bands: int) -> tuple[float, float] | str:
-    """``(lat, lon)`` of the chip centre, or the reason the chip cannot be used."""
+def _chip_facts(path: str, n_bands: int) -> tuple[float, float] | str | None:
+    """``(lat, lon)`` of the chip centre, ``None`` without georeferencing, or why the chip is unusable."""
+    import warnings
+
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
     from rasterio.warp import transform as warp
 
     if not os.path.isfile(path):
         return f"chip not found: {path}"
     try:
-        with rasterio.open(path) as src:
-            count, crs, bounds = src.count, src.crs, src.bounds
-            named = any(src.descriptions)
+        with warnings.catch_warnings():  # a chip without georeferencing is handled below
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                count, crs, bounds = src.count, src.crs, src.bounds
+                named = any(src.descriptions)
     except Exception as exc:  # rasterio raises several error types
         return f"chip unreadable ({type(exc).__name__}): {path}"
     if count != n_bands and not named:
         return f"chip has {count} bands, --chip-bands names {n_bands}: {path}"
     if crs is None:
-        return f"chip has no georeferencing (CRS), so its lat/lon are unknown: {path}"
+        return None
     x, y = (bounds.left + bounds.right) / 2, (bounds.bottom + bounds.top) / 2
     lon, lat = (float(v[0]) for v in warp(crs, "EPSG:4326", [x], [y]))
     return round(lat, 7), round(lon, 7)
+
+
+_LAT_LON = (("lat", "lon"), ("TH_LAT", "TH_LONG"), ("GPS_LAT", "GPS_LONG"))
+
+
+def read_points(path: str | Path) -> dict[str, tuple[float, float]]:
+    """LUCAS point id -> ``(lat, lon)`` from a CSV with ``point_id``/``POINT_ID`` and
+    ``lat``/``lon``, ``TH_LAT``/``TH_LONG`` or ``GPS_LAT``/``GPS_LONG`` (the first pair present)."""
+    path = Path(path).expanduser()
+    try:
+        df = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise SenclipError(f"{path}: unreadable points table ({type(exc).__name__})") from exc
+    idcol = next((c for c in ("point_id", "POINT_ID") if c in df.columns), None)
+    pair = next((p for p in _LAT_LON if all(c in df.columns for c in p)), None)
+    if idcol is None or pair is None:
+        raise SenclipError(f"{path}: a points table needs point_id (or POINT_ID) and lat/lon "
+                           "(or TH_LAT/TH_LONG, GPS_LAT/GPS_LONG) columns")
+    lat, lon = (pd.to_numeric(df[c], errors="coerce") for c in pair)
+    return {str(p).strip(): (float(a), float(b)) for p, a, b in zip(df[idcol], lat, lon, strict=True)
+            if not (np.isnan(a) or np.isnan(b))}
 
 
 def _file_sha256(path: Path) -> str:
@@ -152,7 +178,8 @@ def _describe(bad: Sequence[dict]) -> str:
 
 def import_sen2lucas(chips: str | Path, paths: str | Path, embeddings: str | Path, out: str | Path,
                      chip_bands: Sequence[str] = DEFAULT_CHIP_BANDS, skip_bad: bool = False,
-                     dim: int | None = None, progress: bool = True) -> tuple[Path, Path]:
+                     dim: int | None = None, progress: bool = True,
+                     points: str | Path | None = None) -> tuple[Path, Path]:
     """Write ``out/manifest.csv`` and ``out/ground_cache/`` from Sen2LUCAS chips and frozen embeddings.
 
     Args:
@@ -164,9 +191,12 @@ def import_sen2lucas(chips: str | Path, paths: str | Path, embeddings: str | Pat
         skip_bad: drop bad rows (reported on stderr) instead of failing.
         dim: expected embedding size (default: the most common size in the file).
         progress: show a tqdm bar while chips are checked.
+        points: optional CSV of LUCAS point coordinates (see :func:`read_points`); a point
+            found there takes its ``lat``/``lon`` from it, others from the chip centre.
 
     A row is bad when its path has no ``CC/pointid`` form, repeats a point, its chip is
-    missing, unreadable, has another band count or no georeferencing, or one of its four
+    missing, unreadable, has another band count, has no georeferencing and is not in
+    ``points``, or one of its four
     keys is absent from the embeddings or holds a vector of the wrong size, non-finite or zero.
 
     Returns:
@@ -187,6 +217,7 @@ def import_sen2lucas(chips: str | Path, paths: str | Path, embeddings: str | Pat
     if not chips.is_dir():
         raise SenclipError(f"chips folder not found: {chips}")
     rel_paths = read_path_list(paths)
+    where = read_points(points) if points else {}
     table = load_embeddings(embeddings)
     vectors = {k: _vector(v) for k, v in table.items() if isinstance(k, str)}
     if dim is None:
@@ -221,6 +252,11 @@ def import_sen2lucas(chips: str | Path, paths: str | Path, embeddings: str | Pat
         facts = _chip_facts(sat, len(chip_bands))
         if isinstance(facts, str):
             problems.append(facts)
+        elif key is not None and key[1] in where:
+            facts = where[key[1]]
+        elif facts is None:
+            problems.append(f"chip has no georeferencing and the point is not in --points, so its "
+                            f"lat/lon are unknown: {sat}")
         if problems:
             bad.append({"line": line, "point_id": pid, "problems": problems})
             continue

@@ -30,15 +30,18 @@ class Sen2LucasFiles:
 
 
 def write_sen2lucas(root: str | Path, n: int = 12, dim: int = 128, seed: int = 0,
-                    rgb: list[np.ndarray] | None = None) -> Sen2LucasFiles:
+                    rgb: list[np.ndarray] | None = None, georeferenced: bool = True) -> Sen2LucasFiles:
     """Write ``n`` chips, their paths list and a frozen-embeddings ``.pt`` under ``root``.
 
     ``rgb`` (optional): ``(H, W, 3)`` uint8 images whose red, green and blue become
     B04, B03, B02 (nearest-neighbour resized to 100 x 100, scaled x20 to reflectance-like values);
-    default: seeded noise.
+    default: seeded noise. ``georeferenced=False`` writes chips without CRS and transform.
     """
+    import warnings
+
     import rasterio
     import torch
+    from rasterio.errors import NotGeoreferencedWarning
     from rasterio.transform import from_origin
 
     root = Path(root)
@@ -58,10 +61,12 @@ def write_sen2lucas(root: str | Path, n: int = 12, dim: int = 128, seed: int = 0
             data = rng.integers(0, 3000, size=(3, 100, 100), dtype=np.uint16)
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        transform = from_origin(x + 2000 * i, y + 1000 * i, 10.0, 10.0)
-        with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=3, dtype="uint16",
-                           crs="EPSG:3035", transform=transform) as dst:
-            dst.write(data)
+        geo = {"crs": "EPSG:3035", "transform": from_origin(x + 2000 * i, y + 1000 * i, 10.0, 10.0)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=3, dtype="uint16",
+                               **(geo if georeferenced else {})) as dst:
+                dst.write(data)
         lines.append(rel)
         ids.append(f"{cc}_{pid}")
         for v in "NESW":
