@@ -28,9 +28,25 @@ LULC = [  # eo-learn LULC, the labels of the time-series dataset
     "cultivated land", "forest", "grassland", "shrubland", "water", "wetlands", "tundra", "artificial surface",
     "bareland", "snow and ice",
 ]
+SEN4MAP = [  # Sen4Map / LUCAS label sets lc1 (8), lu1 (16), crop (40), one file
+    *("artificial land", "cropland", "woodland", "shrubland", "grassland", "bare land", "water", "wetlands"),
+    *("agriculture", "forestry", "aquaculture and fishing", "mining and quarrying", "other primary production",
+      "energy production", "industry and manufacturing",
+      "transport, communication networks, storage and protection works", "water and waste treatment",
+      "construction", "commerce, financial, professional and information services", "community services",
+      "recreation, leisure and sport", "residential", "abandoned areas",
+      "semi-natural and natural areas not in use"),
+    *("common wheat", "durum wheat", "barley", "rye", "oats", "maize", "rice", "triticale", "other cereals",
+      "potatoes", "sugar beet", "other root crops", "sunflower", "rape and turnip rape", "soya", "cotton",
+      "other fibre and oleaginous crops", "tobacco", "other non-permanent industrial crops", "dry pulses",
+      "tomatoes", "other fresh vegetables", "floriculture and ornamental plants", "strawberries", "clovers",
+      "lucerne", "other leguminous and mixtures for fodder", "mix of cereals", "temporary grassland",
+      "apple fruit", "pear fruit", "cherry fruit", "nut trees", "other fruit trees and berries", "oranges",
+      "other citrus fruit", "olive groves", "vineyards", "nurseries", "permanent industrial crops"),
+]
 DATASETS = {
     "eurosat": EUROSAT, "eurosat-ms": EUROSAT, "bigearthnet": BIGEARTHNET, "lucas": list(LUCAS.values()),
-    "timeseries": LULC,
+    "timeseries": LULC, "sen4map": SEN4MAP,
 }
 
 

@@ -21,6 +21,7 @@ from senclip.data.bigearthnet import BigEarthNet
 from senclip.data.download import DATASET_SPECS
 from senclip.data.eurosat import EuroSAT
 from senclip.data.eurosat_ms import EuroSATMS
+from senclip.data.sen4map import Sen4Map
 from senclip.data.series.dataset import TimeSeriesDataset
 from senclip.errors import SenclipError
 
@@ -29,6 +30,7 @@ DATASETS: dict[str, type[ClassificationDataset]] = {
     "eurosat-ms": EuroSATMS,
     "bigearthnet": BigEarthNet,
     "timeseries": TimeSeriesDataset,
+    "sen4map": Sen4Map,
 }
 DATASET_SPECS.update({c.download_spec.name: c.download_spec for c in DATASETS.values() if c.download_spec})
 
