@@ -34,11 +34,16 @@ from senclip.errors import SenclipError
 
 
 def _read_tiff(path: str, bands: tuple[str, ...], file_bands: tuple[str, ...] = ()) -> dict:
-    import rasterio
+    import warnings
 
-    with rasterio.open(path) as src:
-        data = src.read()
-        names = tuple(d.strip() if d else "" for d in src.descriptions)
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():  # chips need no georeferencing to be read
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            data = src.read()
+            names = tuple(d.strip() if d else "" for d in src.descriptions)
     image = torch.from_numpy(data.astype(np.float32))
     if file_bands and not any(names):  # the manifest's sat_bands name the file's bands
         if len(file_bands) != data.shape[0]:
