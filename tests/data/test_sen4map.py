@@ -104,3 +104,37 @@ def test_zeroshot_on_sen4map_with_a_timesenclip_checkpoint(tmp_path, sen4map_fil
               for a in args]
     assert main(strict) == 2
     assert not out2.exists()
+
+
+def test_timesenclip_protocol_and_time_steps_on_sen4map(tmp_path, sen4map_file):
+    from senclip.evaluate.timesenclip_protocol import timesenclip_logits
+    from senclip.models.timesen_reference import TimeSenRefConfig, TimeSenReferenceTower
+
+    emb = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 2.0]])
+    raw, divided = timesenclip_logits(emb, np.array([[1.0, 0.0], [0.0, 1.0]]))
+    np.testing.assert_allclose(raw, [[1.5, 1.0], [1.3, 1.4], [1.0, 1.5]])
+    np.testing.assert_allclose(divided, raw / (raw.mean(0) + 1e-6))
+
+    torch.manual_seed(1)
+    tower = TimeSenReferenceTower(TimeSenRefConfig(width=128, layers=1, heads=4, mlp_dim=32))
+    ckpt = tmp_path / "TimeSenCLIP_1x1.ckpt"
+    torch.save({"state_dict": {f"learner.TS_ViT.{k}": v for k, v in tower.state_dict().items()}}, ckpt)
+    results = {}
+    for steps in ("12", "4"):
+        out = tmp_path / f"lu1_{steps}.json"
+        assert main(["zeroshot", "--model", "senclip-tiny-vit", "--checkpoint", str(ckpt),
+                     "--dataset", "sen4map", "--data", str(sen4map_file), "--labels", "lu1", "--skip-bad",
+                     "--time-steps", steps,
+                     "--protocol", "timesenclip", "--out", str(out), "--no-progress", "--device", "cpu",
+                     "--cache-dir", str(tmp_path / "cache")]) == 0
+        results[steps] = json.loads(out.read_text())
+    for r in results.values():
+        block = r["timesenclip_protocol"]
+        assert r["n"] == block["n"] == len(GOOD) and len(r["classes"]) == 16
+        assert block["transductive"] is True and block["prompts"]["template"] == "{}"
+        assert {"top1", "top5", "mean_class_accuracy", "raw"} <= set(block)
+    # 4 seasonal steps are other embeddings: the cache holds two entries, not one reused
+    cached = [np.load(p) for p in sorted((tmp_path / "cache").glob("*.npy"))]
+    assert len(cached) == 2 and not np.allclose(cached[0], cached[1])
+    assert main(["zeroshot", "--model", "senclip-tiny-vit", "--dataset", "eurosat", "--data", str(tmp_path),
+                 "--labels", "lc1", "--out", str(tmp_path / "x.json")]) == 2

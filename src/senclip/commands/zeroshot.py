@@ -44,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dataset", required=True, metavar="NAME",
                    help="eurosat | eurosat-ms | bigearthnet | timeseries")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root folder")
+    g.add_argument("--labels", choices=("lc1", "lu1", "crop"), default=None,
+                   help="sen4map: label set (LUCAS land cover, land use or crop type; default lc1)")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="sen4map: leave out unreadable points (one line each) instead of stopping")
+    g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
+                   help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
     g.add_argument("--download", action="store_true",
                    help="fetch, verify and extract the dataset into --data if it is missing")
     g.add_argument("--prompts", default="generic", metavar="SPEC[,SPEC…]",
@@ -55,12 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--calibrate", action="store_true",
                    help="also report a transductive variant (logits centred on the evaluation-set "
                         "mean) under the separate key 'transductive'; never mixed with zero-shot")
-    o.add_argument("--protocol", choices=("inductive", "senclip"), default="inductive",
+    o.add_argument("--protocol", choices=("inductive", "senclip", "timesenclip"), default="inductive",
                    help="senclip: also report the SenCLIP reference scripts' protocol (EuroSAT display "
                         "class names, each class's logits divided by their evaluation-set mean, "
                         "BigEarthNet-19 share of true labels in the top-|y| on a seeded 27,000-image "
                         "subset) under the separate, transductive key 'senclip_protocol'; the "
-                        "inductive numbers are unchanged (default: inductive only)")
+                        "inductive numbers are unchanged; timesenclip: likewise the TimeSenCLIP "
+                        "reference protocol (bare class names, cos/2+1, each class divided by its "
+                        "evaluation-set mean) under 'timesenclip_protocol' (default: inductive only)")
     o.add_argument("--threshold", type=float, default=None,
                    help="multi-label only: softmax probability at which a class counts as predicted "
                         "(default 1/number of classes)")
@@ -105,7 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
         ensure_dataset(args.dataset, args.data, progress=not args.no_progress)
     model = load_model_from_args(args)
-    dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands)
+    from senclip.errors import SenclipError
+    from senclip.models.kinds import set_time_steps
+
+    set_time_steps(model.image_tower, args.time_steps)
+    extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad)) if v}
+    if extra and args.dataset != "sen4map":
+        raise SenclipError("--labels and --skip-bad apply to --dataset sen4map")
+    dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands, **extra)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     result = evaluate_zeroshot(
         model, dataset, specs, batch_size=args.batch_size, device=device, workers=args.workers,

@@ -79,7 +79,9 @@ def evaluate_zeroshot(
             protocol (:mod:`senclip.evaluate.senclip_protocol`: display class
             names, column-mean division, BigEarthNet top-|y| share on the seeded
             subset) under the separate, transductive ``"senclip_protocol"`` key;
-            the inductive numbers are unchanged.
+            the inductive numbers are unchanged. ``"timesenclip"`` likewise adds the
+            TimeSenCLIP reference protocol (:mod:`senclip.evaluate.timesenclip_protocol`)
+            under ``"timesenclip_protocol"``.
 
     Returns:
         A JSON-able dict: ``protocol`` (``"inductive"``), ``model``,
@@ -90,8 +92,10 @@ def evaluate_zeroshot(
     """
     from senclip.errors import SenclipError
 
-    if protocol not in ("inductive", "senclip"):
-        raise SenclipError(f"unknown protocol {protocol!r}; choose inductive or senclip")
+    if protocol not in ("inductive", "senclip", "timesenclip"):
+        raise SenclipError(f"unknown protocol {protocol!r}; choose inductive, senclip or timesenclip")
+    if protocol == "timesenclip" and dataset.multilabel:
+        raise SenclipError("--protocol timesenclip is defined for single-label datasets only")
     specs = [prompts] if isinstance(prompts, str) else list(prompts)
     sets = _prompt_sets(model, dataset, specs)  # fail on bad prompts before encoding
     ref_sets = None
@@ -142,6 +146,10 @@ def evaluate_zeroshot(
                      | senclip_protocol_metrics(zeroshot_logits(emb, s["classifier"], 1.0), dataset)
                      for spec, s in ref_sets.items()},
         }
+    if protocol == "timesenclip":
+        from senclip.evaluate.timesenclip_protocol import timesenclip_protocol
+
+        result["timesenclip_protocol"] = timesenclip_protocol(model, dataset, emb)
     if return_logits:
         result["_logits"] = all_logits
     return result
