@@ -65,18 +65,23 @@ def markdown_zeroshot(result: dict) -> str:
             lines.append(f"| {c} | " + " | ".join(_fmt(r["per_class"][c]) for r in runs.values()) + " |")
     if "senclip_protocol" in result:
         ref = result["senclip_protocol"]
-        lines += ["", "SenCLIP reference protocol (transductive: class columns divided by their "
-                  "evaluation-set mean; NOT zero-shot, not comparable with the table above):", ""]
+        lines += ["", "SenCLIP reference protocol (transductive: uses evaluation-set statistics; NOT "
+                  "zero-shot, not comparable with the table above):", ""]
         if result.get("multilabel"):
             sub = ref.get("subset", {})
-            lines += [f"share of true labels among the top-|y| predictions, on {sub.get('size')} images "
-                      f"of {sub.get('of')} drawn with seed {sub.get('seed')} (all of them when fewer):", "",
-                      "| prompts | top-|y| share | top-|y| share, column-mean divided |", "|---|---|---|"]
+            n_sub = next(iter(ref["runs"].values()), {}).get("n_subset")
+            lines += [f"share of true labels among each image's top-|y| predictions, on {n_sub} of "
+                      f"{sub.get('of')} images (the reference's subset: the first {sub.get('size')} of a "
+                      f"permutation seeded {sub.get('seed')}; all images when fewer). The reference ranks "
+                      "the cosine; the last column divides each class by its evaluation-set mean first.", "",
+                      "| prompts | top-\\|y\\| share | top-\\|y\\| share, column-mean divided |",
+                      "|---|---|---|"]
             for name, r in ref["runs"].items():
                 lines.append(f"| {name} | {_fmt(r['top_label_share'])} | "
                              f"{_fmt(r['top_label_share_column_mean'])} |")
         else:
-            lines += ["| prompts | top-1 | top-5 | balanced |", "|---|---|---|---|"]
+            lines += ["Each class's cosine column is divided by its evaluation-set mean before ranking.", "",
+                      "| prompts | top-1 | top-5 | balanced |", "|---|---|---|---|"]
             for name, r in ref["runs"].items():
                 lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top5'])} | "
                              f"{_fmt(r['balanced_accuracy'])} |")
