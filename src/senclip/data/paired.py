@@ -12,6 +12,11 @@ photos are never encoded here. Chips are scaled the way
   GeoTIFF without descriptions must have exactly ``len(bands)`` bands, taken
   to be ``bands`` in order, unless the manifest's ``sat_bands`` column names
   its bands in file order (an 8-bit chip is then reordered and divided by 255).
+* A GeoTIFF with GDAL per-band scale/offset (what ``senclip acquire`` writes;
+  raw L2A digital numbers with ``offset=-0.1``) is first put in harmonised
+  digital numbers, ``(value * scale + offset) * 10000``
+  (:mod:`senclip.data.radiometry`), so raw and harmonised chips of one scene
+  give the same image; pixels ≤ 0 after that, NaN or nodata become 0.
 
 ``transforms`` (optional, dict → dict) run after this scaling, e.g. augmentations.
 """
@@ -29,6 +34,7 @@ from torch.utils.data import Dataset
 from senclip.bands import RGB_BANDS as RGB
 from senclip.data.ground_cache import GroundCache
 from senclip.data.manifest import require_paths
+from senclip.data.radiometry import file_scaling, invalid_values, to_dn_units
 from senclip.data.transforms import ScaleReflectance, SelectBands, ToFloat, true_colour
 from senclip.errors import SenclipError
 
@@ -44,6 +50,11 @@ def _read_tiff(path: str, bands: tuple[str, ...], file_bands: tuple[str, ...] = 
         with rasterio.open(path) as src:
             data = src.read()
             names = tuple(d.strip() if d else "" for d in src.descriptions)
+            scaling, nodata = file_scaling(src), src.nodata
+    if scaling is not None:  # GDAL scale/offset (e.g. raw L2A DN, offset -0.1): to harmonised DN units
+        values = to_dn_units(data, *scaling)
+        values[:, invalid_values(values, data, nodata)] = 0.0  # masked pixels read as nodata (0)
+        data = values
     image = torch.from_numpy(data.astype(np.float32))
     if file_bands and not any(names):  # the manifest's sat_bands name the file's bands
         if len(file_bands) != data.shape[0]:

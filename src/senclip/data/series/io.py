@@ -22,7 +22,10 @@ Inputs:
 Validity: a per-step cloud band (``mask_band``, default ``CLM``; non-zero =
 cloud) where the raster has one, a separate mask raster (``mask=``, ``T``
 bands, non-zero = invalid), the raster's nodata value and non-finite values
-all mark observations invalid.
+all mark observations invalid. A raster with GDAL per-band scale/offset
+(``acquire series`` writes scale 0.0001, offset 0; raw L2A DN have offset
+-0.1) is read in harmonised digital numbers, ``(value * scale + offset) *
+10000`` (:mod:`senclip.data.radiometry`), and values ≤ 0 are invalid there.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from senclip.errors import DatasetNotFoundError, SenclipError
+from senclip.data.radiometry import file_scaling, to_dn_units
 from senclip.data.series.io import DATE_RE, RASTER_SUFFIXES, SeriesSource, parse_dates
+from senclip.errors import DatasetNotFoundError, SenclipError
 
 DATES_TAG = "dates"
 BANDS_TAG = "bands"
@@ -96,9 +97,12 @@ class FolderSource(SeriesSource):
             with _open(p) as src:
                 block = src.read(window=win)
                 nodata = src.nodata
+                scaling = file_scaling(src, [i + 1 for i in self.data_idx])
             values = block[self.data_idx]
-            data[t] = values
+            data[t] = values if scaling is None else to_dn_units(values, *scaling)
             ok = ~_invalid_nodata(values, nodata) & np.isfinite(data[t]).all(axis=0)
+            if scaling is not None:
+                ok &= (data[t] > 0).all(axis=0)
             if self.mask_index is not None:
                 ok &= block[self.mask_index] == 0
             valid[t] = ok
@@ -206,9 +210,13 @@ class StackSource(SeriesSource):
         else:
             with _open(self.path) as src:
                 block, nodata = src.read(window=win), src.nodata
+                scaling = file_scaling(src, [i + 1 for i in self.data_idx])
             block = block.reshape(t, self.per_step, *block.shape[1:])
             data = block[:, self.data_idx].astype(np.float32)
             valid = ~_invalid_nodata(data, nodata)
+            if scaling is not None:  # GDAL scale/offset of the first step's bands, the same for every step
+                data = to_dn_units(data, *scaling, axis=1)
+                valid &= (data > 0).all(axis=1)
             if self.mask_index is not None:
                 valid &= block[:, self.mask_index] == 0
         valid &= np.isfinite(data).all(axis=1)
