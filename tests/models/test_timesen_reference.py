@@ -293,3 +293,12 @@ def test_augmentation_is_deterministic_per_seed_and_only_in_training():
         torch.testing.assert_close(tower(x), plain.eval()(x))
     with pytest.raises(SenclipError, match="unknown augmentation"):
         TimeSenRefConfig(augment=["flip"])
+
+
+def test_reference_constants_follow_the_bands():
+    rgb = TimeSenRefConfig(bands=("B04", "B03", "B02"))
+    assert rgb.mean == (REFERENCE_MEAN[2], REFERENCE_MEAN[1], REFERENCE_MEAN[0])
+    assert rgb.std == (REFERENCE_STD[2], REFERENCE_STD[1], REFERENCE_STD[0])
+    assert TimeSenRefConfig(bands=("NDVI",), norm="none").mean == (0.0,)
+    with pytest.raises(SenclipError, match="needs mean values"):
+        TimeSenRefConfig(bands=("NDVI",))

@@ -39,3 +39,16 @@ def test_zeroshot_and_fewshot_on_pixels(tmp_path, eopatch_root, checkpoint):
                  "--out", str(few), *run]) == 0
     text = few.read_text()
     assert json.loads(text)["shots"][0]["n_train"] == 2 * 5  # k=2 shots x the patch's 5 classes
+
+
+def test_time_steps_on_fewshot(tmp_path, eopatch_root, checkpoint):
+    model = ["--model", "senclip-tiny-vit", "--checkpoint", str(checkpoint)]
+    run = ["--no-cache", "--workers", "0", "--no-progress", "--batch-size", "2048"]
+    outs = {}
+    for steps in ("12", "1"):
+        outs[steps] = tmp_path / f"fs{steps}.json"
+        assert main(["fewshot", *model, "--dataset", "timeseries", "--data", f"{eopatch_root}:valid:present",
+                     "--eval-data", f"{eopatch_root}:train:present", "--shots", "2", "--seeds", "1",
+                     "--time-steps", steps, "--out", str(outs[steps]), *run]) == 0
+    a, b = (json.loads(outs[s].read_text())["shots"][0] for s in ("12", "1"))
+    assert a["n_train"] == b["n_train"] == 10

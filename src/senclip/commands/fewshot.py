@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--shots", default="1,2,5,10,15,20", help="comma-separated k values and/or 'all' "
                    "(default 1,2,5,10,15,20)")
     g.add_argument("--seeds", type=int, default=5, help="draws per k (default 5)")
+    g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
+                   help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, metavar="FEWSHOT.json")
     o.add_argument("--save-classifier", metavar="CLF.safetensors", default=None,
@@ -102,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         raise SenclipError("--seeds must be at least 1")
     device = resolve_device(args.device)
     model = load_model_from_args(args)
+    from senclip.models.kinds import set_time_steps
+
+    set_time_steps(model.image_tower, args.time_steps)
     train = get_dataset(args.dataset, args.data, bands=model.image_tower.bands)
     test = get_dataset(args.dataset, args.eval_data, bands=model.image_tower.bands)
     if train.multilabel:

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache", required=True, metavar="CACHE", help="ground-embedding cache directory")
     p.add_argument("--out", required=True, metavar="R.json", help="results file (JSON)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad manifest rows")
+    p.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
+                   help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
     add_overwrite_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=run, plan=plan)
@@ -56,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     df = read_manifest(args.manifest, skip_bad=args.skip_bad)
     cache = GroundCache.open(args.cache)
     model = load_model_from_args(args)
+    from senclip.models.kinds import set_time_steps
+
+    set_time_steps(model.image_tower, args.time_steps)
     report = evaluate_retrieval(model, df, cache, batch_size=args.batch_size,
                                 device=resolve_device(args.device), workers=args.workers,
                                 progress=not args.no_progress, skip_bad=args.skip_bad)

@@ -72,7 +72,8 @@ class TimeSenRefConfig:
         width: transformer width, also the output size.
         layers, heads, mlp_dim, dropout: the encoder's shape.
         norm: ``reference`` ((x - mean) / std, clamp to [0, 1]) or ``none``.
-        mean, std: per-band constants of ``norm: reference``.
+        mean, std: per-band constants of ``norm: reference`` (default: the published ones
+            of the named Sentinel-2 bands).
         fill: ``median`` (fill missing months) or ``mask`` (hide them from attention).
         single_position: position of a ``T=1`` input: ``first`` or ``mean``.
         positions: ``calendar`` or ``reference`` numbering of months kept by an augmentation.
@@ -88,8 +89,8 @@ class TimeSenRefConfig:
     mlp_dim: int = 256
     dropout: float = 0.2
     norm: str = "reference"
-    mean: tuple[float, ...] = REFERENCE_MEAN
-    std: tuple[float, ...] = REFERENCE_STD
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
     fill: str = "median"
     single_position: str = "first"
     positions: str = "calendar"
@@ -101,6 +102,17 @@ class TimeSenRefConfig:
         if n == 0:
             raise SenclipError("a time-series tower needs at least one band")
         object.__setattr__(self, "bands", tuple(self.bands))
+        for name, table in (("mean", REFERENCE_MEAN), ("std", REFERENCE_STD)):
+            if len(getattr(self, name)):
+                continue
+            if all(b in S2_BANDS for b in self.bands):  # the published constants, by band
+                value = tuple(table[S2_BANDS.index(b)] for b in self.bands)
+            elif self.norm == "none":
+                value = (0.0,) if name == "mean" else (1.0,)
+            else:
+                raise SenclipError(f"timesen-reference norm: reference needs {name} values for bands "
+                                   f"{list(self.bands)} (the published ones cover {', '.join(S2_BANDS)})")
+            object.__setattr__(self, name, value)
         for name in ("mean", "std"):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) == 1:
