@@ -180,3 +180,40 @@ def test_decision_rules_without_a_server():
     dec.offset_dn = {"B04": 1000}
     assert check_data(np.full((1, 4, 4), 1040, np.uint16), dec, ("B04",)).check is None  # dark water
     assert check_data(np.full((1, 4, 4), 300, np.uint16), dec, ("B04",)).check == "offset-not-in-data"
+
+
+def test_harmonise_converts_raw_and_old_chips(catalogues, tmp_path, capsys):
+    points = _points(tmp_path, ["2023-06-10"])
+    for mode in ("raw", "harmonised"):
+        assert main(_args("chips", catalogues, "cdse", points, tmp_path / mode, "--window-days", "3",
+                          "--radiometry", mode)) == 0
+    raw, ref = tmp_path / "raw" / "chips", tmp_path / "harmonised" / "chips"
+    # a chip as `acquire` wrote it before this change: raw DN, no GDAL offset, no radiometry tags
+    with rasterio.open(raw / "p2023-06-10.tif") as src:
+        profile, data, tags = src.profile, src.read(), src.tags()
+    old = tmp_path / "old"
+    old.mkdir()
+    with rasterio.open(old / "p2023-06-10.tif", "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = BANDS
+        dst.update_tags(**{k: v for k, v in tags.items() if k in ("acquired", "item_id", "point_id")})
+    capsys.readouterr()
+    assert main(["harmonise", str(raw), str(tmp_path / "h1")]) == 0
+    assert main(["harmonise", str(old), str(tmp_path / "h2")]) == 0
+    err = capsys.readouterr().err
+    assert "assumed an offset of 1000 DN from the acquisition date 2023-06-10" in err
+    with rasterio.open(ref / "p2023-06-10.tif") as r:
+        expected = r.read()
+    for folder in ("h1", "h2"):
+        with rasterio.open(tmp_path / folder / "p2023-06-10.tif") as h:
+            assert np.array_equal(h.read(), expected) and h.tags()["radiometry"] == "harmonised"
+            assert h.offsets == (0.0,) * 4 and h.scales == (1e-4,) * 4
+    # nothing tells the offset: one error line, nothing written
+    bare = tmp_path / "bare.tif"
+    with rasterio.open(bare, "w", **profile) as dst:
+        dst.write(data)
+    assert main(["harmonise", str(bare), str(tmp_path / "b.tif")]) == 2
+    assert "pass --offset-dn" in capsys.readouterr().err and not (tmp_path / "b.tif").exists()
+    assert main(["harmonise", str(bare), str(tmp_path / "b.tif"), "--offset-dn", "1000"]) == 0
+    with rasterio.open(tmp_path / "b.tif") as h:
+        assert np.array_equal(h.read(), expected)

@@ -48,6 +48,7 @@ COMMANDS = {
                                        "--cache", i.cache, "--out", o], lambda i: i.manifest),
     "export": Command(lambda i, o: ["export", "--base", "senclip-tiny-vit", "--pretrained", i.model,
                                     "--out", o], lambda i: i.model),
+    "harmonise": Command(lambda i, o: ["harmonise", i.scene, o], lambda i: i.scene),
     "embed-ground": Command(lambda i, o: ["embed-ground", "--manifest", i.manifest, "--out", o, *MODEL,
                                           "--pretrained", i.model], lambda i: i.manifest, folder=True,
                          exists_refused=False),  # the cache refuses another model's cache itself
@@ -68,7 +69,8 @@ NAMES = list(COMMANDS)
 
 
 def run(argv, capsys) -> tuple[int, list[str]]:
-    status = main([str(a) for a in argv] + ["--no-progress"] * (argv[0] not in ("export", "acquire")))
+    quiet = argv[0] not in ("export", "acquire", "harmonise")  # those have no --no-progress
+    status = main([str(a) for a in argv] + ["--no-progress"] * quiet)
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     return status, err
 

@@ -241,6 +241,90 @@ def gdal_scaling(decision: Decision, mode: str, bands: tuple[str, ...]) -> tuple
     return scales, [-decision.offset_dn.get(b, 0) * REFLECTANCE_SCALE for b in bands]
 
 
+def file_decision(src, bands: tuple[str, ...], offset_dn: int | None = None) -> Decision:
+    """The BOA offset held by an existing chip (open rasterio dataset), for ``senclip harmonise``.
+
+    In order: a chip already tagged ``radiometry=harmonised`` holds none; GDAL
+    per-band offsets (``--radiometry raw`` chips, provider files) give
+    ``-offset / scale``; ``offset_dn`` (``--offset-dn``) when given; the
+    ``processing_baseline`` tag; the ``acquired`` tag (chips written by
+    ``acquire`` before harmonisation existed) by date, with a warning.
+    ``offset_dn`` overrides the tags and the GDAL metadata, with a warning when
+    it disagrees with them.
+
+    Raises:
+        SenclipError: nothing tells the offset and ``offset_dn`` is not given.
+    """
+    from senclip.data.radiometry import file_scaling
+
+    tags = src.tags()
+    found: tuple[int, str, str | None] | None = None
+    scaling = file_scaling(src)
+    if tags.get("radiometry") == CONVENTION:
+        found = (0, "file", tags.get("processing_baseline"))
+    elif scaling is not None:
+        scales, offsets = scaling
+        if not np.allclose(scales, REFLECTANCE_SCALE):
+            raise SenclipError(f"{src.name}: GDAL scale {scales.tolist()} is not 0.0001; not Sentinel-2 DN")
+        found = (round(-float(offsets.min()) / REFLECTANCE_SCALE), "gdal-offset",
+                 tags.get("processing_baseline"))
+    elif tags.get("processing_baseline") not in (None, "", "unknown"):
+        text = tags["processing_baseline"]
+        found = (BOA_ADD_OFFSET_DN if float(text) >= 4.0 else 0, "baseline", text)
+    warnings = []
+    if offset_dn is not None:
+        if found is not None and found[0] != offset_dn:
+            warnings.append(f"--offset-dn {offset_dn} overrides the {found[0]} DN stated by the file "
+                            f"({found[1]})")
+        found = (offset_dn, "option", found[2] if found else None)
+    if found is None and tags.get("acquired"):
+        when = dt.date.fromisoformat(tags["acquired"][:10])
+        off = BOA_ADD_OFFSET_DN if when >= BASELINE_04_DATE else 0
+        found = (off, "date", None)
+        warnings.append(f"no radiometry metadata; assumed an offset of {off} DN from the acquisition date "
+                        f"{when} (pass --offset-dn to state it)")
+    if found is None:
+        raise SenclipError(f"{src.name}: no radiometry metadata (GDAL offset, processing_baseline or "
+                           "acquired tag); pass --offset-dn 0 (before 25 January 2022) or 1000")
+    return Decision(dict.fromkeys(bands, found[0]), found[1], found[2], None, warnings)
+
+
+def harmonise_file(path, out, offset_dn: int | None = None) -> dict:
+    """Write the harmonised copy of chip ``path`` to ``out`` (atomically); returns what was done.
+
+    The chip keeps its grid, bands, descriptions and tags; its values become
+    reflectance x 10000 with the offset removed (uint16, nodata 0, valid
+    pixels >= 1), with GDAL scale 0.0001 / offset 0 and the radiometry tags.
+    """
+    import rasterio
+
+    from senclip.outputs import atomic_path
+
+    with rasterio.open(path) as src:
+        if np.dtype(src.dtypes[0]).kind not in "ui" or np.dtype(src.dtypes[0]) == np.uint8:
+            raise SenclipError(f"{path}: {src.dtypes[0]} values are not Sentinel-2 digital numbers "
+                               "(uint16 expected); nothing to harmonise")
+        bands = tuple(d or f"band{i + 1}" for i, d in enumerate(src.descriptions))
+        decision = file_decision(src, bands, offset_dn)
+        data = src.read()
+        profile, tags = src.profile, src.tags()
+        masks = src.nodata
+    if decision.source != "file":
+        decision = check_data(data, decision, bands)
+        data = harmonise(data, decision, bands)
+    profile.update(dtype="uint16", nodata=0 if masks is None else masks, compress="deflate", predictor=2)
+    scales, offsets = gdal_scaling(decision, CONVENTION, bands)
+    tags |= decision.tags(CONVENTION)
+    with atomic_path(out) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            for i, band in enumerate(bands, start=1):
+                dst.set_band_description(i, band)
+            dst.update_tags(**tags)
+            dst.scales, dst.offsets = tuple(scales), tuple(offsets)
+    return {"input": str(path), "output": str(out), **decision.record(CONVENTION)}
+
+
 def check_mode(mode: str) -> str:
     """Validate ``--radiometry``."""
     if mode not in MODES:
@@ -265,4 +349,4 @@ def warn(item_id: str, decision: Decision) -> None:
 
 
 __all__ = ["DECISION_TABLE", "MODES", "Decision", "asset_offset_dn", "check_data", "check_mode", "decide",
-           "gdal_scaling", "harmonise", "harmonise_float", "warn"]
+           "file_decision", "gdal_scaling", "harmonise", "harmonise_file", "harmonise_float", "warn"]
