@@ -52,3 +52,22 @@ def test_series_stack_with_offset_reads_in_harmonised_units(tmp_path):
                     scaling=([1e-4, 1e-4], [-0.1, -0.1]))
     (da, va), (db, vb) = StackSource(a).read(slice(0, 4)), StackSource(b).read(slice(0, 4))
     assert np.array_equal(da, db) and np.array_equal(va, vb) and va.all()
+
+
+def test_bigearthnet_band_with_offset_metadata_reads_like_the_original(bigearthnet_root, tmp_path):
+    import shutil
+
+    from senclip.data import get_dataset
+
+    patch = sorted(p for p in bigearthnet_root.iterdir() if p.is_dir())[0]
+    shutil.copytree(patch, tmp_path / patch.name)
+    band = tmp_path / patch.name / f"{patch.name}_B04.tif"
+    with rasterio.open(band) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(band, "w", **profile) as dst:  # raw DN of a baseline >= 04.00 product, with metadata
+        dst.write(np.where(data > 0, data + 1000, 0).astype(data.dtype))
+        dst.scales, dst.offsets = (1e-4,), (-0.1,)
+    ours = get_dataset("bigearthnet", tmp_path, transforms=None)[0]["image"]
+    ref = get_dataset("bigearthnet", bigearthnet_root, transforms=None)
+    index = [str(p) for p in ref.paths].index(str(patch))
+    assert np.array_equal(ours.numpy(), ref[index]["image"].numpy())

@@ -37,6 +37,7 @@ import torch
 from senclip.bands import S2_L2A_BANDS
 from senclip.data.base import GEOTIFF_OPEN_OPTIONS, ClassificationDataset, Transform, raster_read_env
 from senclip.data.download import DatasetSpec
+from senclip.data.radiometry import read_dn_units
 from senclip.errors import SenclipError
 
 BIGEARTHNET_BANDS: tuple[str, ...] = S2_L2A_BANDS
@@ -231,9 +232,9 @@ class BigEarthNet(ClassificationDataset):
         try:
             with rasterio.open(path, **GEOTIFF_OPEN_OPTIONS) as src:
                 if src.shape == (self.size, self.size):
-                    return src.read(1)
-                return src.read(1, out_shape=(self.size, self.size),
-                                resampling=Resampling[self.resampling])
+                    return read_dn_units(src, src.read([1]), [1])[0]  # GDAL scale/offset (data.radiometry)
+                return read_dn_units(src, src.read([1], out_shape=(1, self.size, self.size),
+                                                   resampling=Resampling[self.resampling]), [1])[0]
         except RasterioError as err:
             raise SenclipError(f"cannot read GeoTIFF {path}: {err}; re-extract the patch") from None
 

@@ -21,6 +21,7 @@ from senclip.bands import S2_L1C_BANDS
 from senclip.data.base import EUROSAT_CLASSES, GEOTIFF_OPEN_OPTIONS, ClassFolderDataset, raster_read_env
 from senclip.data.download import DatasetSpec
 from senclip.data.eurosat import EUROSAT_HF
+from senclip.data.radiometry import read_dn_units
 from senclip.errors import SenclipError
 
 EUROSAT_MS_BANDS: tuple[str, ...] = (*(b for b in S2_L1C_BANDS if b != "B8A"), "B8A")  # B8A last (see above)
@@ -64,7 +65,7 @@ class EuroSATMS(ClassFolderDataset):
                 if src.count != len(self.all_bands):
                     raise SenclipError(f"{path} has {src.count} bands, expected {len(self.all_bands)} "
                                        f"({','.join(self.all_bands)}); is this EuroSAT MS?")
-                array = src.read()
+                array = read_dn_units(src, src.read())  # honours GDAL scale/offset (data.radiometry)
         except RasterioError as err:
             raise SenclipError(f"cannot read GeoTIFF {path}: {err}; replace or delete the file") from None
         return torch.from_numpy(array.astype(np.float32))

@@ -102,6 +102,21 @@ def to_dn_units(raw: np.ndarray, scales, offsets, axis: int = 0) -> np.ndarray:
     return apply_scaling(raw, s, o, axis)
 
 
+def read_dn_units(src, data: np.ndarray, indexes: Sequence[int] | None = None) -> np.ndarray:
+    """``data`` (bands first, read from ``src``) in harmonised DN units when ``src`` has GDAL scale/offset.
+
+    Without metadata ``data`` is returned unchanged (stored digital numbers).
+    With it: :func:`to_dn_units`, and pixels ≤ 0 after scaling, NaN or nodata
+    become 0 (the datasets' nodata value) in every band.
+    """
+    scaling = file_scaling(src, indexes)
+    if scaling is None:
+        return data
+    values = to_dn_units(data, *scaling)
+    values[:, invalid_values(values, data, src.nodata)] = 0.0
+    return values
+
+
 def invalid_values(values: np.ndarray, raw: np.ndarray | None = None, nodata=None,
                    axis: int = 0) -> np.ndarray:
     """Pixels to mask: any band ≤ 0 after scaling, not finite, or (in ``raw``) equal to ``nodata``.
@@ -116,4 +131,4 @@ def invalid_values(values: np.ndarray, raw: np.ndarray | None = None, nodata=Non
 
 
 __all__ = ["BOA_ADD_OFFSET_DN", "CONVENTION", "RAW", "REFLECTANCE_SCALE", "TAGS", "apply_scaling",
-           "convention_tags", "file_scaling", "invalid_values", "to_dn_units"]
+           "convention_tags", "file_scaling", "invalid_values", "read_dn_units", "to_dn_units"]
