@@ -365,6 +365,20 @@ def atomic_path(path: str | Path, suffix: str = ".partial") -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def io_errors() -> Iterator[None]:
+    """Surface a writer's own I/O error type as ``OSError`` (a full disk is one line, not a traceback).
+
+    safetensors raises ``SafetensorError`` where a write fails.
+    """
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as exc:
+        raise OSError(f"could not write: {exc}") from exc
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -48,6 +48,7 @@ COMMANDS = {
                                        "--cache", i.cache, "--out", o], lambda i: i.manifest),
     "export": Command(lambda i, o: ["export", "--base", "senclip-tiny-vit", "--pretrained", i.model,
                                     "--out", o], lambda i: i.model),
+    "convert": Command(lambda i, o: ["convert", i.model, "--out", o], lambda i: i.model),
     "harmonise": Command(lambda i, o: ["harmonise", i.scene, o], lambda i: i.scene),
     "embed-ground": Command(lambda i, o: ["embed-ground", "--manifest", i.manifest, "--out", o, *MODEL,
                                           "--pretrained", i.model], lambda i: i.manifest, folder=True,
@@ -69,7 +70,7 @@ NAMES = list(COMMANDS)
 
 
 def run(argv, capsys) -> tuple[int, list[str]]:
-    quiet = argv[0] not in ("export", "acquire", "harmonise")  # those have no --no-progress
+    quiet = argv[0] not in ("export", "acquire", "convert", "harmonise")  # those have no --no-progress
     status = main([str(a) for a in argv] + ["--no-progress"] * quiet)
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     return status, err
@@ -111,7 +112,7 @@ def test_output_links_to_an_input(name, link, inputs, tmp_path, capsys):
 @pytest.mark.parametrize("name", [n for n in NAMES if COMMANDS[n].exists_refused])
 def test_existing_output_needs_overwrite(name, inputs, tmp_path, capsys):
     cmd = COMMANDS[name]
-    out = tmp_path / ("out" if cmd.folder else "out" + (".safetensors" if name == "export" else ".tif"))
+    out = tmp_path / ("out" if cmd.folder else "out" + (".safetensors" if name in ("export", "convert") else ".tif"))
     if cmd.folder:
         out.mkdir()
         (out / "notes.txt").write_text("mine")
@@ -129,7 +130,7 @@ def test_second_writer_is_refused(name, inputs, tmp_path, capsys):
     from senclip.outputs import claim
 
     cmd = COMMANDS[name]
-    out = tmp_path / ("out" if cmd.folder else "out" + (".safetensors" if name == "export" else ".tif"))
+    out = tmp_path / ("out" if cmd.folder else "out" + (".safetensors" if name in ("export", "convert") else ".tif"))
     argv = [str(a) for a in cmd.argv(inputs, out)]
     args = build_parser().parse_args(argv)
     with claim(args.plan(args)):
@@ -143,7 +144,7 @@ def test_read_only_output_folder(name, inputs, tmp_path):
     cmd = COMMANDS[name]
     folder = tmp_path / "ro"
     folder.mkdir()
-    out = folder / ("out" if cmd.folder else "out" + (".safetensors" if name == "export" else ".tif"))
+    out = folder / ("out" if cmd.folder else "out" + (".safetensors" if name in ("export", "convert") else ".tif"))
     argv = [str(a) for a in cmd.argv(inputs, out)]
     if name not in ("export", "acquire"):
         argv.append("--no-progress")
@@ -184,3 +185,50 @@ def test_every_writing_command_declares_its_outputs():
         if any(q.get_default("plan") is not None for q in parsers):
             writers.add(name)
     assert writers == set(COMMANDS) | {"download"}, writers
+
+
+def _out(name: str, folder: Path) -> Path:
+    cmd = COMMANDS[name]
+    return folder / ("out" if cmd.folder else "out" + (".safetensors" if name == "export" else ".tif"))
+
+
+@pytest.mark.parametrize("name", ["zeroshot", "fewshot", "retrieval", "export", "search", "proxy-pairs"])
+def test_overwrite_done_and_disk_full(name, inputs, tmp_path, capsys):
+    """The short commands end to end: --overwrite replaces, a rerun is done, a full disk keeps the file."""
+    import subprocess
+
+    from reliability_helpers import senclip_cmd, subprocess_env
+
+    cmd = COMMANDS[name]
+    out = _out(name, tmp_path / "new")  # the output folder is missing: it is made
+    argv = [str(a) for a in cmd.argv(inputs, out)] + ["--no-progress"] * (name != "export")
+    if cmd.folder:
+        out.mkdir(parents=True)
+        (out / "notes.txt").write_text("mine")
+    else:
+        out.parent.mkdir()
+        out.write_text("an unrelated file")
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err
+    written = sorted(p.name for p in out.iterdir()) if cmd.folder else [md5(out)]
+    assert written != ["notes.txt"] and written != [md5_text("an unrelated file")]
+    assert main(argv) == 0 and "done already" in capsys.readouterr().err
+    before = snapshot(out.parent)
+    full = subprocess.run(senclip_cmd(*argv, "--overwrite"), capture_output=True, text=True,
+                          env=subprocess_env(), timeout=300, preexec_fn=_limit_file_size(512))
+    err = [ln for ln in full.stderr.splitlines() if ln.strip()]
+    assert full.returncode not in (0, 130) and len(err) == 1 and err[0].startswith("error: "), full.stderr
+    after = snapshot(out.parent)
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed <= {f".{out.name}.senclip.json", f"{out.name}/.senclip.json"}, changed  # its job record
+
+
+def md5_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _limit_file_size(limit: int):
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

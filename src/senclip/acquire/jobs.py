@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from senclip.errors import SenclipError
+from senclip.outputs import write_text
 
 FINAL = ("ok", "no-scene", "cloudy", "missing")
 
@@ -82,9 +83,7 @@ def check_options(path: str | Path, options: dict) -> None:
             )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(options, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(options, indent=2, sort_keys=True))
 
 
 @dataclass

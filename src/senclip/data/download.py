@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 
 from senclip.errors import SenclipError
 from senclip.net import OfflineError, fetch
+from senclip.outputs import write_text
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,4 @@ def _extract_tar(archive: Path, dest: Path, progress: bool) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 from senclip.errors import SenclipError
 
 FORMAT_VERSION = 1
+from senclip.outputs import write_text
 META, IDS, EMB, MASK, PROGRESS = ("meta.json", "point_ids.json", "embeddings.npy", "mask.npy",
                                   "progress.json")
 _FILES = {META, IDS, EMB, MASK, PROGRESS}
@@ -50,9 +50,7 @@ def sha256_lines(items: Sequence) -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True))
 
 
 class GroundCache:

@@ -53,6 +53,7 @@ from pathlib import Path
 import pandas as pd
 
 from senclip.errors import SenclipError
+from senclip.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -296,12 +297,11 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     if suffix not in (".csv", ".parquet", ".pq"):
         raise SenclipError(f"{path}: manifest must end in .csv or .parquet")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
     df = df.copy()
     df.attrs = {}
-    if suffix == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
     return path

@@ -19,6 +19,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from senclip.outputs import atomic_path
+
 
 def default_cache_dir() -> Path:
     """``$SENCLIP_CACHE/embeddings`` (default ``~/.cache/senclip/embeddings``)."""
@@ -101,7 +103,6 @@ def encode_dataset(
     emb = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial.npy")
-        np.save(tmp, emb)
-        os.replace(tmp, path)
+        with atomic_path(path, ".partial.npy") as tmp:
+            np.save(tmp, emb)
     return emb

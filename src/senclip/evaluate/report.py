@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from senclip.outputs import atomic_path, write_text
+
 
 def check_writable(path: str | Path) -> Path:
     """Fail early (before any long work) if ``path``'s folder cannot be written."""
@@ -28,11 +30,7 @@ def check_writable(path: str | Path) -> Path:
 
 
 def write_json(obj: dict, path: str | Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, allow_nan=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
 
 
 def _fmt(v) -> str:
@@ -98,10 +96,9 @@ def _save(fig, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    tmp = path.with_name(path.stem + ".partial.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -19,6 +19,8 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.windows import Window
 
+from senclip.outputs import atomic_path, write_text
+
 NODATA_CLASS = 255
 EUROSAT_COLORS = {
     "AnnualCrop": (230, 171, 2), "Forest": (27, 120, 55), "HerbaceousVegetation": (166, 217, 106),
@@ -146,10 +148,7 @@ def write_legend(path: str | Path, classes: list[str], colors, info: dict) -> Pa
         "nodata": NODATA_CLASS,
         **info,
     }
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(legend, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_text(path, json.dumps(legend, indent=2, default=str))
 
 
 def _decimate(arr: np.ndarray, max_side: int = 1024) -> np.ndarray:
@@ -201,8 +200,7 @@ def write_heat_png(path: str | Path, values: np.ndarray, title: str) -> Path:
 def _save_fig(fig, path: Path) -> Path:
     from matplotlib import pyplot as plt
 
-    tmp = path.with_name(path.name + ".partial")
-    fig.savefig(tmp, format="png", metadata={"Software": None}, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None}, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return path

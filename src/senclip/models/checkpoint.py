@@ -29,7 +29,6 @@ Nothing in a checkpoint is executed: tensors are read with safetensors.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -45,6 +44,7 @@ FORMAT_VERSION = 1
 _KEY = "senclip"
 
 
+from senclip.outputs import atomic_path, io_errors
 def read_metadata(path: str | Path) -> dict | None:
     """The senclip header of a safetensors file, or ``None`` if it has none."""
     try:
@@ -113,9 +113,8 @@ def save_model(model, path: str | Path, kind: str = "image", extra: dict | None 
     _dedupe_shared(tensors)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, str(tmp), metadata={_KEY: json.dumps(meta)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, io_errors():
+        save_file(tensors, str(tmp), metadata={_KEY: json.dumps(meta)})
     return path
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,10 +47,11 @@ class Classifier:
         from safetensors.numpy import save_file
 
         path, meta = Path(path), {"classes": self.classes, "model": self.model, "info": self.info}
-        tmp = path.with_name(path.name + ".partial")
-        save_file({"coef": self.coef_.astype(np.float32), "intercept": self.intercept_.astype(np.float32)},
-                  str(tmp), metadata={"senclip_classifier": json.dumps(meta)})
-        os.replace(tmp, path)
+        from senclip.outputs import atomic_path, io_errors
+
+        with atomic_path(path) as tmp, io_errors():
+            save_file({"coef": self.coef_.astype(np.float32), "intercept": self.intercept_.astype(np.float32)},
+                      str(tmp), metadata={"senclip_classifier": json.dumps(meta)})
         return path
 
 

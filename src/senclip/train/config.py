@@ -22,6 +22,7 @@ from typing import Any
 
 from senclip.bands import RGB_BANDS
 from senclip.errors import SenclipError
+from senclip.outputs import write_text
 
 
 def _opt(default: Any, help: str, choices: tuple | None = None) -> Any:
@@ -290,7 +291,4 @@ def dump_config(cfg: TrainConfig, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -8,7 +8,6 @@ block.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from rasterio.windows import Window
 from senclip.data.radiometry import file_scaling, to_dn_units
 from senclip.data.series.io import DATE_RE, RASTER_SUFFIXES, SeriesSource, parse_dates
 from senclip.errors import DatasetNotFoundError, SenclipError
+from senclip.outputs import atomic_path
 
 DATES_TAG = "dates"
 BANDS_TAG = "bands"
@@ -276,27 +276,26 @@ def write_stack(path, data: np.ndarray, dates: Sequence[dt.date], bands: Sequenc
     t, c, h, w = data.shape
     per_step = c + (valid is not None)
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
     profile = {"driver": "GTiff", "count": t * per_step, "height": h, "width": w, "dtype": "float32",
                "crs": crs, "transform": transform, "nodata": nodata}
     if h >= 256 and w >= 256:
         profile |= {"tiled": True, "blockxsize": 256, "blockysize": 256}
-    with rasterio.open(tmp, "w", **profile) as dst:
-        for i in range(t):
-            for j in range(c):
-                dst.write(data[i, j].astype(np.float32), i * per_step + j + 1)
-                dst.set_band_description(i * per_step + j + 1, bands[j])
-            if valid is not None:
-                dst.write((~valid[i]).astype(np.float32), i * per_step + c + 1)
-                dst.set_band_description(i * per_step + c + 1, "CLM")
-        dst.update_tags(**{DATES_TAG: ",".join(d.isoformat() for d in dates), BANDS_TAG: ",".join(bands)},
-                        **{k: str(v) for k, v in (tags or {}).items()})
-        if scaling is not None:
-            extra = [(1.0, 0.0)] * (per_step - c)
-            per = list(zip(scaling[0], scaling[1], strict=True)) + extra
-            dst.scales = tuple(float(s) for _ in range(t) for s, _o in per)
-            dst.offsets = tuple(float(o) for _ in range(t) for _s, o in per)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i in range(t):
+                for j in range(c):
+                    dst.write(data[i, j].astype(np.float32), i * per_step + j + 1)
+                    dst.set_band_description(i * per_step + j + 1, bands[j])
+                if valid is not None:
+                    dst.write((~valid[i]).astype(np.float32), i * per_step + c + 1)
+                    dst.set_band_description(i * per_step + c + 1, "CLM")
+            dst.update_tags(**{DATES_TAG: ",".join(d.isoformat() for d in dates), BANDS_TAG: ",".join(bands)},
+                            **{k: str(v) for k, v in (tags or {}).items()})
+            if scaling is not None:
+                extra = [(1.0, 0.0)] * (per_step - c)
+                per = list(zip(scaling[0], scaling[1], strict=True)) + extra
+                dst.scales = tuple(float(s) for _ in range(t) for s, _o in per)
+                dst.offsets = tuple(float(o) for _ in range(t) for _s, o in per)
     return path
 
 
