@@ -100,11 +100,10 @@ def set_time_steps(tower, steps: int) -> None:
     steps = int(steps)
     if steps not in (12, 4, 1):
         raise SenclipError(f"--time-steps must be 12, 4 or 1, not {steps}")
-    kind = kind_of(tower)
     if not hasattr(tower, "time_steps"):
-        if steps == 12 and kind.input == "series":
+        if steps == 12:  # the default: nothing to change, whatever the tower
             return
-        raise SenclipError(f"the {kind.name} tower cannot take {steps} time steps "
+        raise SenclipError(f"the {kind_of(tower).name} tower cannot take {steps} time steps "
                            "(--time-steps needs a time-series tower)")
     tower.time_steps = steps
 
