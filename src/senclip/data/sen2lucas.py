@@ -44,6 +44,7 @@ import pandas as pd
 from senclip.data.ground_cache import CacheWriter, GroundCache, sha256_lines
 from senclip.data.manifest import EUROPE_LAT, EUROPE_LON, PHOTO_COLUMNS, VIEWS, write_manifest
 from senclip.errors import SenclipError
+from senclip.outputs import atomic_path
 
 EMBEDDED_VIEWS = ("N", "E", "S", "W")
 """Views the published frozen embeddings hold (no P, the point photo)."""
@@ -299,9 +300,8 @@ def import_sen2lucas(chips: str | Path, paths: str | Path, embeddings: str | Pat
             emb[i - start, slots] = (raw / n[:, None]).astype(np.float32)
             mask[i - start, slots] = True
         writer.write(start, emb, mask)
-    tmp = writer.path / (NORMS + ".partial.npy")
-    np.save(tmp, norms)
-    os.replace(tmp, writer.path / NORMS)
+    with atomic_path(writer.path / NORMS) as tmp, open(tmp, "wb") as f:
+        np.save(f, norms)
     cache: GroundCache = writer.finish()
     df = pd.DataFrame({
         "point_id": ids, "lat": [r["lat"] for r in rows], "lon": [r["lon"] for r in rows], "date": "",
