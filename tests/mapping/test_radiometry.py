@@ -35,10 +35,14 @@ def test_same_values_and_mask_from_both_files(pair):
 
 
 def test_map_outputs_are_identical(pair, tiny_vit_file, tmp_path, capsys):
+    import shutil
+
     outs = []
+    scene = tmp_path / "scene.tif"  # one input path for both encodings: the map records its input's path
     for path in pair:
+        shutil.copyfile(path, scene)
         out = tmp_path / f"{path.stem}_map.tif"
-        rc = main(["map", str(path), str(out), "--model", "senclip-tiny-vit", "--pretrained", str(tiny_vit_file),
+        rc = main(["map", str(scene), str(out), "--model", "senclip-tiny-vit", "--pretrained", str(tiny_vit_file),
                    "--stride", "32", "--batch-size", "4", "--workers", "1", "--no-progress", "--device", "cpu",
                    "--prompts", "generic", "--no-quicklook", "--resolution", "input"])
         assert rc == 0
@@ -48,6 +52,7 @@ def test_map_outputs_are_identical(pair, tiny_vit_file, tmp_path, capsys):
         classes_a, classes_b = a.read(), b.read()
         assert a.profile == b.profile and a.transform == b.transform
     assert np.array_equal(classes_a, classes_b)
+    assert outs[0].read_bytes() == outs[1].read_bytes()  # the whole file: pixels, tags, overviews
     assert (classes_a[0, :8, :8] == 255).all()  # the dark corner is nodata in both maps
     assert len(np.unique(classes_a)) > 2  # a real map, not one class
 
