@@ -302,3 +302,18 @@ def test_reference_constants_follow_the_bands():
     assert TimeSenRefConfig(bands=("NDVI",), norm="none").mean == (0.0,)
     with pytest.raises(SenclipError, match="needs mean values"):
         TimeSenRefConfig(bands=("NDVI",))
+
+
+def test_shipped_reference_config_prints_its_size(capsys):
+    from pathlib import Path
+
+    import yaml
+
+    from senclip.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "timesen-reference.yaml"
+    assert main(["train", "--config", str(config), "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "# model.tower timesen-reference: 8,169,472 parameters" in out
+    cfg = yaml.safe_load(out)
+    assert cfg["model"]["tower"] == "timesen-reference" and cfg["model"]["head"] is False
