@@ -317,3 +317,16 @@ def test_shipped_reference_config_prints_its_size(capsys):
     assert "# model.tower timesen-reference: 8,169,472 parameters" in out
     cfg = yaml.safe_load(out)
     assert cfg["model"]["tower"] == "timesen-reference" and cfg["model"]["head"] is False
+
+
+def test_a_checkpoint_with_python_objects_is_refused_with_a_hint(tmp_path, tiny_vit):
+    import argparse
+
+    from senclip.models.checkpoint import load_image_tower
+
+    state = _random_reference(dim=128, depth=1, heads=4, mlp_dim=16).state_dict()
+    path = tmp_path / "lightning.ckpt"
+    torch.save({"state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()},
+                "hyper_parameters": argparse.Namespace(lr=1e-4)}, path)
+    with pytest.raises(SenclipError, match=r"without running its code.*state_dict"):
+        load_image_tower(copy.deepcopy(tiny_vit), path)

@@ -373,6 +373,10 @@ def config_from_state(state: dict[str, torch.Tensor], heads: int = 8, **options)
                             mlp_dim=mlp_dim, **options)
 
 
+class UnreadableCheckpoint(SenclipError):
+    """The file is not a torch checkpoint that loads with ``weights_only=True``."""
+
+
 def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The encoder tensors of a published ``.ckpt`` (either layout), read without running code."""
     import pickle
@@ -383,7 +387,12 @@ def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise SenclipError(f"{path}: not a readable torch checkpoint ({str(exc).splitlines()[0]})") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableCheckpoint(
+            f"{path}: not a torch checkpoint senclip reads without running its code ({first[:160]}); "
+            "a Lightning checkpoint holding Python objects besides tensors: save its tensors alone with "
+            "torch.save(torch.load(path, weights_only=False)['state_dict'], 'encoder.ckpt') where you trust "
+            "the file") from exc
     if reference_layout(raw) is None:
         raise SenclipError(f"{path}: not a TimeSenCLIP checkpoint (expected the encoder's state dict or a "
                            f"Lightning 'state_dict' with '{LIGHTNING_PREFIX}' keys)")

@@ -36,11 +36,21 @@ def _load(model, header: dict):
 
 def _import_file(path):
     """A tower from a published TimeSenCLIP ``.ckpt`` (``None``: not that layout)."""
+    from pathlib import Path
+
     from senclip.errors import SenclipError
-    from senclip.models.timesen_reference import read_reference_checkpoint, tower_from_state
+    from senclip.models.timesen_reference import (
+        UnreadableCheckpoint,
+        read_reference_checkpoint,
+        tower_from_state,
+    )
 
     try:
         state = read_reference_checkpoint(path)
+    except UnreadableCheckpoint:
+        if Path(path).suffix.lower() in (".ckpt", ".pt", ".pth"):
+            raise  # a torch file that cannot be read safely: say so, not "not a safetensors file"
+        return None
     except SenclipError:
         return None
     return tower_from_state(state, source=str(path))
