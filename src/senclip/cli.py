@@ -113,11 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:  # disk full, permission denied, … while writing: one line, outputs intact
-        if args.verbose:
+    except Exception as exc:  # disk full, permission denied, … while writing: one line, outputs intact
+        if args.verbose or not _is_io_error(exc):
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _is_io_error(exc: Exception) -> bool:
+    """An operating-system or GDAL I/O failure (rasterio's errors are not all ``OSError``)."""
+    return isinstance(exc, OSError) or type(exc).__module__.startswith("rasterio")
 
 
 if __name__ == "__main__":
