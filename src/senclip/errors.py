@@ -11,3 +11,12 @@ class SenclipError(Exception):
 
 class DatasetNotFoundError(SenclipError):
     """A dataset root is missing or does not have the expected layout."""
+
+
+class SenclipNote(UserWarning):
+    """Something senclip corrected or chose for the user (e.g. QuickGELU for OpenAI-layout weights).
+
+    Library users get a standard warning (filter it, or turn it into an error
+    with ``warnings.simplefilter("error", SenclipNote)``); the CLI prints it as
+    one line ``note: <message>`` on stderr.
+    """

@@ -7,9 +7,13 @@ or a process group:
 * :class:`InfoNCELoss`: symmetric InfoNCE (CLIP loss) with a learnable
   temperature and in-batch negatives, plus optional extra negatives for the
   satellite -> ground direction (the :class:`TargetQueue`).
+* :class:`QueueCELoss`: the SenCLIP reference loss, one-directional
+  cross-entropy over ``[positive | queue]`` with label 0 and no in-batch
+  negatives (``src/SenCLIP.py`` and ``src/main.py`` of the reference code).
 * :class:`CosineLoss`: ``1 - cos(sat, target)`` averaged over the batch.
 * :class:`TargetQueue`: a FIFO of past (detached) target embeddings used as
-  extra negatives. It is a module with buffers, so its content travels with
+  extra negatives, empty at the start or (the reference) full of random unit
+  vectors. It is a module with buffers, so its content travels with
   the model's ``state_dict`` (and so with training checkpoints).
 
 Distributed training: :func:`gather_with_grad` all-gathers a per-rank batch
@@ -93,16 +97,28 @@ class TargetQueue(nn.Module):
     Args:
         size: capacity ``K`` (number of past targets kept).
         dim: embedding dimension.
+        init: ``"empty"`` (nothing stored at the start) or ``"random"``: full
+            of ``K`` random unit vectors (normalised Gaussian draws), which the
+            first targets then replace oldest-first, as the reference's queue.
+        generator: the random source of ``"random"`` (default: torch's global one).
     """
 
-    def __init__(self, size: int, dim: int) -> None:
+    INITS = ("empty", "random")
+
+    def __init__(self, size: int, dim: int, init: str = "empty",
+                 generator: torch.Generator | None = None) -> None:
         super().__init__()
         if size < 1 or dim < 1:
             raise ValueError(f"queue size and dim must be positive, got size={size}, dim={dim}")
+        if init not in self.INITS:
+            raise ValueError(f"queue init must be one of {', '.join(self.INITS)}, not {init!r}")
         self.size = int(size)
         self.register_buffer("items", torch.zeros(size, dim))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        if init == "random":
+            self.items.copy_(F.normalize(torch.randn(size, dim, generator=generator), dim=-1))
+            self.filled.fill_(self.size)
 
     @property
     def is_full(self) -> bool:
@@ -177,6 +193,64 @@ class InfoNCELoss(nn.Module):
         s2g = F.cross_entropy(scale * sat @ gallery.T, labels)
         g2s = F.cross_entropy(scale * target @ sat.T, labels)
         return (s2g + g2s) / 2
+
+
+class QueueCELoss(nn.Module):
+    """One-directional ``[positive | queue]`` cross-entropy with label 0 (the SenCLIP reference loss).
+
+    For satellite embeddings ``s``, their targets ``t`` (``(N, D)``,
+    L2-normalised) and the queue ``q`` (``(K, D)``)::
+
+        logits_i = a * [s_i . t_i, s_i . q_1, ..., s_i . q_K]
+        loss = mean_i CE(logits_i, 0)
+
+    The other targets of the batch are *not* negatives, and there is no
+    ground->satellite term. ``a = exp(log_scale)``, ``log_scale`` starting at
+    ``log(1/T)``; when learnable, its value is clamped to ``[0, ln 100]``
+    (temperature between 0.01 and 1) before each use, as the reference clamps
+    the parameter itself (not only its use, so its gradient never vanishes).
+
+    Args:
+        init_temperature: initial temperature ``T`` (the reference: 0.07).
+        learnable: train the temperature with the model.
+    """
+
+    def __init__(self, init_temperature: float = 0.07, learnable: bool = True) -> None:
+        super().__init__()
+        if init_temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {init_temperature}")
+        value = torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32)
+        if learnable:
+            self.log_scale = nn.Parameter(value)
+        else:
+            self.register_buffer("log_scale", value)
+        self.learnable = learnable
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
+    @property
+    def temperature(self) -> float:
+        return float(1.0 / self.scale.detach())
+
+    def forward(
+        self, sat: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss of the positives ``(sat_i, target_i)`` against the ``negatives`` ``(K, D)`` (the queue)."""
+        if sat.shape != target.shape:
+            raise ValueError(f"sat and target shapes differ: {tuple(sat.shape)} vs {tuple(target.shape)}")
+        if self.learnable:
+            with torch.no_grad():
+                self.log_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
+        sat, target = sat.float(), target.float()
+        positive = (sat * target).sum(-1, keepdim=True)
+        if negatives is not None and len(negatives):
+            logits = torch.cat([positive, sat @ negatives.to(sat).T], dim=1)
+        else:
+            logits = positive
+        labels = torch.zeros(sat.shape[0], dtype=torch.long, device=sat.device)
+        return F.cross_entropy(self.scale * logits, labels)
 
 
 class CosineLoss(nn.Module):

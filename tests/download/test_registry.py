@@ -50,13 +50,26 @@ def test_packaged_registry_is_complete_and_consistent():
         assert e.preprocess["image_size"] == size, e.name
         assert len(e.preprocess["mean"]) == 3 and len(e.preprocess["std"]) == 3
         if e.source == "hf_hub":
-            assert re.fullmatch(r"[0-9a-f]{40}", e.revision), f"{e.name}: pin a commit"
+            pinned = re.fullmatch(r"[0-9a-f]{40}", e.revision)
+            assert pinned or any(u.startswith("revision") for u in e.unverified), f"{e.name}: pin a commit"
             assert e.download_url.startswith("https://huggingface.co/")
         if e.source == "open_clip":
             assert open_clip.get_pretrained_cfg(e.arch, e.tag), e.name
         if e.eurosat_zeroshot:
             assert e.eurosat_zeroshot.get("source"), f"{e.name}: figure without source"
     assert entries["clip-vit-b-32-openai"].eurosat_zeroshot["generic"] == 47.3
+    # the SenCLIP releases of both publishers: OpenAI-layout weights, hence QuickGELU, senclip preprocessing
+    senclip = {n: e for n, e in entries.items() if e.pooling}
+    assert {e.repo for e in senclip.values()} == {
+        "pallavijainpj/SenCLIP", "MVRL/senclip-ViT-B-32-avgpool", "MVRL/senclip-RN50-avgpool",
+        "MVRL/senclip-ViT-B-32-attpool-perimage"}
+    assert len(senclip) == 7
+    for e in senclip.values():
+        assert e.arch.endswith("-quickgelu") and e.layout in ("openai", "clip-prefixed"), e.name
+        assert e.preprocess["profile"] == "senclip"
+        assert (e.preprocess["mean"], e.preprocess["std"]) == ([0.347, 0.376, 0.296], [0.269, 0.261, 0.276])
+    assert entries["senclip-vit-b-32-avgpool"].filename == "SenCLIP_AvgPool_ViTB32.ckpt"
+    assert "filename" in entries["senclip-rn50-attpool"].unverified  # named from the pattern only
 
 
 def test_pretrained_name_downloads_once_and_loads(http_server, tmp_path, monkeypatch, tiny_state):
@@ -187,11 +200,64 @@ def test_architecture_mismatch_and_bad_registry(tmp_path, monkeypatch):
 def test_models_command_lists_and_json(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"clip-vit-b-32-openai\s+ViT-B-32\s+open_clip\s+(yes|no)\s+47.3/54.9/51.7", out)
-    assert re.search(r"remoteclip-vit-b-32\s+ViT-B-32\s+hf_hub\s+no\s+-", out)
+    assert re.search(r"clip-vit-b-32-openai\s+ViT-B-32\s+-\s+open_clip\s+(yes|no)\s+47.3/54.9/51.7", out)
+    assert re.search(r"remoteclip-vit-b-32\s+ViT-B-32\s+-\s+hf:chendelong/RemoteCLIP\s+no\s+-", out)
+    for name, arch, pooling, source in [
+            ("senclip-vit-b-32-avgpool", "ViT-B-32-quickgelu", "avgpool", "hf:pallavijainpj/SenCLIP"),
+            ("senclip-rn50-attpool", "RN50-quickgelu", "attpool", "hf:pallavijainpj/SenCLIP"),
+            ("senclip-mvrl-vit-b-32-attpool-perimage", "ViT-B-32-quickgelu", "attpool_perimage",
+             "hf:MVRL/senclip-ViT-B-32-attpool-perimage"),
+            ("senclip-mvrl-rn50-avgpool", "RN50-quickgelu", "avgpool", "hf:MVRL/senclip-RN50-avgpool")]:
+        assert re.search(rf"{name}\s+{arch}\s+{pooling}\s+{source}\s+(yes|no)", out), name
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     sky = next(r for r in rows if r["name"] == "skyclip-vit-b-32")
     assert sky["location"].endswith("SkyCLIP_ViT_B32_top50pct.zip") and sky["cached"] is False
     assert main(["models", "--architectures"]) == 0
     assert ARCH in capsys.readouterr().out.split()
+
+
+@pytest.mark.parametrize("layout", ["openai", "clip-prefixed"])
+def test_senclip_release_entries_download_convert_and_preprocess(http_server, tmp_path, monkeypatch, layout):
+    """An entry shaped like the SenCLIP releases: fetched once, converted, QuickGELU, `senclip` profile."""
+    import warnings
+
+    from safetensors.torch import save
+
+    from senclip.errors import SenclipNote
+
+    torch.manual_seed(3)
+    clip = open_clip.create_model("senclip-tiny-vit-quickgelu").eval()
+    state = clip.state_dict()
+    if layout == "openai":  # as pallavijainpj/SenCLIP: torch.save of the OpenAI state dict
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        blob, filename = buf.getvalue(), "SenCLIP_AvgPool_Tiny.ckpt"
+    else:  # as MVRL/senclip-*: PyTorchModelHubMixin safetensors, keys under clip.
+        blob, filename = save({f"clip.{k}": v.contiguous() for k, v in state.items()}), "model.safetensors"
+    rev = "0123456789abcdef0123456789abcdef01234567"
+    http_server.files[f"/org/senclip/resolve/{rev}/{filename}"] = blob
+    write_registry(tmp_path, monkeypatch, {"tiny-senclip": {
+        "arch": "senclip-tiny-vit-quickgelu", "source": "hf_hub", "repo": "org/senclip", "revision": rev,
+        "filename": filename, "layout": layout, "pooling": "avgpool", "preprocess": {"profile": "senclip"}}})
+    monkeypatch.setenv("HF_ENDPOINT", http_server.url(""))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SenclipNote)  # the entry names its architecture: nothing to correct
+        model = create_model("senclip-tiny-vit", pretrained="tiny-senclip")
+    assert model.name == "senclip-tiny-vit-quickgelu"
+    pre = model.image_tower.preprocess
+    assert pre.profile == "senclip" and pre.interpolation == "bicubic"
+    torch.testing.assert_close(pre.mean.flatten(), torch.tensor([0.347, 0.376, 0.296]))
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = clip.encode_image(pre(x), normalize=True)
+    torch.testing.assert_close(model.encode_image(x), expected, rtol=0, atol=1e-6)
+    assert model.describe()["preprocess"]["name"] == "senclip"
+    rows = {r["name"]: r for r in reg.list_entries()}
+    assert rows["tiny-senclip"]["cached"] and rows["tiny-senclip"]["pooling"] == "avgpool"
+    assert rows["tiny-senclip"]["layout"] == layout and rows["tiny-senclip"]["preprocess"] == "senclip"
+    assert len(http_server.log) == 1  # downloaded once
+    # --preprocess overrides the entry's profile
+    plain = create_model(None, pretrained="tiny-senclip", preprocess="openai")
+    assert plain.image_tower.preprocess.profile == "openai"

@@ -71,7 +71,8 @@ def test_senclip_safetensors_roundtrip(tmp_path, kind):
     path = tmp_path / f"{kind}.safetensors"
     save_model(model, path, kind=kind)
     meta = read_metadata(path)
-    assert meta["kind"] == kind and meta["head"] == {"dim_in": 128, "dim_out": 128, "dropout": 0.1}
+    assert meta["kind"] == kind and meta["head"] == {"dim_in": 128, "dim_out": 128, "dropout": 0.1,
+                                                     "kind": "projecting"}
     x = _images()
     if kind == "full":
         loaded = create_model("senclip-tiny-rn", pretrained=str(path))

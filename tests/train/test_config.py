@@ -51,7 +51,7 @@ def test_bad_files(tmp_path):
 def test_shipped_configs_load(name):
     cfg = load_config(CONFIGS / name)
     assert cfg.model.head is True
-    if name != "quickstart-tiny.yaml":  # the paper's settings
+    if name != "quickstart-tiny.yaml":  # senclip's recommended settings
         assert cfg.optim.lr == pytest.approx(5e-6) and cfg.data.batch_size == 32
 
 

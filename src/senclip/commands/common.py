@@ -16,6 +16,11 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--checkpoint", metavar="C", default=None,
                    help="senclip image-tower checkpoint (from `senclip export`) that replaces "
                         "the image tower; the text tower stays the one of --model/--pretrained")
+    g.add_argument("--preprocess", metavar="NAME|FILE", default=None,
+                   help="preprocessing profile of the image tower: openai, senclip (the SenCLIP "
+                        "reference's evaluation statistics, bicubic), senclip-train, or a YAML/JSON file of "
+                        "per-band statistics; default: the weights' own (a registry entry's or a "
+                        "checkpoint's profile, else open_clip's statistics with bilinear resize)")
 
 
 class _OldSpelling(argparse.Action):
@@ -71,7 +76,8 @@ def load_model_from_args(args: argparse.Namespace):
 
     device = resolve_device(args.device)
     return create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device,
-                        bands=getattr(args, "model_bands", None))
+                        bands=getattr(args, "model_bands", None),
+                        preprocess=getattr(args, "preprocess", None))
 
 
 # ---- output safety (see senclip.outputs) -------------------------------------------------------
@@ -91,8 +97,8 @@ def plan_options(args: argparse.Namespace) -> dict:
 
 
 def model_inputs(args: argparse.Namespace) -> list:
-    """Weight files a command reads (tags and hub ids are not files and are ignored)."""
-    return [getattr(args, "pretrained", None), getattr(args, "checkpoint", None)]
+    """Weight and profile files a command reads (tags, hub ids and profile names are not files: ignored)."""
+    return [getattr(args, name, None) for name in ("pretrained", "checkpoint", "preprocess")]
 
 
 def spec_inputs(*specs: str | None) -> list[str]:

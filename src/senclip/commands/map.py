@@ -159,7 +159,8 @@ def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
                          batch_size=args.batch_size, workers=max(1, args.workers),
                          progress=not args.no_progress, source=source, **(map_options or {}))
     names = bands if bands is not None and isinstance(bands[0], str) else None
-    model = ModelSpec(args.model, args.pretrained, args.checkpoint, names, str(resolve_device(args.device)))
+    model = ModelSpec(args.model, args.pretrained, args.checkpoint, names, str(resolve_device(args.device)),
+                      preprocess=getattr(args, "preprocess", None))
     classifier = ClassifierSpec(getattr(args, "classes", "eurosat"), getattr(args, "prompts", "all"),
                                 getattr(args, "classifier", None))
     return MapJob(model, classifier, options)

@@ -7,7 +7,8 @@ import argparse
 HELP = "list registered pretrained weights (and whether they are cached), or fetch them"
 DESCRIPTION = """\
 List the published CLIP checkpoints senclip knows by name (OpenAI CLIP, RemoteCLIP,
-GeoRSCLIP, SkyCLIP, …) with their open_clip architecture, where they come from,
+GeoRSCLIP, SkyCLIP, the SenCLIP releases of pallavijainpj/SenCLIP and MVRL, …) with
+their open_clip architecture, the ground-view pooling of SenCLIP runs, where they come from,
 whether they are already in the local cache, and the EuroSAT zero-shot accuracy
 a paper reports for them. Any NAME can be passed as `--pretrained NAME` to other
 commands; it is downloaded once into $SENCLIP_CACHE/weights (default
@@ -39,6 +40,11 @@ def _figure(zs: dict | None) -> str:
     return "/".join(f"{zs[k]:g}" for k in ("generic", "aerial", "ground", "top1") if k in zs) or "-"
 
 
+def _source(row: dict) -> str:
+    """``open_clip``, ``url``, or ``hf:ORG/REPO`` (the publisher of Hub entries)."""
+    return f"hf:{row['repo']}" if row["source"] == "hf_hub" and row.get("repo") else row["source"]
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -68,12 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("NAME", "ARCH", "SOURCE", "CACHED", "EUROSAT ZS %")
-    table = [header] + [(r["name"], r["arch"], r["source"], "yes" if r["cached"] else "no",
-                         _figure(r["eurosat_zeroshot"])) for r in rows]
+    header = ("NAME", "ARCH", "POOLING", "SOURCE", "CACHED", "EUROSAT ZS %")
+    table = [header] + [(r["name"], r["arch"], r["pooling"] or "-", _source(r),
+                         "yes" if r["cached"] else "no", _figure(r["eurosat_zeroshot"])) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print("\nEUROSAT ZS: zero-shot top-1 reported in a paper (generic/aerial/ground prompts), "
-          "see `senclip models --json` for sources; '-' = no checked figure.")
+    print("\nPOOLING: ground-view pooling of SenCLIP training runs. EUROSAT ZS: zero-shot top-1 "
+          "reported in a paper (generic/aerial/ground prompts); '-' = no checked figure. "
+          "`senclip models --json` gives sources, layouts, preprocessing and what of an entry is unverified.")
     return 0

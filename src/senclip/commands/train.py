@@ -6,13 +6,17 @@ import argparse
 
 HELP = "train a SenCLIP satellite tower on paired data (YAML config + overrides)"
 DESCRIPTION = """\
-Train the satellite image tower (trunk + projection head) so that its
-embedding of a chip matches the pooled frozen-CLIP embeddings of the ground
-photos of the same point (read from a ground-embedding cache; photos are
-never re-encoded). Loss: symmetric InfoNCE with learnable temperature and
-in-batch negatives (optionally a FIFO queue of past targets), or cosine.
-AdamW with warm-up + cosine decay, AMP on GPUs, gradient clipping, Lightning
-DDP for several devices/nodes.
+Train the satellite image tower (trunk + head) so that its embedding of a
+chip matches the pooled frozen-CLIP embeddings of the ground photos of the
+same point (read from a ground-embedding cache; photos are never
+re-encoded). The default head is the reference's zero-initialised residual
+one: at step 0 the tower outputs LayerNorm(base CLIP embedding). Loss:
+symmetric InfoNCE with learnable temperature and in-batch negatives
+(optionally a FIFO queue of past targets), cosine, or the reference's
+one-directional queue cross-entropy (queue-ce). AdamW with warm-up + cosine
+decay (or the reference's StepLR), AMP on GPUs, gradient clipping, Lightning
+DDP for several devices/nodes. configs/senclip-reference-*.yaml hold the
+reference's training recipe.
 
 Every config option can be overridden: `--set optim.lr=1e-4` (repeatable) or
 the dotted flag `--optim.lr 1e-4`. The run directory (trainer.out) gets

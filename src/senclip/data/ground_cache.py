@@ -9,6 +9,8 @@ A cache is a directory::
     embeddings.npy   (N, V, D) float32, L2-normalised; zeros where a view is missing
     mask.npy         (N, V) bool, True where the view exists
     progress.json    {"rows_done": k}: rows flushed so far (resume marker)
+    norms.npy        optional (N, V) float32: each view's norm before L2 normalisation
+                     (written by import-sen2lucas), for poolings of raw views
 
 The ``.npy`` files are opened as memory maps, so training reads only the
 rows of its batch. :func:`build_ground_cache` flushes the arrays after each
@@ -29,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from senclip.errors import SenclipError
+from senclip.outputs import write_text
 
 FORMAT_VERSION = 1
-from senclip.outputs import write_text
 META, IDS, EMB, MASK, PROGRESS = ("meta.json", "point_ids.json", "embeddings.npy", "mask.npy",
                                   "progress.json")
-_FILES = {META, IDS, EMB, MASK, PROGRESS}
+NORMS = "norms.npy"
+_FILES = {META, IDS, EMB, MASK, PROGRESS, NORMS}
 KEY_FIELDS = ("model", "pretrained", "checkpoint", "preprocess", "views", "dim", "dtype",
               "point_ids_sha256", "sources_sha256")
 """Fields of ``meta.json`` that must match for a rerun to reuse or resume a cache."""
@@ -111,6 +114,13 @@ class GroundCache:
         return self._maps()[1]
 
     @property
+    def norms(self) -> np.memmap | None:
+        """``(N, V)`` norms of the views before normalisation (``norms.npy``), or ``None``."""
+        if getattr(self, "_norms", None) is None and (self.path / NORMS).is_file():
+            self._norms = np.load(self.path / NORMS, mmap_mode="r")
+        return getattr(self, "_norms", None)
+
+    @property
     def dim(self) -> int:
         return int(self.meta["dim"])
 
@@ -141,7 +151,18 @@ class GroundCache:
 
     def __getstate__(self) -> dict:
         # memory maps are reopened in each DataLoader worker instead of being pickled
-        return self.__dict__ | {"_emb": None, "_mask": None}
+        return self.__dict__ | {"_emb": None, "_mask": None, "_norms": None}
+
+
+def ground_norm(cache: GroundCache, row: int) -> dict:
+    """``{"ground_norm": (V,) float32}``, the views' norms before normalisation, when the cache has
+    them (``norms.npy``); else ``{}``. A sample field for poolings of raw views."""
+    norms = cache.norms
+    if norms is None:
+        return {}
+    import torch
+
+    return {"ground_norm": torch.from_numpy(np.array(norms[row], dtype=np.float32))}
 
 
 class CacheWriter:

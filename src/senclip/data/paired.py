@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from senclip.bands import RGB_BANDS as RGB
-from senclip.data.ground_cache import GroundCache
+from senclip.data.ground_cache import GroundCache, ground_norm
 from senclip.data.manifest import require_paths
 from senclip.data.radiometry import file_scaling, invalid_values, to_dn_units
 from senclip.data.transforms import ScaleReflectance, SelectBands, ToFloat, true_colour
@@ -120,7 +120,8 @@ class PairedDataset(Dataset):
 
     Samples: ``image`` float32 (C, H, W), ``ground`` float32 (V, D),
     ``ground_mask`` bool (V,), ``point_id`` str, ``label`` int64 (``-1`` when
-    the manifest has no ``label`` column or the value is empty), ``path`` str.
+    the manifest has no ``label`` column or the value is empty), ``path`` str;
+    ``ground_norm`` float32 (V,) when the cache keeps the views' norms.
     """
 
     def __init__(self, manifest_df: pd.DataFrame, cache: GroundCache,
@@ -155,6 +156,7 @@ class PairedDataset(Dataset):
             "bands": chip["bands"],
             "ground": torch.from_numpy(np.array(self.cache.embeddings[row], dtype=np.float32)),
             "ground_mask": torch.from_numpy(np.array(self.cache.mask[row], dtype=bool)),
+            **ground_norm(self.cache, row),
             "point_id": self.point_ids[i],
             "label": torch.tensor(self.labels[i], dtype=torch.int64),
             "path": self.paths[i],

@@ -22,7 +22,7 @@ from senclip.mapping.mapper import MapOptions, map_scene
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build the model: ``--model/--pretrained/--checkpoint``, bands and device.
+    """How to build the model: ``--model/--pretrained/--checkpoint/--preprocess``, bands and device.
 
     ``bands``: band names the tower must take; :func:`~senclip.models.create_model` inflates it
     by the one rule of :func:`senclip.bands.needs_inflation`.
@@ -33,12 +33,13 @@ class ModelSpec:
     checkpoint: str | None = None
     bands: tuple[str, ...] | None = None
     device: str = "cpu"
+    preprocess: str | None = None
 
     def build(self):
         from senclip.models import create_model
 
         return create_model(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint,
-                            device=self.device, bands=self.bands)
+                            device=self.device, bands=self.bands, preprocess=self.preprocess)
 
 
 @dataclass(frozen=True)

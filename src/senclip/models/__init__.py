@@ -7,8 +7,10 @@ import importlib
 
 _HOMES = {"load_model": "factory", "create_model": "factory", "list_architectures": "factory",
           "read_metadata": "checkpoint", "save_model": "checkpoint", "SenCLIP": "model",
-          "HeadConfig": "head", "ProjectionHead": "head", "RGB_BANDS": "towers", "ImageTower": "towers",
-          "Preprocess": "towers", "TextTower": "towers"}
+          "HeadConfig": "head", "ProjectionHead": "head", "ProjectingHead": "head",
+          "ResidualHead": "head", "RGB_BANDS": "towers", "ImageTower": "towers",
+          "Preprocess": "towers", "TextTower": "towers", "PreprocessConfig": "preprocess",
+          "convert_file": "factory", "export_open_clip": "convert"}
 __all__ = sorted(_HOMES)
 
 

@@ -15,10 +15,15 @@ The header (safetensors ``__metadata__["senclip"]``) is JSON::
 
     {"format_version": 1, "kind": "image", "tower": "clip-visual",
      "arch": "ViT-B-32", "base_pretrained": "openai",
-     "bands": ["B04", "B03", "B02"], "head": {"dim_in": 512, ...} | null,
+     "bands": ["B04", "B03", "B02"],
+     "head": {"dim_in": 512, "dim_out": 512, "dropout": 0.1, "kind": "residual"} | null,
      "tower_config": {...},
      "preprocess": {"name": "senclip", "interpolation": "bicubic", ...} | null}
 
+``head`` is the trained head (:mod:`senclip.models.head`); one without
+``kind`` (written before the residual head existed) is a projecting head.
+``null``: no head (a plain CLIP tower, or one trained with
+``model.head_at_inference: drop``).
 ``preprocess`` holds the settings of the tower's preprocessing profile
 (:mod:`senclip.models.preprocess`); its per-band statistics are the
 ``image.preprocess.mean``/``std`` tensors.
@@ -37,14 +42,14 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from senclip.errors import SenclipError
-from senclip.models.head import HeadConfig, ProjectionHead
+from senclip.models.head import Head, build_head
 from senclip.models.kinds import get_kind, kind_of
+from senclip.outputs import atomic_path, io_errors
 
 FORMAT_VERSION = 1
 _KEY = "senclip"
 
 
-from senclip.outputs import atomic_path, io_errors
 def read_metadata(path: str | Path) -> dict | None:
     """The senclip header of a safetensors file, or ``None`` if it has none."""
     try:
@@ -60,7 +65,7 @@ def read_metadata(path: str | Path) -> dict | None:
 def image_tower_metadata(model) -> dict:
     tower = model.image_tower
     kind = kind_of(tower)
-    head = tower.head if isinstance(tower.head, ProjectionHead) else None
+    head = tower.head if isinstance(tower.head, Head) else None
     return {
         "format_version": FORMAT_VERSION,
         "tower": kind.name,
@@ -154,7 +159,7 @@ def load_image_tower(model, path: str | Path) -> None:
         )
     tower = kind.load(model, meta)
     head_cfg = meta.get("head")
-    tower.head = ProjectionHead(HeadConfig(**head_cfg)) if head_cfg else nn.Identity()
+    tower.head = build_head(head_cfg) if head_cfg else nn.Identity()  # no "kind": projecting
     state = {k[len("image."):]: v for k, v in _load_tensors(path).items() if k.startswith("image.")}
     try:
         tower.load_state_dict(state, strict=True)

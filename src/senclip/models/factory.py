@@ -7,14 +7,21 @@ ones this package registers from ``configs/*.json`` (``senclip-tiny-vit``,
 * ``None``: random initialisation (tests, demos, training from scratch);
 * an open_clip tag such as ``openai`` or ``laion2b_s34b_b79k``;
 * an ``hf-hub:org/repo`` id (the architecture is then read from the hub);
-* a local file: an open_clip / OpenAI state dict (``.pt``, ``.bin``,
-  ``.safetensors``), or a senclip safetensors checkpoint written by
-  :func:`senclip.models.checkpoint.save_model`.
+* a registry name (``senclip models``; :mod:`senclip.models.registry`),
+  downloaded once, with the preprocessing its weights were trained with;
+* a local file, whose layout is detected (:mod:`senclip.models.convert`): a
+  senclip safetensors checkpoint (:func:`senclip.models.checkpoint.save_model`),
+  an OpenAI pickled state dict (``.ckpt``/``.pt``/``.pth``: the
+  ``pallavijainpj/SenCLIP`` checkpoints), ``clip.``-prefixed safetensors with a
+  ``config.json`` (``MVRL/senclip-*``), or anything open_clip loads. The two
+  OpenAI layouts are built with QuickGELU (a GELU name is corrected with a
+  :class:`~senclip.errors.SenclipNote`).
 
 ``checkpoint`` (optional) is a senclip image-tower checkpoint, such as the
 output of ``senclip export``: it replaces the image tower (trunk, bands,
 normalisation and trained head) while the text tower stays the frozen one of
-``name``/``pretrained``. No file is ever unpickled with code execution:
+``name``/``pretrained``. ``preprocess`` (optional) sets a preprocessing
+profile (:mod:`senclip.models.preprocess`) last. No file is ever unpickled with code execution:
 safetensors, or ``torch.load(weights_only=True)``.
 """
 
@@ -30,8 +37,10 @@ from torch import nn
 from senclip.bands import RGB_BANDS, needs_inflation, parse_bands
 from senclip.errors import SenclipError
 from senclip.models import checkpoint as ckpt
+from senclip.models.convert import open_openai_layout, read_weights
 from senclip.models.kinds import kind_of
 from senclip.models.model import SenCLIP
+from senclip.models.preprocess import PreprocessConfig, apply_profile, from_mapping
 from senclip.models.towers import ImageTower, Preprocess, TextTower
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -43,10 +52,6 @@ open_clip.add_model_config(CONFIG_DIR)
 def list_architectures() -> list[str]:
     """Names accepted by :func:`create_model` (open_clip's plus senclip's)."""
     return open_clip.list_models()
-
-
-def _is_senclip_file(path: Path) -> bool:
-    return path.suffix == ".safetensors" and ckpt.read_metadata(path) is not None
 
 
 def _open_clip_model(name: str, pretrained: str | None) -> tuple[nn.Module, str]:
@@ -77,18 +82,25 @@ def _open_clip_model(name: str, pretrained: str | None) -> tuple[nn.Module, str]
 
 
 def create_model(
-    name: str,
+    name: str | None,
     pretrained: str | None = None,
     checkpoint: str | Path | None = None,
     device: str | torch.device = "cpu",
     bands: str | list[str] | tuple[str, ...] | None = None,
+    preprocess: str | PreprocessConfig | None = None,
+    layout: str = "auto",
 ) -> SenCLIP:
     """Create a :class:`SenCLIP` model (image tower, text tower, tokenizer, preprocessing).
 
     Args:
         name: open_clip architecture name (ignored for ``hf-hub:`` weights and
-            for senclip checkpoints, which record their own).
-        pretrained: tag, ``hf-hub:`` id or local file; see the module docstring.
+            for senclip checkpoints, which record their own). May be None for
+            registry names and OpenAI-layout files, whose architecture is known.
+        pretrained: tag, registry name, ``hf-hub:`` id or local file; see the
+            module docstring. A local file's layout (senclip, OpenAI pickled
+            state dict, ``clip.``-prefixed safetensors + ``config.json``,
+            open_clip) is detected (:mod:`senclip.models.convert`); OpenAI
+            layouts are built with QuickGELU.
         checkpoint: senclip image-tower checkpoint replacing the image tower.
         device: where to put the model.
         bands: input bands of the image tower (e.g. ``"B01,…,B12"`` or
@@ -96,33 +108,65 @@ def create_model(
             :func:`senclip.models.multiband.set_input_bands` (new filters
             start at zero); the same bands in another order keep the tower
             as it is. ``None`` keeps the bands of the weights.
+        preprocess: preprocessing profile (``openai``, ``senclip``, a file;
+            :mod:`senclip.models.preprocess`) applied last. ``None`` keeps the
+            weights' own: a registry entry's profile, a checkpoint's recorded
+            one, or the open_clip statistics with bilinear resize.
+        layout: the layout of a local ``pretrained`` file (``auto`` detects it).
 
     Raises:
         SenclipError: unknown architecture, missing file, weights that do not
             fit the architecture, or weights that cannot be fetched.
     """
-    from senclip.models.registry import resolve_pretrained
+    from senclip.models.registry import get_entry, resolve_pretrained
 
+    entry = get_entry(pretrained) if pretrained and not Path(pretrained).expanduser().exists() else None
     name, pretrained = resolve_pretrained(pretrained, name)  # registry name -> tag or cached file
+    default_profile = _entry_profile(entry)
     if pretrained is not None and not pretrained.startswith(HF_HUB_PREFIX):
         path = Path(pretrained).expanduser()
         if path.exists():
-            if _is_senclip_file(path):
+            weights = read_weights(path, entry.layout if entry is not None else layout)
+            if weights.layout == "senclip":
                 model = load_model(path)
-                if checkpoint is not None:
-                    ckpt.load_image_tower(model, checkpoint)
-                return _with_bands(model, bands).to(device).eval()
+                return _finish(model, checkpoint, bands, preprocess, None, device)
+            if weights.layout in ("openai", "clip-prefixed"):
+                clip, arch = open_openai_layout(weights, name, trust_requested=entry is not None)
+                if default_profile is None and weights.is_senclip_release:
+                    default_profile = "senclip"
+                model = from_open_clip(arch, clip, open_clip.get_tokenizer(arch), str(path))
+                return _finish(model, checkpoint, bands, preprocess, default_profile, device)
             pretrained = str(path)
         elif any(sep in pretrained for sep in ("/", "\\")) or Path(pretrained).suffix:
             raise SenclipError(f"pretrained weights file not found: {pretrained}")
+    if name is None:
+        raise SenclipError("give an architecture (--model NAME) for these weights")
 
     clip, tokenizer_id = _open_clip_model(name, pretrained)
     if pretrained is not None and pretrained.startswith(HF_HUB_PREFIX):
         name = pretrained
     model = from_open_clip(name, clip, open_clip.get_tokenizer(tokenizer_id), pretrained)
+    return _finish(model, checkpoint, bands, preprocess, default_profile, device)
+
+
+def _entry_profile(entry) -> PreprocessConfig | None:
+    """The preprocessing a registry entry's weights were trained with (None: no entry, or none recorded)."""
+    if entry is None or not entry.preprocess:
+        return None
+    return from_mapping(entry.preprocess, name=entry.preprocess.get("profile") or entry.name,
+                        where=f"registry entry {entry.name}", positional_bands=RGB_BANDS)
+
+
+def _finish(model: SenCLIP, checkpoint, bands, preprocess, default_profile, device) -> SenCLIP:
+    """The steps after the base weights, in order: default profile, checkpoint, bands, explicit profile."""
+    if default_profile is not None:
+        apply_profile(model.image_tower, default_profile)
     if checkpoint is not None:
         ckpt.load_image_tower(model, checkpoint)
-    return _with_bands(model, bands).to(device).eval()
+    model = _with_bands(model, bands)
+    if preprocess is not None:
+        apply_profile(model.image_tower, preprocess)
+    return model.to(device).eval()
 
 
 def load_model(path: str | Path, base_pretrained: str | None = None) -> SenCLIP:
@@ -170,3 +214,23 @@ def from_open_clip(name: str, clip: nn.Module, tokenizer, pretrained: str | None
     image_tower = ImageTower(visual, preprocess, RGB_BANDS)
     logit_scale = getattr(clip, "logit_scale", torch.tensor(100.0).log())
     return SenCLIP(name, image_tower, TextTower(clip, tokenizer), logit_scale.detach(), pretrained)
+
+
+def convert_file(src: str | Path, out: str | Path, name: str | None = None, layout: str = "auto",
+                 preprocess=None) -> dict:
+    """Write the weights ``src`` (any layout, or a registry name) as a ``full`` senclip file ``out``.
+
+    Returns a summary: ``out``, ``arch``, ``preprocess`` (profile name).
+    """
+    from senclip.models.checkpoint import save_model
+    from senclip.models.convert import _read_config
+
+    model = create_model(name, pretrained=str(src), preprocess=preprocess, layout=layout)
+    source = Path(str(src)).expanduser()
+    config = _read_config(source.with_name("config.json")) if source.suffix == ".safetensors" else {}
+    extra = {"converted": {"source": str(source.resolve()) if source.exists() else str(src),
+                           "layout": layout, "weights": model.pretrained,
+                           **({"config.json": config} if config else {})}}
+    path = save_model(model, out, kind="full", extra=extra)
+    pre = getattr(model.image_tower, "preprocess", None)
+    return {"out": str(path), "arch": model.name, "preprocess": getattr(pre, "profile", None)}

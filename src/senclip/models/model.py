@@ -56,12 +56,20 @@ class SenCLIP(nn.Module):
         return self.text_tower.encode(list(texts), normalize=normalize)
 
     def describe(self) -> dict:
-        """Identity of the weights, for result files and cache keys."""
-        return {
+        """Identity of the weights, for result files and cache keys.
+
+        ``preprocess`` (the settings of a preprocessing profile) is there only
+        when the image tower has one, so results without profiles keep their keys.
+        """
+        info = {
             "model": self.name,
             "pretrained": self.pretrained,
             "checkpoint": self.checkpoint,
         }
+        pre = getattr(self.image_tower, "preprocess", None)
+        if getattr(pre, "profile", None):
+            info["preprocess"] = pre.settings()
+        return info
 
 
 def text_embed_dim(model) -> int:

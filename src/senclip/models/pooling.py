@@ -18,6 +18,26 @@ The scoring layers of the attention poolings start at zero, so at
 initialisation both equal ``avg``; they are trained with the satellite
 tower. Points without any available view give a zero vector: callers drop
 them (``mask.any(1)``) before the loss.
+
+The SenCLIP reference's poolings (``src/attention_pool.py`` and
+``src/SenCLIP.py`` of the reference code), under their names there:
+
+``avgpool``
+    mean of the *raw* views (not normalised first), then normalised.
+``attpool_perimage``
+    ``softmax_v(w . x_v)`` with ``w = Linear(D, 1, bias=False)``, default
+    (random) init, over the raw views; the weighted views are combined by
+    ``pool_out`` (``sum``, ``mean`` or ``max`` over the views), then normalised.
+``attpool_perdim``
+    ``softmax_v(W x_v)`` per dimension, ``W = Linear(D, D, bias=False)``,
+    default init; combined by ``pool_out``, then normalised.
+
+The reference has all four views (W, E, N, S) of every point; here missing
+views are masked out (of the softmax, the mean's count and the max), which
+gives the reference's result whenever all views are present. With senclip's
+ground cache, whose views are stored L2-normalised, ``avgpool`` equals
+``avg``; they differ on raw embeddings. ``sum`` and ``mean`` differ only by
+the factor 1/V, which the final normalisation removes.
 """
 
 from __future__ import annotations
@@ -26,7 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POOLINGS = ("avg", "attn-image", "attn-dim")
+REFERENCE_POOLINGS = ("avgpool", "attpool_perimage", "attpool_perdim")
+POOLINGS = ("avg", "attn-image", "attn-dim", *REFERENCE_POOLINGS)
+POOL_OUTS = ("sum", "mean", "max")
 
 
 def _clean(views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -110,12 +132,102 @@ class AttnDimPooling(nn.Module):
         return F.normalize((self.weights(views, mask) * views).sum(1), dim=-1)
 
 
-def build_pooling(name: str, dim: int) -> nn.Module:
-    """The pooling module called ``name`` (one of :data:`POOLINGS`) for ``dim``-d embeddings."""
+def _raw(views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The views as stored (not normalised), missing ones (possibly NaN in the cache) set to zero."""
+    views = torch.nan_to_num(views.float())
+    return torch.where(mask.unsqueeze(-1), views, torch.zeros_like(views))
+
+
+def _combine(weighted: torch.Tensor, mask: torch.Tensor, out: str) -> torch.Tensor:
+    """``sum``, ``mean`` or ``max`` over the available views of ``(B, V, D)`` weighted views."""
+    if out == "sum":
+        return weighted.sum(1)
+    if out == "mean":
+        return weighted.sum(1) / mask.sum(1, keepdim=True).clamp(min=1).to(weighted.dtype)
+    best = weighted.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+    return torch.where(mask.any(1, keepdim=True), best, torch.zeros_like(best))
+
+
+def _check_out(out: str) -> str:
+    if out not in POOL_OUTS:
+        raise ValueError(f"unknown pool_out {out!r}; choose one of {', '.join(POOL_OUTS)}")
+    return out
+
+
+class RefAvgPooling(nn.Module):
+    """The reference's ``avgpool``: mean of the available raw views, then normalised."""
+
+    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        _check(views, mask)
+        views = _raw(views, mask)
+        count = mask.sum(1, keepdim=True).clamp(min=1).to(views.dtype)
+        return F.normalize(views.sum(1) / count, dim=-1)
+
+
+class RefAttnImagePooling(nn.Module):
+    """The reference's ``attpool_perimage``: one softmax weight per view from ``Linear(D, 1, bias=False)``.
+
+    Args:
+        dim: embedding dimension ``D``.
+        out: ``sum``, ``mean`` or ``max`` of the weighted views.
+    """
+
+    def __init__(self, dim: int, out: str = "sum") -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, 1, bias=False)
+        self.out = _check_out(out)
+
+    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, V)`` of raw (cleaned) views; zero for missing views."""
+        return _masked_softmax(self.linear(views).squeeze(-1), mask)
+
+    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        _check(views, mask)
+        views = _raw(views, mask)
+        weighted = views * self.weights(views, mask).unsqueeze(-1)
+        return F.normalize(_combine(weighted, mask, self.out), dim=-1)
+
+
+class RefAttnDimPooling(nn.Module):
+    """The reference's ``attpool_perdim``: per-dimension softmax weights from ``Linear(D, D, bias=False)``.
+
+    Args:
+        dim: embedding dimension ``D``.
+        out: ``sum``, ``mean`` or ``max`` of the weighted views.
+    """
+
+    def __init__(self, dim: int, out: str = "sum") -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, dim, bias=False)
+        self.out = _check_out(out)
+
+    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, V, D)`` of raw (cleaned) views; zero for missing views."""
+        return _masked_softmax(self.linear(views), mask)
+
+    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        _check(views, mask)
+        views = _raw(views, mask)
+        weighted = views * self.weights(views, mask)
+        return F.normalize(_combine(weighted, mask, self.out), dim=-1)
+
+
+def build_pooling(name: str, dim: int, out: str = "sum") -> nn.Module:
+    """The pooling module called ``name`` (one of :data:`POOLINGS`) for ``dim``-d embeddings.
+
+    ``out`` (:data:`POOL_OUTS`) is how the reference's attention poolings
+    combine the weighted views; the other poolings ignore it.
+    """
     if name == "avg":
         return AvgPooling()
     if name == "attn-image":
         return AttnImagePooling(dim)
     if name == "attn-dim":
         return AttnDimPooling(dim)
+    if name == "avgpool":
+        return RefAvgPooling()
+    if name == "attpool_perimage":
+        return RefAttnImagePooling(dim, out)
+    if name == "attpool_perdim":
+        return RefAttnDimPooling(dim, out)
     raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLINGS)}")

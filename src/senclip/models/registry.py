@@ -28,6 +28,7 @@ from senclip.net import OfflineError, cache_dir, fetch, network_reachable, offli
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 SOURCES = ("open_clip", "hf_hub", "url")
+LAYOUTS = ("open_clip", "openai", "clip-prefixed", "senclip")  # see senclip.models.convert
 OFFLINE_HINT = "; offline, pass the weights file instead: --pretrained /path/to/file"
 
 
@@ -50,6 +51,9 @@ class PretrainedEntry:
     size: int | None = None
     approx_size: str | None = None
     preprocess: dict = field(default_factory=dict)
+    layout: str = "open_clip"
+    pooling: str | None = None
+    unverified: tuple = ()
     paper: str | None = None
     license: str | None = None
     eurosat_zeroshot: dict | None = None
@@ -89,6 +93,10 @@ def _entry(name: str, raw: Any, origin: str) -> PretrainedEntry:
         raise SenclipError(f"registry {origin}: entry {name!r} ({raw['source']}) needs {', '.join(missing)}")
     values = {k: v for k, v in raw.items() if v is not None}
     values["preprocess"] = dict(values.get("preprocess") or {})
+    values["unverified"] = tuple(values.get("unverified") or ())
+    if values.get("layout", "open_clip") not in LAYOUTS:
+        raise SenclipError(f"registry {origin}: entry {name!r} has layout {values['layout']!r}; "
+                           f"choose one of {', '.join(LAYOUTS)}")
     return PretrainedEntry(name=name, origin=origin, **values)
 
 
@@ -185,7 +193,12 @@ def check_weights_file(path: Path) -> None:
             with safe_open(str(path), framework="pt") as f:
                 n = len(list(f.keys()))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:  # a legacy (non-zip) torch.save file cannot be memory-mapped
+                if "mmap" not in str(exc):
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)
             state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
             n = sum(isinstance(v, torch.Tensor) for v in state.values()) if isinstance(state, dict) else 0
     except Exception as exc:  # any failure to parse means the file is unusable
@@ -286,15 +299,17 @@ def _ensure_open_clip_reachable(arch: str, tag: str) -> None:
 
 
 def list_entries() -> list[dict]:
-    """Registry rows for ``senclip models``: name, arch, source, cached, location, EuroSAT figure."""
+    """Registry rows for ``senclip models``: name, arch, pooling, source, cached, location, EuroSAT figure."""
     rows = []
     for entry in load_registry().values():
         cached = cached_path(entry)
         location = entry.tag if entry.source == "open_clip" else entry.download_url
         rows.append({"name": entry.name, "arch": entry.arch, "source": entry.source, "location": location,
+                     "repo": entry.repo, "layout": entry.layout, "pooling": entry.pooling,
+                     "preprocess": entry.preprocess.get("profile"),
                      "cached": cached is not None, "path": str(cached) if cached else None,
                      "sha256": entry.sha256, "eurosat_zeroshot": entry.eurosat_zeroshot,
-                     "paper": entry.paper, "origin": entry.origin})
+                     "unverified": list(entry.unverified), "paper": entry.paper, "origin": entry.origin})
     return rows
 
 

@@ -17,7 +17,7 @@ for months that have no clear observation (see
    hides missing months (the CLS token is never hidden, so a sample with no
    valid month still has a defined, if meaningless, output);
 5. projects the final CLS state to the CLIP embedding dimension of the ground
-   photo tower; an optional :class:`~senclip.models.head.ProjectionHead`
+   photo tower; an optional head (:mod:`senclip.models.head`)
    (``.head``, set by the checkpoint loader) sits on top.
 
 During training, month dropout hides each valid month with probability

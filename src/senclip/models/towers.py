@@ -27,15 +27,42 @@ class Preprocess(nn.Module):
     :class:`senclip.data.transforms.ScaleReflectance`). Output: the tensor the
     open_clip trunk expects. Runs on the model's device, so it is batched and
     cheap compared with the trunk.
+
+    In order: optional per-image min-max stretch to 8 bit (``minmax``),
+    optional centre crop of ``center_crop`` input pixels, resize to
+    ``image_size`` with ``interpolation`` (``antialias`` for bilinear/bicubic;
+    antialiased bicubic is PIL's kernel), then ``(x - mean) / std``. The
+    settings come from a preprocessing profile
+    (:mod:`senclip.models.preprocess`); ``profile`` names it (None: the
+    weights' own statistics, antialiased bilinear resize).
     """
 
-    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, image_size: int, mean: Sequence[float], std: Sequence[float],
+                 interpolation: str = "bilinear", antialias: bool = True, minmax: bool = False,
+                 center_crop: int | None = None, profile: str | None = None) -> None:
         super().__init__()
         if len(mean) != len(std):
             raise ValueError("mean and std must have one value per band")
         self.image_size = int(image_size)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.configure(profile, interpolation, antialias, minmax, center_crop)
+
+    def configure(self, name: str | None = None, interpolation: str = "bilinear", antialias: bool = True,
+                  minmax: bool = False, center_crop: int | None = None) -> None:
+        """Set the non-tensor settings (the statistics are the ``mean``/``std`` buffers)."""
+        if interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise ValueError(f"unknown interpolation {interpolation!r}")
+        self.profile = name
+        self.interpolation = interpolation
+        self.antialias = bool(antialias)
+        self.minmax = bool(minmax)
+        self.center_crop = int(center_crop) if center_crop else None
+
+    def settings(self) -> dict:
+        """The non-tensor settings, as :meth:`configure` takes them (``name`` = the profile)."""
+        return {"name": self.profile, "interpolation": self.interpolation, "antialias": self.antialias,
+                "minmax": self.minmax, "center_crop": self.center_crop}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
@@ -43,15 +70,28 @@ class Preprocess(nn.Module):
                 f"expected a (B, {self.mean.shape[1]}, H, W) batch, got {tuple(x.shape)}"
             )
         x = x.float()
+        if self.minmax:  # the reference: cv2 NORM_MINMAX over the whole chip, then 8-bit integers
+            lo = x.amin(dim=(1, 2, 3), keepdim=True)
+            hi = x.amax(dim=(1, 2, 3), keepdim=True)
+            x = torch.round((x - lo) / (hi - lo).clamp_min(1e-12) * 255.0) / 255.0
+        if self.center_crop:
+            c = self.center_crop
+            h, w = x.shape[-2:]
+            if h < c or w < c:
+                raise ValueError(f"centre crop of {c} px needs inputs of at least {c} x {c}, got {h} x {w}")
+            top, left = round((h - c) / 2.0), round((w - c) / 2.0)
+            x = x[..., top:top + c, left:left + c]
         if x.shape[-2:] != (self.image_size, self.image_size):
+            smooth = self.interpolation != "nearest"
             x = F.interpolate(
-                x, size=(self.image_size, self.image_size), mode="bilinear",
-                antialias=True, align_corners=False,
+                x, size=(self.image_size, self.image_size), mode=self.interpolation,
+                antialias=self.antialias and smooth, align_corners=False if smooth else None,
             )
         return (x - self.mean) / self.std
 
     def extra_repr(self) -> str:
-        return f"image_size={self.image_size}, bands={self.mean.shape[1]}"
+        extra = f", profile={self.profile}" if self.profile else ""
+        return f"image_size={self.image_size}, bands={self.mean.shape[1]}, {self.interpolation}{extra}"
 
 
 class ImageTower(nn.Module):
@@ -62,7 +102,7 @@ class ImageTower(nn.Module):
         preprocess: resizing and normalisation applied before the trunk.
         bands: names of the input channels, in order (e.g. ``B04,B03,B02``).
         head: projection applied to the trunk output; identity for a plain
-            CLIP model, a trained :class:`~senclip.models.head.ProjectionHead`
+            CLIP model, a trained head (:mod:`senclip.models.head`)
             for a SenCLIP checkpoint.
     """
 

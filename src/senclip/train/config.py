@@ -50,12 +50,33 @@ class ModelConfig:
     tower: str = _opt("clip-visual", "satellite tower kind", _TowerKinds())
     tower_options: dict = _opt({}, "extra options for the tower builder (e.g. the time-series tower)")  # noqa: RUF009
     bands: list = _opt(list(RGB_BANDS), "input bands of the satellite tower")  # noqa: RUF009
+    preprocess: str | None = _opt(None, "preprocessing profile of the image tower: openai, senclip, senclip-train "
+                                        "or a per-band statistics file (null: the base weights' own)")
     freeze_blocks: int = _opt(0, 
                                "freeze the stem and the first N blocks/stages of the trunk (-1: whole trunk)")
-    head: bool = _opt(True, "add the SenCLIP projection head (LayerNorm over residual MLP)")
-    head_dropout: float = _opt(0.1, "dropout inside the projection head")
+    head: bool = _opt(True, "put a head (model.head_kind) on the trunk; false: none (trunk width must "
+                            "equal the target width)")
+    head_kind: str = _opt(
+        "residual", "residual: the reference head LayerNorm(x + P x + Dropout(F GELU(P x))), P, F square "
+        "and zero-initialised, so step 0 outputs LayerNorm(base embedding); needs trunk width = target "
+        "width. projecting: LayerNorm(z + Dropout(W2 GELU(z))), z = W1 x, random init, any widths (the "
+        "only head before; checkpoints without head_kind hold it)", ("residual", "projecting"))
+    head_dropout: float = _opt(0.1, "dropout inside the head")
+    head_at_inference: str = _opt(
+        "keep", "keep: export and validate zero-shot with the trained head; drop: train with it, export "
+        "the trunk alone, a plain CLIP tower (the reference)", ("keep", "drop"))
     target_dim: int = _opt(0, "dimension of the ground embeddings (0: the base model's embedding size)")
-    pooling: str = _opt("avg", "aggregation of the ground views", ("avg", "attn-image", "attn-dim"))
+    pooling: str = _opt(
+        "avg", "aggregation of the ground views: avg, attn-image, attn-dim (senclip's: views "
+        "L2-normalised, scorers start at zero = avg); avgpool, attpool_perimage, attpool_perdim (the "
+        "reference's: raw views, Linear(D,1) / Linear(D,D) without bias, default init, then "
+        "model.pool_out)", ("avg", "attn-image", "attn-dim", "avgpool", "attpool_perimage", "attpool_perdim"))
+    pool_out: str = _opt("sum", "how attpool_perimage / attpool_perdim combine the weighted views (the "
+                                "reference's default: sum; sum and mean give the same normalised target)",
+                         ("sum", "mean", "max"))
+    ground_views: list = _opt(["N", "E", "S", "W", "P"],  # noqa: RUF009
+                              "ground views pooled into each target, among N, E, S, W, P (the reference: "
+                              "N, E, S, W)")
 
 
 @dataclass
@@ -80,24 +101,41 @@ class DataConfig:
 class LossConfig:
     """Loss, temperature and queue."""
 
-    name: str = _opt("infonce", "loss", ("infonce", "cosine"))
-    temperature: float = _opt(0.07, "initial InfoNCE temperature (paper: 0.07 or 0.007)")
-    learn_temperature: bool = _opt(True, "train the temperature")
-    queue_size: int = _opt(0, "FIFO queue of past targets used as extra negatives (0: off)")
+    name: str = _opt(
+        "infonce", "loss: infonce (symmetric, in-batch negatives + queue), cosine, or queue-ce (the "
+        "reference: one-directional cross-entropy over [positive | queue], label 0, no in-batch "
+        "negatives; needs queue_size > 0)", ("infonce", "cosine", "queue-ce"))
+    temperature: float = _opt(0.07, "initial temperature (the reference code: 0.07)")
+    learn_temperature: bool = _opt(True, "train the temperature (queue-ce: its log-scale value is clamped "
+                                         "to [0, ln 100], as the reference does)")
+    queue_size: int = _opt(0, "FIFO queue of past targets used as extra negatives (0: off; the reference: "
+                              "512)")
+    queue_init: str = _opt("empty", "empty: the queue fills with past targets; random: it starts full of "
+                                    "random unit vectors (the reference)", ("empty", "random"))
     cosine_weight: float = _opt(0.0, "add this weight times the cosine loss to InfoNCE")
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay."""
+    """AdamW with linear warm-up and cosine decay, or the reference's StepLR."""
 
-    lr: float = _opt(5e-6, "peak learning rate (paper: 5e-6)")
-    weight_decay: float = _opt(0.1, "AdamW weight decay (not applied to biases, norms, temperature)")
-    betas: list = _opt([0.9, 0.98], "AdamW betas")  # noqa: RUF009
-    eps: float = _opt(1e-6, "AdamW epsilon")
-    warmup_steps: int = _opt(100, "linear warm-up steps")
-    min_lr_ratio: float = _opt(0.0, "final learning rate as a fraction of lr")
-    grad_clip: float = _opt(1.0, "clip the gradient norm to this value (0: off)")
+    lr: float = _opt(5e-6, "peak learning rate (senclip's default; the reference code: 1e-5)")
+    weight_decay: float = _opt(0.1, "AdamW weight decay (the reference: 1e-2)")
+    decay_all: bool = _opt(False, "apply weight_decay to every trained parameter (the reference); false: "
+                                  "not to biases, norms, embeddings and the temperature")
+    betas: list = _opt([0.9, 0.98], "AdamW betas (the reference: torch's default 0.9, 0.999)")  # noqa: RUF009
+    eps: float = _opt(1e-6, "AdamW epsilon (the reference: torch's default 1e-8)")
+    scheduler: str = _opt("cosine", "cosine: linear warm-up, then cosine decay to min_lr_ratio x lr; "
+                                    "step: StepLR, lr x step_gamma every step_size step_units (the "
+                                    "reference)", ("cosine", "step"))
+    warmup_steps: int = _opt(100, "linear warm-up steps (cosine scheduler only)")
+    min_lr_ratio: float = _opt(0.0, "final learning rate as a fraction of lr (cosine scheduler)")
+    step_size: int = _opt(10, "step scheduler: decay every this many step_units (the reference: 10)")
+    step_gamma: float = _opt(0.95, "step scheduler: multiply lr by this (the reference: 0.95)")
+    step_unit: str = _opt("epoch", "step scheduler counts epochs (the reference: Lightning's default "
+                                   "for a scheduler returned without interval) or optimizer steps",
+                          ("epoch", "step"))
+    grad_clip: float = _opt(1.0, "clip the gradient norm to this value (0: off; the reference: off)")
 
 
 @dataclass
@@ -247,6 +285,28 @@ def from_dict(raw: dict, source: str = "config") -> TrainConfig:
     return cfg
 
 
+LEGACY_OPTIONS = {"model": {"head_kind": "projecting"}}
+"""Options whose default changed, with the value a stored config that lacks them meant.
+
+A checkpoint's config is a full dump of the options its senclip version had;
+one written before ``model.head_kind`` existed trained the projecting head.
+Every other option added since defaults to the earlier behaviour.
+"""
+
+
+def upgrade_stored_config(raw: dict) -> dict:
+    """A config stored in a checkpoint, with :data:`LEGACY_OPTIONS` filled in where it lacks them."""
+    if not isinstance(raw, dict):
+        return raw
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, values in LEGACY_OPTIONS.items():
+        body = out.get(section)
+        if isinstance(body, dict):
+            for key, value in values.items():
+                body.setdefault(key, value)
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
     """Read a YAML config (or start from defaults) and apply ``overrides``.
 
@@ -285,7 +345,6 @@ def _split(override: str) -> tuple[str, str]:
 
 def dump_config(cfg: TrainConfig, path: str | Path) -> Path:
     """Write ``cfg`` as YAML (atomically)."""
-    import os
 
     import yaml
 

@@ -77,25 +77,45 @@ def collate(samples: list[dict]) -> dict:
     return out
 
 
-def _with_views(ds) -> Dataset:
-    """Drop points of a PairedDataset that have no ground view at all (logged)."""
+def view_columns(views) -> list[int] | None:
+    """Columns of the ground cache's views (:data:`~senclip.data.manifest.VIEWS` order) for
+    ``model.ground_views``; ``None`` when that is every view in cache order."""
+    from senclip.data.manifest import VIEWS
+
+    views = [str(v).upper() for v in views]
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown or not views or len(set(views)) != len(views):
+        raise SenclipError(f"model.ground_views must be distinct views among {', '.join(VIEWS)}, got "
+                           f"{', '.join(map(str, views)) or 'none'}")
+    columns = sorted(VIEWS.index(v) for v in views)
+    return None if columns == list(range(len(VIEWS))) else columns
+
+
+def _with_views(ds, views=None) -> Dataset:
+    """Drop points of a PairedDataset that have none of the ground ``views`` (default: any view; logged)."""
     cache, rows = getattr(ds, "cache", None), getattr(ds, "rows", None)
     if cache is None or rows is None:
         return ds
-    keep = np.flatnonzero(np.asarray(cache.mask[np.asarray(rows)]).any(axis=1))
+    mask = np.asarray(cache.mask[np.asarray(rows)])
+    columns = view_columns(views) if views is not None else None
+    if columns is not None:
+        mask = mask[:, columns]
+    keep = np.flatnonzero(mask.any(axis=1))
     if len(keep) == len(ds):
         return ds
-    log.warning("dropping %d of %d points without any ground view", len(ds) - len(keep), len(ds))
+    which = "any ground view" if columns is None else f"any of the ground views {','.join(views)}"
+    log.warning("dropping %d of %d points without %s", len(ds) - len(keep), len(ds), which)
     return Subset(ds, keep.tolist())
 
 
 def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = "clip-visual",
-                 progress: bool = True) -> Dataset:
+                 progress: bool = True, views=None) -> Dataset:
     """Paired training data for ``manifest`` and ``cache``.
 
     A :class:`~senclip.data.paired.PairedDataset` (chips from ``sat_path``)
     for towers of image input, a :class:`~senclip.data.series.paired.SeriesPairedDataset`
     (series from ``series_path``) for towers of series input (the registry says which).
+    Points with none of the ground ``views`` (``model.ground_views``; default: any) are dropped.
     """
     from senclip.data.ground_cache import GroundCache
     from senclip.data.manifest import read_manifest
@@ -106,10 +126,10 @@ def build_paired(manifest: str, cache: str, bands, skip_bad: bool, tower: str = 
         from senclip.data.series.paired import SeriesPairedDataset
 
         return _with_views(SeriesPairedDataset(df, cache, bands=tuple(bands), skip_bad=skip_bad,
-                                               progress=progress))
+                                               progress=progress), views)
     from senclip.data.paired import PairedDataset
 
-    return _with_views(PairedDataset(df, cache, bands=tuple(bands)))
+    return _with_views(PairedDataset(df, cache, bands=tuple(bands)), views)
 
 
 class PairedDataModule(L.LightningDataModule):
@@ -141,11 +161,13 @@ class PairedDataModule(L.LightningDataModule):
         if get_kind(tower).input == "series" and d.augment:
             raise SenclipError("data.augment flips and rotates chips; a time-series tower has none "
                                "(its augmentation is model.tower_options.month_dropout)")
-        full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad, tower, self.progress)
+        views = self.cfg.model.ground_views
+        full = build_paired(d.manifest, d.cache, self.cfg.model.bands, d.skip_bad, tower, self.progress,
+                            views)
         if d.val_manifest:
             self.train_dataset = full
             self.val_dataset = build_paired(d.val_manifest, d.val_cache or d.cache, self.cfg.model.bands,
-                                            d.skip_bad, tower, self.progress)
+                                            d.skip_bad, tower, self.progress, views)
         else:
             self.train_dataset, self.val_dataset = self._split(full, d.val_fraction)
         if self.val_dataset is not None and d.val_max and len(self.val_dataset) > d.val_max:

@@ -1,7 +1,9 @@
 """Export a training checkpoint as a senclip safetensors model (tower + trained head).
 
 The exported file holds the trained satellite tower: trunk, band list,
-normalisation and the projection head that was trained (never dropped). It
+normalisation and the head that was trained, unless the run was trained
+with ``model.head_at_inference: drop`` (the reference): the head is then left
+out and the tower is the trained trunk alone, a plain CLIP image tower. It
 is paired with the frozen text tower of the base model: ``kind="image"``
 records the base weights (``model.pretrained``) in the header, so
 ``create_model(name, pretrained=base, checkpoint=file)`` or
@@ -23,7 +25,8 @@ KINDS = ("auto", "image", "full")
 
 
 def model_from_checkpoint(ckpt_path: str | Path):
-    """Rebuild the :class:`~senclip.models.SenCLIP` of a training checkpoint (eval mode).
+    """Rebuild the :class:`~senclip.models.SenCLIP` of a training checkpoint (eval mode), as used at
+    inference: with the trained head, or without it when ``model.head_at_inference`` is ``drop``.
 
     Returns:
         ``(model, config, checkpoint)``.
@@ -31,13 +34,17 @@ def model_from_checkpoint(ckpt_path: str | Path):
     from senclip.models import create_model
 
     cfg, state, ckpt = load_module_state(ckpt_path)
-    base = create_model(cfg.model.name, pretrained=cfg.model.pretrained)
+    base = create_model(cfg.model.name, pretrained=cfg.model.pretrained, preprocess=cfg.model.preprocess)
     tower = build_tower(cfg.model, base)
     try:
         tower.load_state_dict(tower_state(state), strict=True)
     except RuntimeError as exc:
         raise SenclipError(f"{ckpt_path}: tower weights do not fit the config's architecture "
                            f"({str(exc).splitlines()[0]})") from exc
+    if cfg.model.head_at_inference == "drop":
+        from senclip.models.head import drop_head
+
+        drop_head(tower)
     return base.eval(), cfg, ckpt
 
 

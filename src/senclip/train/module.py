@@ -3,7 +3,8 @@
 One training step: embed the chips with the trainable tower (trunk + head),
 pool the cached ground views into one target per point, gather both across
 ranks (global in-batch negatives), add the queue's past targets as extra
-negatives, compute the loss, then enqueue the global targets.
+negatives, compute the loss, then enqueue the global targets. With the
+reference's loss (``loss.name: queue-ce``) only the queue gives negatives.
 
 The base CLIP (text tower) is kept outside the module's parameters and
 state: it is frozen, rebuilt from ``model.name``/``model.pretrained`` when a
@@ -21,10 +22,11 @@ import lightning as L
 import numpy as np
 import torch
 
-from senclip.losses import CosineLoss, InfoNCELoss, TargetQueue, gather_with_grad
+from senclip.losses import CosineLoss, InfoNCELoss, QueueCELoss, TargetQueue, gather_with_grad
 from senclip.models.kinds import build_tower
-from senclip.models.pooling import build_pooling
-from senclip.train.config import TrainConfig, from_dict
+from senclip.models.pooling import REFERENCE_POOLINGS, build_pooling
+from senclip.train.config import TrainConfig, from_dict, upgrade_stored_config
+from senclip.train.data import view_columns
 
 
 def dihedral_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -69,9 +71,10 @@ class SenclipModule(L.LightningModule):
         from senclip.models import create_model
 
         self.save_hyperparameters({"config": config})
-        self.cfg: TrainConfig = from_dict(config)
+        self.cfg: TrainConfig = from_dict(upgrade_stored_config(config))
         m = self.cfg.model
-        base = create_model(m.name, pretrained=m.pretrained)
+        check_recipe(self.cfg)
+        base = create_model(m.name, pretrained=m.pretrained, preprocess=m.preprocess)
         self.image_tower = build_tower(m, base)
         self.target_dim = int(self.image_tower.head.config.dim_out) if hasattr(
             self.image_tower.head, "config") else (m.target_dim or None)
@@ -79,14 +82,30 @@ class SenclipModule(L.LightningModule):
             from senclip.models.model import text_embed_dim
 
             self.target_dim = text_embed_dim(base)
+        if m.head_at_inference == "drop" and hasattr(self.image_tower.head, "config"):
+            width = self.image_tower.head.config.dim_in
+            if width != self.target_dim:
+                from senclip.errors import SenclipError
+
+                raise SenclipError(f"model.head_at_inference: drop leaves the trunk's {width}-d output, but "
+                                   f"the targets are {self.target_dim}-d; keep the head or match the widths")
         base.text_tower.requires_grad_(False)
         self._base = [base]  # a list: not registered as a submodule (frozen, not in checkpoints)
-        self.pooling = build_pooling(m.pooling, self.target_dim)
+        self.pooling = build_pooling(m.pooling, self.target_dim, m.pool_out)
+        self._views = view_columns(m.ground_views)
+        self._raw_views = m.pooling in REFERENCE_POOLINGS
         lc = self.cfg.loss
-        infonce = lc.name == "infonce"
-        self.loss_fn = InfoNCELoss(lc.temperature, lc.learn_temperature) if infonce else CosineLoss()
-        self.cosine = CosineLoss() if lc.name == "infonce" and lc.cosine_weight > 0 else None
-        self.queue = TargetQueue(lc.queue_size, self.target_dim) if lc.queue_size > 0 else None
+        if lc.name == "infonce":
+            self.loss_fn = InfoNCELoss(lc.temperature, lc.learn_temperature)
+        elif lc.name == "queue-ce":
+            self.loss_fn = QueueCELoss(lc.temperature, lc.learn_temperature)
+        else:
+            self.loss_fn = CosineLoss()
+        self.cosine = CosineLoss() if lc.name != "cosine" and lc.cosine_weight > 0 else None
+        # the random start of the queue has its own stream: it leaves the other initialisations as they were
+        gen = torch.Generator().manual_seed(self.cfg.trainer.seed)
+        self.queue = TargetQueue(lc.queue_size, self.target_dim, lc.queue_init,
+                                 generator=gen) if lc.queue_size > 0 else None
         self._pending_rng: dict | None = None
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._zeroshot = None
@@ -98,8 +117,13 @@ class SenclipModule(L.LightningModule):
 
     # ---- forward -------------------------------------------------------------------------
     def targets(self, batch: dict) -> torch.Tensor:
-        """Pooled, normalised ground targets ``(B, D)``."""
-        return self.pooling(batch["ground"].float(), batch["ground_mask"].bool())
+        """Pooled, normalised ground targets ``(B, D)`` of the views in ``model.ground_views``."""
+        ground, mask = batch["ground"].float(), batch["ground_mask"].bool()
+        if self._raw_views and "ground_norm" in batch:  # the reference pools views as CLIP returned them
+            ground = ground * batch["ground_norm"].float().unsqueeze(-1)
+        if self._views is not None:
+            ground, mask = ground[:, self._views], mask[:, self._views]
+        return self.pooling(ground, mask)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.image_tower(images, normalize=True)
@@ -116,6 +140,9 @@ class SenclipModule(L.LightningModule):
             gen = torch.Generator().manual_seed(
                 (self.cfg.trainer.seed * 1_000_003 + self.global_step) * 1009 + self.global_rank)
             images = dihedral_augment(images.cpu(), gen).to(images.device)
+        seed_tower = getattr(self.image_tower, "set_augment_seed", None)
+        if seed_tower is not None:  # the tower's own augmentation (timesen-reference), seeded by the step
+            seed_tower((self.cfg.trainer.seed * 1_000_003 + self.global_step) * 1009 + self.global_rank + 7)
         sat = gather_with_grad(self(images).float())
         tgt = gather_with_grad(self.targets(batch))
         negatives = self.queue.negatives() if self.queue is not None else None
@@ -124,7 +151,7 @@ class SenclipModule(L.LightningModule):
             self.queue.enqueue(tgt)
         bs = images.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        if isinstance(self.loss_fn, InfoNCELoss):
+        if isinstance(self.loss_fn, (InfoNCELoss, QueueCELoss)):
             self.log("train/temperature", self.loss_fn.temperature, batch_size=bs)
         return loss
 
@@ -132,7 +159,9 @@ class SenclipModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         sat = self(batch["image"]).float()
         tgt = self.targets(batch)
-        self.log("val/loss", self.compute_loss(sat, tgt), batch_size=sat.shape[0])
+        # queue-ce has no in-batch negatives: it is scored against the queue (left unchanged)
+        negatives = self.queue.negatives() if isinstance(self.loss_fn, QueueCELoss) else None
+        self.log("val/loss", self.compute_loss(sat, tgt, negatives), batch_size=sat.shape[0])
         self._val.append((sat.cpu(), tgt.cpu()))
 
     def on_validation_epoch_end(self) -> None:
@@ -153,26 +182,37 @@ class SenclipModule(L.LightningModule):
 
     @torch.no_grad()
     def _zeroshot_top1(self) -> float:
+        """Zero-shot top-1 of the tower as exported (no head with model.head_at_inference: drop)."""
+        from senclip.models.head import head_dropped
         from senclip.train.zeroshot import ZeroShotProbe
 
         if self._zeroshot is None:
             self._zeroshot = ZeroShotProbe(self.cfg, self.base_model)
-        return self._zeroshot.top1(self.image_tower, self.device)
+        with head_dropped(self.image_tower, self.cfg.model.head_at_inference == "drop") as tower:
+            return self._zeroshot.top1(tower, self.device)
 
     # ---- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self):
         o = self.cfg.optim
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            (decay if p.ndim >= 2 and "embedding" not in name else no_decay).append(p)
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        opt = torch.optim.AdamW(self.param_groups(), lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        if o.scheduler == "step":  # the reference: StepLR, stepped per epoch (Lightning's default interval)
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_size, gamma=o.step_gamma)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": o.step_unit}}
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(o.warmup_steps, total, o.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def param_groups(self) -> list[dict]:
+        """AdamW groups: weight decay on every trained parameter (``optim.decay_all``, the reference),
+        or on matrices only (not biases, norms, embeddings, the temperature)."""
+        o = self.cfg.optim
+        trained = [(name, p) for name, p in self.named_parameters() if p.requires_grad]
+        if o.decay_all:
+            return [{"params": [p for _, p in trained], "weight_decay": o.weight_decay}]
+        decay, no_decay = [], []
+        for name, p in trained:
+            (decay if p.ndim >= 2 and "embedding" not in name else no_decay).append(p)
+        return [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
     # ---- state ------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -190,6 +230,23 @@ class SenclipModule(L.LightningModule):
         if self._pending_rng is not None:
             _set_rng_state(self._pending_rng)
             self._pending_rng = None
+
+
+def check_recipe(cfg: TrainConfig) -> None:
+    """Combinations of options that cannot train as asked: one-line errors before anything is built."""
+    from senclip.errors import SenclipError
+
+    if cfg.loss.name == "queue-ce" and cfg.loss.queue_size < 1:
+        raise SenclipError("loss.name queue-ce scores each positive against the queue only; set "
+                           "loss.queue_size > 0 (the reference: 512, with loss.queue_init: random)")
+    o = cfg.optim
+    if o.scheduler == "step":
+        if o.warmup_steps > 0:
+            raise SenclipError("optim.warmup_steps belongs to the cosine scheduler; set "
+                               "optim.warmup_steps: 0 with optim.scheduler: step")
+        if o.step_size < 1 or o.step_gamma <= 0:
+            raise SenclipError(f"optim.step_size must be >= 1 and optim.step_gamma > 0, got {o.step_size} "
+                               f"and {o.step_gamma}")
 
 
 class WarmupCosine:
@@ -223,7 +280,7 @@ def load_module_state(path, map_location="cpu") -> tuple[TrainConfig, dict, dict
     except (KeyError, TypeError) as exc:
         raise SenclipError(f"{path}: not a senclip training checkpoint (no config/state_dict); "
                            "pass the .ckpt written by `senclip train`") from exc
-    return from_dict(config, str(path)), state, ckpt
+    return from_dict(upgrade_stored_config(config), str(path)), state, ckpt
 
 
 def tower_state(state: dict) -> dict:

@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from senclip.errors import SenclipError
 from senclip.train.config import TrainConfig, dump_config
 from senclip.train.data import PairedDataModule
-from senclip.train.module import SenclipModule
+from senclip.train.module import SenclipModule, check_recipe
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,25 @@ def _absolute_pretrained(cfg: TrainConfig) -> None:
         cfg.model.pretrained = str(Path(p).expanduser().resolve())
 
 
+def keep_checkpoint_head(cfg: TrainConfig, ckpt_path: str | Path) -> None:
+    """A resume keeps the head kind its checkpoint was trained with (changing ``cfg`` if needed).
+
+    A run started before ``model.head_kind`` existed trained the projecting head;
+    its ``config.yaml`` has no ``head_kind``, so it now reads as the residual head.
+    """
+    from senclip.train.config import upgrade_stored_config
+
+    try:
+        ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=True, mmap=True)
+        kind = upgrade_stored_config(ckpt["hyper_parameters"]["config"])["model"]["head_kind"]
+    except Exception:  # an unreadable checkpoint is reported by the resume itself
+        return
+    if kind != cfg.model.head_kind:
+        log.warning("resuming %s, trained with the %s head: model.head_kind %s -> %s", ckpt_path, kind,
+                    cfg.model.head_kind, kind)
+        cfg.model.head_kind = kind
+
+
 def build_trainer(cfg: TrainConfig, progress: bool = True,
                   callbacks: list[Callback] | None = None) -> L.Trainer:
     """A Lightning trainer for ``cfg`` (checkpoints, CSV logs, DDP, AMP, clipping)."""
@@ -140,8 +159,11 @@ def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
         datamodule: ready data (default: :class:`PairedDataModule` from ``cfg.data``).
     """
     _absolute_pretrained(cfg)
+    check_recipe(cfg)  # option combinations that cannot train, before any data is read
     own_group = not _distributed_initialized()  # DDP: the group Lightning creates is closed after fit
     ckpt_path = resolve_resume(resume, cfg.trainer.out)
+    if ckpt_path is not None:
+        keep_checkpoint_head(cfg, ckpt_path)
     if datamodule is None:
         datamodule = PairedDataModule(cfg, progress=progress)
         datamodule.setup("fit")  # fail on bad data before building the model

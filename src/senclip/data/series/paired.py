@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from senclip.data.ground_cache import GroundCache
+from senclip.data.ground_cache import GroundCache, ground_norm
 from senclip.data.manifest import require_paths
 from senclip.errors import SenclipError
 
@@ -73,7 +73,8 @@ class SeriesPairedDataset(Dataset):
     Samples: ``image`` float32 ``(12, C)`` (NaN = missing month), ``ground``
     float32 ``(V, D)``, ``ground_mask`` bool ``(V,)``, ``point_id`` str,
     ``label`` int64 (``-1`` without a ``label`` column), ``path`` (the
-    series) and ``bands``.
+    series) and ``bands``; ``ground_norm`` float32 ``(V,)`` when the cache keeps
+    the views' norms.
     """
 
     def __init__(self, manifest_df: pd.DataFrame, cache: GroundCache, bands: Sequence[str],
@@ -119,6 +120,7 @@ class SeriesPairedDataset(Dataset):
             "bands": self.bands,
             "ground": torch.from_numpy(np.array(self.cache.embeddings[row], dtype=np.float32)),
             "ground_mask": torch.from_numpy(np.array(self.cache.mask[row], dtype=bool)),
+            **ground_norm(self.cache, row),
             "point_id": self.point_ids[i],
             "label": torch.tensor(self.labels[i], dtype=torch.int64),
             "path": self.paths[i],
