@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from senclip.outputs import atomic_path, write_text
-
-
-def check_writable(path: str | Path) -> Path:
-    """Fail early (before any long work) if ``path``'s folder cannot be written."""
-    from senclip.errors import SenclipError
-
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise SenclipError(f"cannot write {path}: {parent} is not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SenclipError(f"cannot create output folder {parent}: {exc.strerror}") from exc
-    if not os.access(parent, os.W_OK):
-        raise SenclipError(f"output folder {parent} is not writable")
-    return path
 
 
 def write_json(obj: dict, path: str | Path) -> Path:
