@@ -95,8 +95,11 @@ def progress(out: Path) -> int:
 
 def interrupt_midway(args: list, out: Path, sig: int) -> int:
     """Start ``senclip args``, send ``sig`` once 2 units are done; returns the exit status."""
+    # a shell without job control starts background jobs with SIGINT ignored, and Python then never
+    # raises KeyboardInterrupt: give the run the disposition of a terminal, where Ctrl-C reaches it
     proc = subprocess.Popen(senclip_cmd(*args), env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
         if progress(out) >= 2:
