@@ -125,6 +125,23 @@ def test_rgb_is_b04_b03_b02_not_bgr(bigearthnet_root):
         assert not np.allclose(got, expected[::-1], atol=1e-3)  # and it is not BGR
 
 
+def test_reference_bgr_swaps_red_and_blue_only(bigearthnet_root):
+    """``rgb_transforms("reference-bgr")`` feeds B02,B03,B04 (the SenCLIP reference's order) as R,G,B."""
+    from senclip.data.bigearthnet import REFERENCE_BGR_BANDS, rgb_transforms
+
+    rgb = get_dataset("bigearthnet", bigearthnet_root)
+    bgr = get_dataset("bigearthnet", bigearthnet_root, transforms=rgb_transforms("reference-bgr"))
+    assert repr(rgb_transforms("rgb")) == repr(rgb.transforms)  # "rgb" is the default, to the letter
+    for i in range(len(rgb)):
+        a, b = rgb[i], bgr[i]
+        assert b["bands"] == REFERENCE_BGR_BANDS == ("B02", "B03", "B04")
+        assert torch.equal(b["image"][0], a["image"][2]) and torch.equal(b["image"][2], a["image"][0])
+        assert torch.equal(b["image"][1], a["image"][1])
+        assert not torch.equal(b["image"], a["image"])  # blue and red differ on real patches
+    with pytest.raises(SenclipError, match="unknown BigEarthNet RGB order 'bgr'"):
+        rgb_transforms("bgr")
+
+
 def test_non_rgb_bands_are_reflectance(bigearthnet_root):
     ds = get_dataset("bigearthnet", bigearthnet_root, bands=("B08", "B04"))
     s = ds[2]

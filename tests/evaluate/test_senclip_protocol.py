@@ -143,3 +143,36 @@ def test_bigearthnet_top_label_share_on_all_six_patches(weights, bigearthnet_roo
     assert block["n_labels"] == int(y.sum())
     assert r["map_macro"] == pytest.approx(lib["map_macro"])  # inductive numbers on all 6, as before
     assert "top-\\|y\\| share" in (tmp_path / "ben.md").read_text()  # escaped in the table
+
+
+def test_bigearthnet_reference_bgr_is_recorded_and_cached_apart(weights, bigearthnet_root, eurosat_rgb,
+                                                                 tmp_path, capsys):
+    from senclip.data import get_dataset
+    from senclip.data.bigearthnet import rgb_transforms
+    from senclip.evaluate.embeddings import cache_key
+    from senclip.models import create_model
+
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main(_zs(weights, "bigearthnet", bigearthnet_root, tmp_path / "rgb.json", "ground", *cache)) == 0
+    assert main(_zs(weights, "bigearthnet", bigearthnet_root, tmp_path / "bgr.json", "ground", *cache,
+                    "--bigearthnet-rgb", "reference-bgr", "--protocol", "senclip")) == 0
+    rgb, bgr = (json.loads((tmp_path / n).read_text()) for n in ("rgb.json", "bgr.json"))
+    assert rgb["bigearthnet_rgb"] == {"order": "rgb", "bands": ["B04", "B03", "B02"]}
+    assert bgr["bigearthnet_rgb"]["order"] == "reference-bgr"
+    assert bgr["bigearthnet_rgb"]["bands"] == ["B02", "B03", "B04"]
+    assert "reproduction only" in bgr["bigearthnet_rgb"]["note"]
+    assert "B02, B03, B04 (--bigearthnet-rgb reference-bgr)" in (tmp_path / "bgr.md").read_text()
+    # the two orders are two inputs: distinct embedding-cache entries, so the second run re-encoded
+    model = create_model("senclip-tiny-vit", pretrained=weights)
+    default = get_dataset("bigearthnet", bigearthnet_root)
+    swapped = get_dataset("bigearthnet", bigearthnet_root, transforms=rgb_transforms("reference-bgr"))
+    assert cache_key(model, default) != cache_key(model, swapped)
+    assert {p.stem for p in (tmp_path / "cache").glob("*.npy")} == {cache_key(model, default),
+                                                                    cache_key(model, swapped)}
+    # reproduction-only: refused where it means nothing, one line, nothing written
+    capsys.readouterr()
+    assert main(_zs(weights, "eurosat", eurosat_rgb / "valid", tmp_path / "es.json", "generic",
+                    "--bigearthnet-rgb", "reference-bgr")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "applies only to --dataset bigearthnet" in err
+    assert not (tmp_path / "es.json").exists()

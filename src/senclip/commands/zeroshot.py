@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sen4map: leave out unreadable points (one line each) instead of stopping")
     g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
+    g.add_argument("--bigearthnet-rgb", choices=("rgb", "reference-bgr"), default="rgb",
+                   help="bigearthnet with an RGB tower: the bands fed as red, green, blue. rgb: B04,B03,B02 "
+                        "(default); reference-bgr: B02,B03,B04, the order of the SenCLIP reference code "
+                        "(src/dataset_bigearthnet.py), which puts blue in the red channel of a CLIP trained "
+                        "on RGB photos: only to reproduce the reference's numbers; recorded in the results")
     g.add_argument("--download", action="store_true",
                    help="fetch, verify and extract the dataset into --data if it is missing")
     g.add_argument("--prompts", default="generic", metavar="SPEC[,SPEC…]",
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data import get_dataset
+    from senclip.data.bigearthnet import rgb_transforms
     from senclip.evaluate.embeddings import default_cache_dir
     from senclip.evaluate.report import markdown_zeroshot, plot_confusion, write_json
     from senclip.evaluate.zeroshot import evaluate_zeroshot
@@ -120,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
     extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad)) if v}
     if extra and args.dataset != "sen4map":
         raise SenclipError("--labels and --skip-bad apply to --dataset sen4map")
-    dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands, **extra)
+    rgb_order = _bigearthnet_rgb(args, model.image_tower.bands)
+    transforms = "default" if rgb_order is None else rgb_transforms(rgb_order["order"])
+    dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands, transforms=transforms,
+                          **extra)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     result = evaluate_zeroshot(
         model, dataset, specs, batch_size=args.batch_size, device=device, workers=args.workers,
@@ -128,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         protocol=args.protocol,
     )
     result["data"] = str(Path(args.data).resolve())
+    if rgb_order is not None:
+        result["bigearthnet_rgb"] = rgb_order
     md = markdown_zeroshot(result)
     if not result["multilabel"]:
         plot_confusion(result["confusion"], result["classes"], confusion,
@@ -136,3 +147,28 @@ def run(args: argparse.Namespace) -> int:
     write_json(result, out)
     print(md)
     return 0
+
+
+def _bigearthnet_rgb(args: argparse.Namespace, tower_bands) -> dict | None:
+    """What ``--bigearthnet-rgb`` feeds an RGB tower on BigEarthNet (None: not that case).
+
+    Raises:
+        SenclipError: ``reference-bgr`` without BigEarthNet or without an RGB tower.
+    """
+    from senclip.bands import RGB_BANDS
+    from senclip.data.bigearthnet import RGB_ORDERS
+    from senclip.errors import SenclipError
+
+    rgb_tower = tuple(tower_bands) == RGB_BANDS
+    if args.bigearthnet_rgb != "rgb" and not (args.dataset == "bigearthnet" and rgb_tower):
+        raise SenclipError(f"--bigearthnet-rgb {args.bigearthnet_rgb} applies only to --dataset bigearthnet "
+                           f"with an RGB tower ({','.join(RGB_BANDS)}); got --dataset {args.dataset} and a "
+                           f"tower of {','.join(tower_bands)}")
+    if args.dataset != "bigearthnet" or not rgb_tower:
+        return None
+    record = {"order": args.bigearthnet_rgb, "bands": list(RGB_ORDERS[args.bigearthnet_rgb])}
+    if args.bigearthnet_rgb != "rgb":
+        record["note"] = ("reproduction only: the SenCLIP reference's band order "
+                          "(src/dataset_bigearthnet.py), blue fed into the red channel of a CLIP trained on "
+                          "RGB photos, red into the blue")
+    return record

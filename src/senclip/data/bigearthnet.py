@@ -12,7 +12,8 @@ in L2A), all resampled to the 10 m grid (120x120) by rasterio on read with
 ``resampling`` (default bilinear), as stored digital numbers
 (reflectance x 10,000) in float32. RGB for a CLIP tower is ``B04, B03, B02``
 (red, green, blue) -- not ``B02, B03, B04`` (BGR), which the published SenCLIP
-code fed as RGB.
+code fed as RGB; :func:`rgb_transforms` with ``"reference-bgr"`` feeds that
+order, to reproduce the reference's numbers only.
 
 Labels: the 43 original CORINE labels of the JSON files, or the 19-class
 nomenclature of Sumbul et al. 2021 (default), as multi-hot vectors. The table
@@ -34,10 +35,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from senclip.bands import S2_L2A_BANDS
+from senclip.bands import RGB_BANDS, S2_L2A_BANDS
 from senclip.data.base import GEOTIFF_OPEN_OPTIONS, ClassificationDataset, Transform, raster_read_env
 from senclip.data.download import DatasetSpec
 from senclip.data.radiometry import read_dn_units
+from senclip.data.transforms import true_colour
 from senclip.errors import SenclipError
 
 BIGEARTHNET_BANDS: tuple[str, ...] = S2_L2A_BANDS
@@ -46,6 +48,23 @@ BAND_RESOLUTION_M: dict[str, int] = {
     "B08": 10, "B8A": 20, "B09": 60, "B11": 20, "B12": 20,
 }
 NOMENCLATURES = (19, 43)
+
+REFERENCE_BGR_BANDS: tuple[str, ...] = ("B02", "B03", "B04")
+"""The bands the SenCLIP reference code puts in a CLIP's R, G, B channels for BigEarthNet.
+
+Source: ``src/dataset_bigearthnet.py`` of the SenCLIP code (repository
+``yghlc/SenCLIP``), ``BigEarthNetDataset.__getitem__``: ``image =
+np.asarray(image[1:4,:,:])`` on the image of ``torchgeo.datasets.BigEarthNet(...,
+bands='s2')``, whose band files are sorted B01, B02, B03, B04, B05, B06, B07,
+B08, B8A, B09, B11, B12 (torchgeo's ``sort_sentinel2_bands``), so channels 1..3
+are B02, B03, B04; the array is then min-max stretched and handed to
+``Image.fromarray(image, mode='RGB')``. The ``bands = [3,2,1]`` that its
+``__init__`` stores is never used. ``src/zeroshot_bigearthnet.py`` evaluates on
+this dataset. Blue therefore enters the red channel of a CLIP trained on RGB
+photos, and red the blue one.
+"""
+RGB_ORDERS: dict[str, tuple[str, ...]] = {"rgb": RGB_BANDS, "reference-bgr": REFERENCE_BGR_BANDS}
+"""``zeroshot --bigearthnet-rgb`` choices: the bands fed as R, G, B."""
 _LABEL_TABLE = Path(__file__).with_name("bigearthnet_labels.json")
 
 
@@ -97,6 +116,21 @@ def encode_labels(names: Iterable[str], nomenclature: int = 19, source: str = "l
         if k is not None:
             target[k] = 1
     return target
+
+
+def rgb_transforms(order: str = "rgb") -> Transform:
+    """True-colour transforms for an RGB tower with the bands of ``RGB_ORDERS[order]`` as R, G, B.
+
+    ``"rgb"`` is the default transform (``B04, B03, B02``); ``"reference-bgr"`` feeds
+    :data:`REFERENCE_BGR_BANDS` and exists only to reproduce the SenCLIP reference's
+    BigEarthNet numbers. Both use the same stretch (:func:`~senclip.data.transforms.true_colour`).
+
+    Raises:
+        SenclipError: Unknown order.
+    """
+    if order not in RGB_ORDERS:
+        raise SenclipError(f"unknown BigEarthNet RGB order {order!r}; choose from {', '.join(RGB_ORDERS)}")
+    return true_colour(bands=RGB_ORDERS[order])
 
 
 def _check_nomenclature(nomenclature: int | str) -> int:

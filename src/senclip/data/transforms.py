@@ -116,9 +116,15 @@ class Normalize:
 TRUE_COLOUR_GAIN = 3.5  # reflectance-to-display stretch: RGB towers were trained on photo-like images
 
 
-def true_colour(offset: float = 0.0, gain: float = TRUE_COLOUR_GAIN) -> Compose:
-    """RGB (B04, B03, B02) display values in [0, 1] from Sentinel-2 digital numbers."""
+def true_colour(offset: float = 0.0, gain: float = TRUE_COLOUR_GAIN,
+                bands: Sequence[str] = RGB_BANDS) -> Compose:
+    """RGB (B04, B03, B02) display values in [0, 1] from Sentinel-2 digital numbers.
+
+    ``bands`` are the three bands put in the red, green and blue channels, in that
+    order; anything but the default (e.g. the SenCLIP reference's BigEarthNet order,
+    :data:`senclip.data.bigearthnet.REFERENCE_BGR_BANDS`) is for reproduction only.
+    """
     return Compose([
-        SelectBands(RGB_BANDS),
+        SelectBands(bands),
         ScaleReflectance(scale=1e-4 * gain, offset=offset * gain, clip=(0.0, 1.0)),
     ])

@@ -27,6 +27,10 @@ def markdown_zeroshot(result: dict) -> str:
     lines.append(f"weights: {result['model']['pretrained'] or 'random init'}"
                  + (f", checkpoint: {result['model']['checkpoint']}" if result["model"].get("checkpoint") else ""))
     lines.append(f"protocol: {result['protocol']}, n = {result['n']}")
+    if "bigearthnet_rgb" in result:
+        rgb = result["bigearthnet_rgb"]
+        lines.append(f"fed as R, G, B: {', '.join(rgb['bands'])} (--bigearthnet-rgb {rgb['order']})"
+                     + (f"; {rgb['note']}" if rgb.get("note") else ""))
     lines.append("")
     runs = result["runs"]
     if result.get("multilabel"):
