@@ -2,9 +2,10 @@
 
 This is **not** the SenCLIP science. It lets the whole paired pipeline
 (manifest → ground cache → training → export → zero-shot) run offline on
-labelled data that has no ground photos: EuroSAT images, or the labelled
+labelled data that has no ground photos: EuroSAT images, the labelled
 pixels of a Sentinel-2 time series (dataset ``timeseries``, e.g. the eo-learn
-patch with its LULC layer). For each sample the ``V = 5`` "views" are the
+patch with its LULC layer), or the LUCAS points of a Sen4Map file (dataset
+``sen4map``, chosen for a ``.h5``/``.hdf5`` series root). For each sample the ``V = 5`` "views" are the
 frozen text embeddings of ground-style prompts of its class
 (``senclip.prompts.load_prompts("ground", classes, dataset)``): the prompts are
 permuted per sample with a seeded generator and the first five taken (cycled
@@ -20,7 +21,10 @@ format of ``senclip embed-ground``. Manifest rows have ``proxy`` true,
 * EuroSAT: ``point_id`` = image path relative to the folder, ``sat_path``,
   ``lat``/``lon`` NaN (EuroSAT has no coordinates);
 * time series: ``point_id`` = ``"row,col"``, ``series_path`` = the series,
-  ``row``/``col`` and the pixel centre's ``lat``/``lon`` (NaN without a CRS).
+  ``row``/``col`` and the pixel centre's ``lat``/``lon`` (NaN without a CRS);
+* Sen4Map: ``point_id`` = the group name (``Lucas_Point_<id>``), ``series_path`` =
+  the file, ``row`` 0 and ``col`` = the group's column in
+  :class:`~senclip.data.sen4map.Sen4MapSource`, ``lat``/``lon`` NaN.
 """
 
 from __future__ import annotations
@@ -51,9 +55,11 @@ def assign_prompts(labels: np.ndarray, n_prompts: list[int], views: int = N_VIEW
     return out
 
 
-def _locations(ds, dataset: str) -> dict:
-    """Manifest columns that locate each sample: its chip, or its series pixel."""
-    if dataset != "timeseries":
+def _locations(ds) -> dict:
+    """Manifest columns that locate each sample: its chip, or its pixel in its series source."""
+    from senclip.data.series.base import SeriesDataset
+
+    if not isinstance(ds, SeriesDataset):
         root = os.path.abspath(ds.root)
         return {"point_id": [Path(os.path.relpath(os.path.abspath(p), root)).as_posix() for p in ds.paths],
                 "lat": np.nan, "lon": np.nan, "sat_path": [os.path.abspath(p) for p in ds.paths]}
@@ -76,14 +82,16 @@ def build_proxy_pairs(root, model, prompts_spec: str = "ground", out="proxy-pair
 
     Args:
         root: EuroSAT RGB folder (``<Class>/*.jpg``), or a time series root
-            (``dataset="timeseries"``; suffixes such as ``PATCH:train`` choose a half).
+            (``dataset="timeseries"``; suffixes such as ``PATCH:train`` choose a half;
+            a Sen4Map ``.h5`` file, optionally ``FILE.h5:skip-bad``, is read as ``sen4map``).
         model: :class:`~senclip.models.SenCLIP` whose frozen text tower embeds the prompts.
         prompts_spec: prompt style or file, as for :func:`senclip.prompts.load_prompts`.
         out: output directory.
         seed: seed of the per-sample prompt choice.
         progress: show a tqdm bar.
-        dataset: ``"eurosat"`` or ``"timeseries"``.
-        **dataset_kwargs: passed to the dataset (e.g. ``labels=`` for a time series).
+        dataset: ``"eurosat"``, ``"timeseries"`` or ``"sen4map"``.
+        **dataset_kwargs: passed to the dataset (e.g. ``labels=``: a label raster for a time
+            series, a label set ``lc1``/``lu1``/``crop`` for Sen4Map).
 
     Returns:
         ``(manifest_path, cache_dir)``.
@@ -91,10 +99,13 @@ def build_proxy_pairs(root, model, prompts_spec: str = "ground", out="proxy-pair
     from tqdm import tqdm
 
     from senclip.data import get_dataset
+    from senclip.data.sen4map import is_sen4map
     from senclip.prompts import load_prompts, prompts_fingerprint
 
-    if dataset not in ("eurosat", "timeseries"):
-        raise SenclipError(f"proxy pairs are built from eurosat or timeseries data, not {dataset!r}")
+    if dataset == "timeseries" and is_sen4map(root):
+        dataset = "sen4map"
+    if dataset not in ("eurosat", "timeseries", "sen4map"):
+        raise SenclipError(f"proxy pairs are built from eurosat, timeseries or sen4map data, not {dataset!r}")
     ds = get_dataset(dataset, root, transforms=None, **dataset_kwargs)
     prompts = load_prompts(prompts_spec, ds.classes, dataset)
     lists = [list(prompts[c]) for c in ds.classes]
@@ -103,7 +114,7 @@ def build_proxy_pairs(root, model, prompts_spec: str = "ground", out="proxy-pair
     text = [flat[a:b] for a, b in pairwise(bounds)]
     labels = np.asarray(ds.labels, dtype=np.int64)
     choice = assign_prompts(labels, [len(p) for p in lists], seed=seed)
-    where = _locations(ds, dataset)
+    where = _locations(ds)
     ids = where["point_id"]
     used = [[lists[c][j] for j in row] for c, row in zip(labels, choice, strict=True)]
     meta = model.describe() | {

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from senclip.data.series.base import SeriesDataset
 from senclip.data.series.composite import monthly_composite
 from senclip.data.series.io import SeriesSource, is_eopatch
 from senclip.data.series.rasters import open_series
@@ -125,7 +124,7 @@ def _split_mask(shape: tuple[int, int], split: str | None, axis: str) -> np.ndar
     return keep if split == "train" else ~keep
 
 
-class TimeSeriesDataset(Dataset):
+class TimeSeriesDataset(SeriesDataset):
     """Labelled pixels of a time series, as 12-month composite series.
 
     Args:
@@ -192,36 +191,12 @@ class TimeSeriesDataset(Dataset):
             return np.zeros((0, 12, len(self.all_bands)), np.float32), np.zeros(0, int), np.zeros(0, int)
         return np.concatenate(series), np.concatenate(rows), np.concatenate(cols)
 
-    @classmethod
-    def default_transforms(cls, bands: Sequence[str] | None = None) -> Callable | None:
-        """Band selection for a tower with ``bands`` (scaling lives in the tower's buffers)."""
-        if bands is None:
-            return None
-        if isinstance(bands, str):
-            bands = [b.strip() for b in bands.split(",") if b.strip()]
-        return SelectBands(bands, axis=-1)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
-        sample = {"image": torch.from_numpy(self.series[index]),
-                  "label": torch.tensor(int(self.labels[index])),
-                  "path": self.paths[index], "bands": self.all_bands}
-        return self.transforms(sample) if self.transforms is not None else sample
-
     def fingerprint(self) -> str:
         """Digest of the input series, labels, split and compositing options."""
         h = hashlib.sha256(json.dumps({"source": self.source.fingerprint(), **self.options}).encode())
         h.update(self.labels.tobytes())
         h.update(np.stack([self.rows, self.cols]).tobytes())
         return h.hexdigest()
-
-    def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.labels, minlength=len(self.classes))
-        return {c: int(n) for c, n in zip(self.classes, counts, strict=True) if n}
 
     def __repr__(self) -> str:
         split = self.options["split"]
