@@ -46,6 +46,9 @@ def test_packaged_registry_is_complete_and_consistent():
     archs = set(open_clip.list_models())
     for e in entries.values():
         assert e.arch in archs, e.name
+        if e.tower:  # a satellite tower: `arch` names its base CLIP; no image preprocessing
+            assert e.base_pretrained and not e.preprocess, e.name
+            continue
         size = open_clip.get_model_config(e.arch)["vision_cfg"]["image_size"]
         assert e.preprocess["image_size"] == size, e.name
         assert len(e.preprocess["mean"]) == 3 and len(e.preprocess["std"]) == 3
@@ -70,6 +73,13 @@ def test_packaged_registry_is_complete_and_consistent():
         assert (e.preprocess["mean"], e.preprocess["std"]) == ([0.347, 0.376, 0.296], [0.269, 0.261, 0.276])
     assert entries["senclip-vit-b-32-avgpool"].filename == "SenCLIP_AvgPool_ViTB32.ckpt"
     assert "filename" in entries["senclip-rn50-attpool"].unverified  # named from the pattern only
+    # TimeSenCLIP: the one tower entry, paired with the base the published code embeds prompts with
+    from senclip.models.timesen_reference import PUBLISHED_BASE
+
+    towers = [e for e in entries.values() if e.tower]
+    assert [(e.name, e.tower, e.repo, e.filename) for e in towers] == [
+        ("timesenclip-1x1", "timesen-reference", "pallavijainpj/TimeSenCLIP", "TimeSenCLIP_1x1.ckpt")]
+    assert (towers[0].arch, towers[0].base_pretrained) == PUBLISHED_BASE
 
 
 def test_pretrained_name_downloads_once_and_loads(http_server, tmp_path, monkeypatch, tiny_state):
@@ -195,20 +205,27 @@ def test_architecture_mismatch_and_bad_registry(tmp_path, monkeypatch):
     write_registry(tmp_path, monkeypatch, {"broken": {"arch": ARCH, "source": "hf_hub", "repo": "a/b"}})
     with pytest.raises(SenclipError, match="needs filename"):
         reg.load_registry()
+    write_registry(tmp_path, monkeypatch, {"clip": {"arch": ARCH, "source": "url", "url": "http://x/w.pt",
+                                                    "base_pretrained": "openai"}})
+    with pytest.raises(SenclipError, match="base_pretrained belongs to tower checkpoints"):
+        reg.load_registry()
 
 
 def test_models_command_lists_and_json(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"clip-vit-b-32-openai\s+ViT-B-32\s+-\s+open_clip\s+(yes|no)\s+47.3/54.9/51.7", out)
-    assert re.search(r"remoteclip-vit-b-32\s+ViT-B-32\s+-\s+hf:chendelong/RemoteCLIP\s+no\s+-", out)
+    assert re.search(r"clip-vit-b-32-openai\s+clip\s+ViT-B-32\s+-\s+open_clip\s+(yes|no)\s+47.3/54.9/51.7",
+                     out)
+    assert re.search(r"remoteclip-vit-b-32\s+clip\s+ViT-B-32\s+-\s+hf:chendelong/RemoteCLIP\s+no\s+-", out)
+    assert re.search(r"timesenclip-1x1\s+series-tower\s+ViT-B-32-quickgelu\s+-\s+"
+                     r"hf:pallavijainpj/TimeSenCLIP", out)
     for name, arch, pooling, source in [
             ("senclip-vit-b-32-avgpool", "ViT-B-32-quickgelu", "avgpool", "hf:pallavijainpj/SenCLIP"),
             ("senclip-rn50-attpool", "RN50-quickgelu", "attpool", "hf:pallavijainpj/SenCLIP"),
             ("senclip-mvrl-vit-b-32-attpool-perimage", "ViT-B-32-quickgelu", "attpool_perimage",
              "hf:MVRL/senclip-ViT-B-32-attpool-perimage"),
             ("senclip-mvrl-rn50-avgpool", "RN50-quickgelu", "avgpool", "hf:MVRL/senclip-RN50-avgpool")]:
-        assert re.search(rf"{name}\s+{arch}\s+{pooling}\s+{source}\s+(yes|no)", out), name
+        assert re.search(rf"{name}\s+clip\s+{arch}\s+{pooling}\s+{source}\s+(yes|no)", out), name
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     sky = next(r for r in rows if r["name"] == "skyclip-vit-b-32")

@@ -10,10 +10,15 @@ List the published CLIP checkpoints senclip knows by name (OpenAI CLIP, RemoteCL
 GeoRSCLIP, SkyCLIP, the SenCLIP releases of pallavijainpj/SenCLIP and MVRL, …) with
 their open_clip architecture, the ground-view pooling of SenCLIP runs, where they come from,
 whether they are already in the local cache, and the EuroSAT zero-shot accuracy
-a paper reports for them. Any NAME can be passed as `--pretrained NAME` to other
+a paper reports for them. Any CLIP NAME can be passed as `--pretrained NAME` to other
 commands; it is downloaded once into $SENCLIP_CACHE/weights (default
 ~/.cache/senclip/weights) and verified. Add entries with a YAML file named by
 SENCLIP_REGISTRY (same layout as senclip/models/registry.yaml).
+
+Entries of KIND series-tower (the TimeSenCLIP release, timesenclip-1x1) are not CLIPs
+but time-series satellite towers: pass them as `--checkpoint NAME` next to the base
+CLIP named in ARCH (`--model ARCH --pretrained BASE`, BASE in `--json` as
+base_pretrained), or write them as a senclip tower file with `senclip convert NAME`.
 """
 EPILOG = """\
 examples:
@@ -74,13 +79,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ("NAME", "ARCH", "POOLING", "SOURCE", "CACHED", "EUROSAT ZS %")
-    table = [header] + [(r["name"], r["arch"], r["pooling"] or "-", _source(r),
-                         "yes" if r["cached"] else "no", _figure(r["eurosat_zeroshot"])) for r in rows]
+    header = ("NAME", "KIND", "ARCH", "POOLING", "SOURCE", "CACHED", "EUROSAT ZS %")
+    table = [header] + [(r["name"], "series-tower" if r["tower"] else "clip", r["arch"], r["pooling"] or "-",
+                         _source(r), "yes" if r["cached"] else "no", _figure(r["eurosat_zeroshot"]))
+                        for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print("\nPOOLING: ground-view pooling of SenCLIP training runs. EUROSAT ZS: zero-shot top-1 "
+    print("\nKIND: clip = CLIP weights (--pretrained NAME); series-tower = a time-series satellite tower "
+          "(--checkpoint NAME), ARCH being the base CLIP it pairs with. "
+          "POOLING: ground-view pooling of SenCLIP training runs. EUROSAT ZS: zero-shot top-1 "
           "reported in a paper (generic/aerial/ground prompts); '-' = no checked figure. "
           "`senclip models --json` gives sources, layouts, preprocessing and what of an entry is unverified.")
     return 0

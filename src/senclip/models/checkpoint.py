@@ -62,15 +62,15 @@ def read_metadata(path: str | Path) -> dict | None:
     return json.loads(meta[_KEY])
 
 
-def image_tower_metadata(model) -> dict:
-    tower = model.image_tower
+def tower_metadata(tower, arch: str, base_pretrained: str | None) -> dict:
+    """The header of ``tower`` paired with the base CLIP ``arch`` / ``base_pretrained``."""
     kind = kind_of(tower)
     head = tower.head if isinstance(tower.head, Head) else None
     return {
         "format_version": FORMAT_VERSION,
         "tower": kind.name,
-        "arch": model.name,
-        "base_pretrained": model.pretrained,
+        "arch": arch,
+        "base_pretrained": base_pretrained,
         "bands": list(tower.bands),
         "head": head.config.to_dict() if head is not None else None,
         "tower_config": kind.config(tower),
@@ -108,12 +108,19 @@ def save_model(model, path: str | Path, kind: str = "image", extra: dict | None 
     """
     if kind not in ("image", "full"):
         raise ValueError(f"kind must be 'image' or 'full', not {kind!r}")
-    meta = image_tower_metadata(model) | {"kind": kind}
+    text = model.text_tower.clip.state_dict() if kind == "full" else {}
+    return save_tower(model.image_tower, path, model.name, model.pretrained, extra, text=text)
+
+
+def save_tower(tower, path: str | Path, arch: str, base_pretrained: str | None = None,
+               extra: dict | None = None, text: dict | None = None) -> Path:
+    """Write a satellite ``tower`` to ``path`` (atomically): an ``image`` checkpoint paired with the
+    base CLIP ``arch`` / ``base_pretrained``, or ``full`` when ``text`` (a text tower's state) is given."""
+    meta = tower_metadata(tower, arch, base_pretrained) | {"kind": "full" if text else "image"}
     if extra:
         meta["extra"] = extra
-    tensors = {f"image.{k}": v for k, v in model.image_tower.state_dict().items()}
-    if kind == "full":
-        tensors |= {f"text.{k}": v for k, v in model.text_tower.clip.state_dict().items()}
+    tensors = {f"image.{k}": v for k, v in tower.state_dict().items()}
+    tensors |= {f"text.{k}": v for k, v in (text or {}).items()}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     _dedupe_shared(tensors)
     path = Path(path)
@@ -147,7 +154,14 @@ def load_image_tower(model, path: str | Path) -> None:
         raise SenclipError(f"checkpoint not found: {path}")
     if path.suffix.lower() != ".safetensors" and _load_published_tower(model, path):
         return
-    meta = read_metadata(path)
+    try:
+        meta = read_metadata(path)
+    except SenclipError as exc:
+        if path.suffix.lower() == ".safetensors":
+            raise
+        raise SenclipError(f"{path}: not a tower checkpoint (a senclip .safetensors from `senclip export` "
+                           "or `senclip convert`, or a TimeSenCLIP .ckpt); CLIP weights go to --pretrained"
+                           ) from exc
     if meta is None:
         raise SenclipError(f"{path}: not a senclip checkpoint (no '{_KEY}' header); "
                            "pass open_clip/OpenAI weights with --pretrained instead")

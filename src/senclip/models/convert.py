@@ -21,6 +21,13 @@ Layouts of a local weights file (:func:`detect_layout`):
 ``open_clip``
     anything else open_clip loads (its training checkpoints, ``.bin``, plain
     safetensors), built as the architecture given.
+``timesenclip``
+    not a CLIP: the TimeSenCLIP time-series encoder of Hugging Face
+    ``pallavijainpj/TimeSenCLIP`` (``TimeSenCLIP_1x1.ckpt``, the bare state
+    dict, or a Lightning checkpoint with ``learner.TS_ViT.`` keys), recognised
+    by :func:`senclip.models.timesen_reference.reference_layout`. Where CLIP
+    weights are expected it raises :class:`TowerWeights`; ``senclip convert``
+    writes it as a senclip tower checkpoint (``--checkpoint``).
 
 OpenAI's ``clip`` package builds every model with QuickGELU, so ``openai`` and
 ``clip-prefixed`` weights are always built as the ``-quickgelu`` variant of
@@ -47,7 +54,8 @@ from pathlib import Path
 
 from senclip.errors import SenclipError, SenclipNote
 
-LAYOUTS = ("auto", "senclip", "openai", "clip-prefixed", "open_clip")
+LAYOUTS = ("auto", "senclip", "openai", "clip-prefixed", "open_clip", "timesenclip")
+TOWER_LAYOUTS = {"timesenclip": "timesen-reference"}  # layouts of a satellite tower alone -> its tower kind
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth")
 CLIP_KEYS = ("token_embedding.weight", "positional_embedding", "ln_final.weight", "text_projection")
 _JIT_EXTRAS = ("input_resolution", "context_length", "vocab_size")
@@ -103,6 +111,26 @@ class Weights:
         return "pooling" in self.config
 
 
+def not_clip_message(what: str) -> str:
+    """The one line for a TimeSenCLIP tower file (or registry name) given where CLIP weights belong."""
+    from senclip.models.timesen_reference import PUBLISHED_BASE
+
+    arch, pretrained = PUBLISHED_BASE
+    return (f"{what} holds a TimeSenCLIP time-series tower, not CLIP weights: load it with --checkpoint "
+            f"{what} next to a base CLIP of its width (the published one pairs with --model {arch} "
+            f"--pretrained {pretrained}), or write it as a senclip tower file with "
+            f"`senclip convert {what} --out tower.safetensors`")
+
+
+class TowerWeights(SenclipError):
+    """CLIP weights were expected, but the file holds a satellite tower alone (:data:`TOWER_LAYOUTS`);
+    ``weights`` is the file as read, so ``senclip convert`` writes the tower without reading it again."""
+
+    def __init__(self, weights: Weights) -> None:
+        self.weights = weights
+        super().__init__(not_clip_message(str(weights.path)))
+
+
 def _safetensors_keys(path: Path) -> list[str]:
     from safetensors import SafetensorError, safe_open
 
@@ -150,10 +178,14 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
             keys = _safetensors_keys(path)
             if keys and all(k.startswith("clip.") for k in keys):
                 found = "clip-prefixed"
-    elif suffix in PICKLE_SUFFIXES and layout in ("auto", "openai"):
+    elif suffix in PICKLE_SUFFIXES and layout in ("auto", "openai", "timesenclip"):
+        from senclip.models.timesen_reference import reference_layout, reference_state_dict
+
         obj = load_pickle(path)
         if _is_clip_state(obj):
             found, state = "openai", obj
+        elif reference_layout(obj) is not None:
+            found, state = "timesenclip", reference_state_dict(obj)
         elif isinstance(obj, dict) and "hyper_parameters" in obj and any(
                 str(k).startswith("image_tower.") for k in obj.get("state_dict", {})):
             raise SenclipError(f"{path} is a senclip training checkpoint; export it first: "
@@ -165,6 +197,8 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
     weights = Weights(path, found)
     if found == "openai":
         weights.state = _clean(state, path)
+    elif found in TOWER_LAYOUTS:
+        weights.state = state
     elif found == "clip-prefixed":
         from safetensors.torch import load_file
 

@@ -37,7 +37,7 @@ from torch import nn
 from senclip.bands import RGB_BANDS, needs_inflation, parse_bands
 from senclip.errors import SenclipError
 from senclip.models import checkpoint as ckpt
-from senclip.models.convert import open_openai_layout, read_weights
+from senclip.models.convert import TOWER_LAYOUTS, TowerWeights, open_openai_layout, read_weights
 from senclip.models.kinds import kind_of
 from senclip.models.model import SenCLIP
 from senclip.models.preprocess import PreprocessConfig, apply_profile, from_mapping
@@ -127,6 +127,8 @@ def create_model(
         path = Path(pretrained).expanduser()
         if path.exists():
             weights = read_weights(path, entry.layout if entry is not None else layout)
+            if weights.layout in TOWER_LAYOUTS:
+                raise TowerWeights(weights)
             if weights.layout == "senclip":
                 model = load_model(path)
                 return _finish(model, checkpoint, bands, preprocess, None, device)
@@ -162,7 +164,9 @@ def _finish(model: SenCLIP, checkpoint, bands, preprocess, default_profile, devi
     if default_profile is not None:
         apply_profile(model.image_tower, default_profile)
     if checkpoint is not None:
-        ckpt.load_image_tower(model, checkpoint)
+        from senclip.models.registry import resolve_checkpoint
+
+        ckpt.load_image_tower(model, resolve_checkpoint(str(checkpoint)))
     model = _with_bands(model, bands)
     if preprocess is not None:
         apply_profile(model.image_tower, preprocess)
@@ -218,19 +222,49 @@ def from_open_clip(name: str, clip: nn.Module, tokenizer, pretrained: str | None
 
 def convert_file(src: str | Path, out: str | Path, name: str | None = None, layout: str = "auto",
                  preprocess=None) -> dict:
-    """Write the weights ``src`` (any layout, or a registry name) as a ``full`` senclip file ``out``.
+    """Write the weights ``src`` (any layout, or a registry name) as a senclip file ``out``.
 
-    Returns a summary: ``out``, ``arch``, ``preprocess`` (profile name).
+    CLIP weights become a ``full`` file (both towers). A satellite tower alone (a TimeSenCLIP
+    checkpoint, or the registry name of one) becomes an ``image`` file, the tower checkpoint
+    ``senclip export`` writes and ``--checkpoint`` loads.
+
+    Returns a summary: ``out``, ``arch``, ``preprocess`` (profile name), ``tower`` (the tower kind
+    of a tower file, else ``None``).
     """
     from senclip.models.checkpoint import save_model
     from senclip.models.convert import _read_config
+    from senclip.models.registry import get_entry, resolve_checkpoint
 
-    model = create_model(name, pretrained=str(src), preprocess=preprocess, layout=layout)
     source = Path(str(src)).expanduser()
+    entry = get_entry(str(src)) if not source.exists() else None
+    if entry is not None and entry.tower:
+        src = resolve_checkpoint(str(src))
+    try:
+        model = create_model(name, pretrained=str(src), preprocess=preprocess, layout=layout)
+    except TowerWeights as tower_file:
+        return _convert_tower(tower_file.weights, out, name, preprocess)
     config = _read_config(source.with_name("config.json")) if source.suffix == ".safetensors" else {}
     extra = {"converted": {"source": str(source.resolve()) if source.exists() else str(src),
                            "layout": layout, "weights": model.pretrained,
                            **({"config.json": config} if config else {})}}
     path = save_model(model, out, kind="full", extra=extra)
     pre = getattr(model.image_tower, "preprocess", None)
-    return {"out": str(path), "arch": model.name, "preprocess": getattr(pre, "profile", None)}
+    return {"out": str(path), "arch": model.name, "preprocess": getattr(pre, "profile", None), "tower": None}
+
+
+def _convert_tower(weights, out: str | Path, name: str | None, preprocess) -> dict:
+    """``senclip convert`` of a TimeSenCLIP checkpoint: the tower as a senclip ``image`` file, paired in
+    its header with the base CLIP the published checkpoints use (another base is chosen when loading)."""
+    from senclip.models.checkpoint import save_tower
+    from senclip.models.timesen_reference import PUBLISHED_BASE, tower_from_state
+
+    if name is not None or preprocess is not None:
+        flag = "--model" if name is not None else "--preprocess"
+        raise SenclipError(f"{flag} does not apply to {weights.path}, a TimeSenCLIP tower: it takes series, "
+                           "and its base CLIP is chosen when it is loaded (--model ARCH --pretrained P "
+                           "--checkpoint TOWER.safetensors)")
+    tower = tower_from_state(weights.state, source=str(weights.path)).eval()
+    arch, base = PUBLISHED_BASE
+    extra = {"converted": {"source": str(weights.path.resolve()), "layout": weights.layout}}
+    path = save_tower(tower, out, arch, base, extra)
+    return {"out": str(path), "arch": arch, "preprocess": None, "tower": tower.tower_kind}

@@ -6,6 +6,11 @@ downloaded once into ``$SENCLIP_CACHE/weights/<name>/`` (default
 ``~/.cache/senclip``). Names that are not in the registry (open_clip tags,
 ``hf-hub:`` ids, local files) pass through unchanged.
 
+Entries whose ``layout`` is a tower layout (``timesenclip``: the published TimeSenCLIP
+encoder) are not CLIPs but satellite-tower checkpoints: ``resolve_checkpoint(name)``
+turns them into the cached file for ``--checkpoint NAME``; their ``arch`` and
+``base_pretrained`` name the base CLIP whose text tower they pair with.
+
 Downloaded files are verified (SHA-256/MD5/size where published; otherwise a
 ``torch.load(weights_only=True)`` / safetensors header read, which never runs
 code from the file) before they enter the cache. Offline (``HF_HUB_OFFLINE=1``
@@ -24,11 +29,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from senclip.errors import SenclipError
+from senclip.models.convert import TOWER_LAYOUTS
 from senclip.net import OfflineError, cache_dir, fetch, network_reachable, offline_switch
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 SOURCES = ("open_clip", "hf_hub", "url")
-LAYOUTS = ("open_clip", "openai", "clip-prefixed", "senclip")  # see senclip.models.convert
+LAYOUTS = ("open_clip", "openai", "clip-prefixed", "senclip", "timesenclip")  # see senclip.models.convert
 OFFLINE_HINT = "; offline, pass the weights file instead: --pretrained /path/to/file"
 
 
@@ -52,6 +58,7 @@ class PretrainedEntry:
     approx_size: str | None = None
     preprocess: dict = field(default_factory=dict)
     layout: str = "open_clip"
+    base_pretrained: str | None = None
     pooling: str | None = None
     unverified: tuple = ()
     paper: str | None = None
@@ -67,6 +74,11 @@ class PretrainedEntry:
             endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
             return f"{endpoint}/{self.repo}/resolve/{self.revision}/{self.filename}"
         return self.url
+
+    @property
+    def tower(self) -> str | None:
+        """The tower kind of a satellite-tower checkpoint (``--checkpoint NAME``); ``None``: CLIP weights."""
+        return TOWER_LAYOUTS.get(self.layout)
 
     @property
     def local_name(self) -> str:
@@ -97,6 +109,9 @@ def _entry(name: str, raw: Any, origin: str) -> PretrainedEntry:
     if values.get("layout", "open_clip") not in LAYOUTS:
         raise SenclipError(f"registry {origin}: entry {name!r} has layout {values['layout']!r}; "
                            f"choose one of {', '.join(LAYOUTS)}")
+    if values.get("base_pretrained") and values.get("layout") not in TOWER_LAYOUTS:
+        raise SenclipError(f"registry {origin}: entry {name!r}: base_pretrained belongs to tower "
+                           "checkpoints (layout timesenclip) only")
     return PretrainedEntry(name=name, origin=origin, **values)
 
 
@@ -151,6 +166,8 @@ def fetch_weights(entry: PretrainedEntry, progress: bool = True) -> Path:
         return target
     url = entry.download_url or ""
     hint = f"{OFFLINE_HINT} (or copy it to {target})"
+    if entry.tower:
+        hint = hint.replace("--pretrained", "--checkpoint")
     download = weights_dir(entry) / PurePosixPath(url.split("?")[0]).name if entry.archive else target
     fetch(url, download, size=entry.size, md5=entry.md5, sha256=entry.sha256, progress=progress,
           what=f"{entry.name} weights", offline_hint=hint)
@@ -241,6 +258,10 @@ def resolve_pretrained(pretrained: str | None, arch: str | None) -> tuple[str | 
         if arch:
             _ensure_open_clip_reachable(arch, pretrained)
         return arch, pretrained
+    if entry.tower:
+        from senclip.models.convert import not_clip_message
+
+        raise SenclipError(not_clip_message(entry.name))
     if arch and not _same_arch(arch, entry.arch):
         raise SenclipError(f"--pretrained {entry.name} holds {entry.arch} weights, but the architecture "
                            f"is {arch}; use --model {entry.arch}")
@@ -248,6 +269,25 @@ def resolve_pretrained(pretrained: str | None, arch: str | None) -> tuple[str | 
         _ensure_open_clip_reachable(entry.arch, entry.tag or "")
         return entry.arch, entry.tag
     return entry.arch, str(fetch_weights(entry))
+
+
+def resolve_checkpoint(checkpoint: str) -> str:
+    """Resolve ``--checkpoint``: the name of a tower entry (``layout: timesenclip``) becomes its cached
+    file, downloaded first if missing (as ``--pretrained NAME`` does); anything else comes back unchanged.
+
+    Raises:
+        SenclipError: the name is a CLIP entry (those belong to ``--pretrained``).
+        OfflineError: the file is not cached and cannot be downloaded.
+    """
+    if not checkpoint or Path(checkpoint).expanduser().exists():
+        return checkpoint
+    entry = get_entry(checkpoint)
+    if entry is None:
+        return checkpoint
+    if not entry.tower:
+        raise SenclipError(f"{entry.name} holds CLIP weights, not a tower checkpoint: pass it as "
+                           f"--pretrained {entry.name}")
+    return str(fetch_weights(entry))
 
 
 def _open_clip_cfg(arch: str, tag: str) -> dict:
@@ -299,13 +339,15 @@ def _ensure_open_clip_reachable(arch: str, tag: str) -> None:
 
 
 def list_entries() -> list[dict]:
-    """Registry rows for ``senclip models``: name, arch, pooling, source, cached, location, EuroSAT figure."""
+    """Registry rows for ``senclip models``: name, arch, tower kind (tower checkpoints; ``None``: a CLIP),
+    pooling, source, cached, location, EuroSAT figure."""
     rows = []
     for entry in load_registry().values():
         cached = cached_path(entry)
         location = entry.tag if entry.source == "open_clip" else entry.download_url
         rows.append({"name": entry.name, "arch": entry.arch, "source": entry.source, "location": location,
-                     "repo": entry.repo, "layout": entry.layout, "pooling": entry.pooling,
+                     "repo": entry.repo, "layout": entry.layout, "tower": entry.tower,
+                     "base_pretrained": entry.base_pretrained, "pooling": entry.pooling,
                      "preprocess": entry.preprocess.get("profile"),
                      "cached": cached is not None, "path": str(cached) if cached else None,
                      "sha256": entry.sha256, "eurosat_zeroshot": entry.eurosat_zeroshot,
@@ -314,4 +356,4 @@ def list_entries() -> list[dict]:
 
 
 __all__ = ["OfflineError", "PretrainedEntry", "cached_path", "check_weights_file", "fetch_weights",
-           "get_entry", "list_entries", "load_registry", "resolve_pretrained"]
+           "get_entry", "list_entries", "load_registry", "resolve_checkpoint", "resolve_pretrained"]

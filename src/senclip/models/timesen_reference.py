@@ -60,6 +60,11 @@ REFERENCE_STD = (2089.0, 2598.45, 3214.5, 3620.45, 4033.61, 4613.0, 4825.45, 494
 AUGMENTS = ("tsmixaug", "random-ts", "spectral-dropout")
 TIME_STEPS = (12, 4, 1)
 LIGHTNING_PREFIX = "learner.TS_ViT."
+# The base CLIP (open_clip architecture, pretrained tag) whose text tower the published
+# checkpoints pair with: zeroshot.py embeds the prompts with OpenAI's clip.load(--clip_arch
+# "ViT-B/32"), which builds QuickGELU; src/utils/configs/cli_args.py trains against ViT-B/32 CLIP
+# embeddings of the ground photos (--ARCH "ViT-B/32", --emb_path ..._hfclipemb512_ViTB32.pt).
+PUBLISHED_BASE = ("ViT-B-32-quickgelu", "openai")
 
 
 @dataclass(frozen=True)
@@ -388,6 +393,9 @@ def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         raw = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, pickle.UnpicklingError):
+            raise UnreadableCheckpoint(f"{path} is not a readable checkpoint (truncated or corrupt? "
+                                       f"{first[:160]})") from exc
         raise UnreadableCheckpoint(
             f"{path}: not a torch checkpoint senclip reads without running its code ({first[:160]}); "
             "a Lightning checkpoint holding Python objects besides tensors: save its tensors alone with "
@@ -416,7 +424,8 @@ def count_parameters(module: nn.Module) -> int:
 
 
 __all__ = [
-    "AUGMENTS", "LIGHTNING_PREFIX", "REFERENCE_MEAN", "REFERENCE_STD", "TIME_STEPS", "TimeSenRefConfig",
+    "AUGMENTS", "LIGHTNING_PREFIX", "PUBLISHED_BASE", "REFERENCE_MEAN", "REFERENCE_STD", "TIME_STEPS",
+    "TimeSenRefConfig",
     "TimeSenReferenceTower", "augment_series", "config_from_state", "count_parameters",
     "read_reference_checkpoint", "reduce_time_steps", "reference_layout", "reference_state_dict",
     "tower_from_state",
