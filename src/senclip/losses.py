@@ -144,74 +144,19 @@ class TargetQueue(nn.Module):
         self.filled.fill_(min(int(self.filled) + n, self.size))
 
 
-class InfoNCELoss(nn.Module):
-    """Symmetric InfoNCE with a learnable temperature and in-batch negatives.
-
-    For satellite embeddings ``s`` and targets ``t`` (both ``(N, D)``,
-    L2-normalised, row ``i`` of one matching row ``i`` of the other) and a
-    logit scale ``a = exp(log_scale)`` (clamped to ``MAX_LOGIT_SCALE``)::
-
-        s->g: CE(a * s @ [t; q].T, i)      q: extra negatives (queue)
-        g->s: CE(a * t @ s.T,      i)
-        loss = (s->g + g->s) / 2
-
-    Args:
-        init_temperature: initial temperature ``T`` (``log_scale = log(1/T)``);
-            SenCLIP used 0.07 and 0.007.
-        learnable: train the temperature with the model.
-    """
-
-    def __init__(self, init_temperature: float = 0.07, learnable: bool = True) -> None:
-        super().__init__()
-        if init_temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {init_temperature}")
-        value = torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32)
-        if learnable:
-            self.log_scale = nn.Parameter(value)
-        else:
-            self.register_buffer("log_scale", value)
-
-    @property
-    def scale(self) -> torch.Tensor:
-        return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-
-    @property
-    def temperature(self) -> float:
-        return float(1.0 / self.scale.detach())
-
-    def forward(
-        self, sat: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Loss for matching rows of ``sat`` and ``target``; ``negatives`` ``(K, D)`` optional."""
-        if sat.shape != target.shape:
-            raise ValueError(f"sat and target shapes differ: {tuple(sat.shape)} vs {tuple(target.shape)}")
-        scale = self.scale
-        sat, target = sat.float(), target.float()
-        gallery = target if negatives is None or len(negatives) == 0 else torch.cat(
-            [target, negatives.to(target)], dim=0)
-        labels = torch.arange(sat.shape[0], device=sat.device)
-        s2g = F.cross_entropy(scale * sat @ gallery.T, labels)
-        g2s = F.cross_entropy(scale * target @ sat.T, labels)
-        return (s2g + g2s) / 2
+def _check_pair(sat: torch.Tensor, target: torch.Tensor) -> None:
+    if sat.shape != target.shape:
+        raise ValueError(f"sat and target shapes differ: {tuple(sat.shape)} vs {tuple(target.shape)}")
 
 
-class QueueCELoss(nn.Module):
-    """One-directional ``[positive | queue]`` cross-entropy with label 0 (the SenCLIP reference loss).
+class _TemperatureLoss(nn.Module):
+    """A contrastive loss with a logit scale ``a = exp(log_scale)``, ``log_scale`` starting at ``log(1/T)``.
 
-    For satellite embeddings ``s``, their targets ``t`` (``(N, D)``,
-    L2-normalised) and the queue ``q`` (``(K, D)``)::
-
-        logits_i = a * [s_i . t_i, s_i . q_1, ..., s_i . q_K]
-        loss = mean_i CE(logits_i, 0)
-
-    The other targets of the batch are *not* negatives, and there is no
-    ground->satellite term. ``a = exp(log_scale)``, ``log_scale`` starting at
-    ``log(1/T)``; when learnable, its value is clamped to ``[0, ln 100]``
-    (temperature between 0.01 and 1) before each use, as the reference clamps
-    the parameter itself (not only its use, so its gradient never vanishes).
+    ``log_scale`` is a parameter when ``learnable``, else a buffer (same ``state_dict`` key either
+    way). :attr:`scale` is ``a`` as used in the logits; a subclass that clamps it overrides it.
 
     Args:
-        init_temperature: initial temperature ``T`` (the reference: 0.07).
+        init_temperature: initial temperature ``T`` (positive).
         learnable: train the temperature with the model.
     """
 
@@ -234,12 +179,68 @@ class QueueCELoss(nn.Module):
     def temperature(self) -> float:
         return float(1.0 / self.scale.detach())
 
+
+class InfoNCELoss(_TemperatureLoss):
+    """Symmetric InfoNCE with a learnable temperature and in-batch negatives.
+
+    For satellite embeddings ``s`` and targets ``t`` (both ``(N, D)``,
+    L2-normalised, row ``i`` of one matching row ``i`` of the other) and a
+    logit scale ``a = exp(log_scale)`` (clamped to ``MAX_LOGIT_SCALE``)::
+
+        s->g: CE(a * s @ [t; q].T, i)      q: extra negatives (queue)
+        g->s: CE(a * t @ s.T,      i)
+        loss = (s->g + g->s) / 2
+
+    Args:
+        init_temperature: initial temperature ``T`` (``log_scale = log(1/T)``);
+            SenCLIP used 0.07 and 0.007.
+        learnable: train the temperature with the model.
+    """
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    def forward(
+        self, sat: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Loss for matching rows of ``sat`` and ``target``; ``negatives`` ``(K, D)`` optional."""
+        _check_pair(sat, target)
+        scale = self.scale
+        sat, target = sat.float(), target.float()
+        gallery = target if negatives is None or len(negatives) == 0 else torch.cat(
+            [target, negatives.to(target)], dim=0)
+        labels = torch.arange(sat.shape[0], device=sat.device)
+        s2g = F.cross_entropy(scale * sat @ gallery.T, labels)
+        g2s = F.cross_entropy(scale * target @ sat.T, labels)
+        return (s2g + g2s) / 2
+
+
+class QueueCELoss(_TemperatureLoss):
+    """One-directional ``[positive | queue]`` cross-entropy with label 0 (the SenCLIP reference loss).
+
+    For satellite embeddings ``s``, their targets ``t`` (``(N, D)``,
+    L2-normalised) and the queue ``q`` (``(K, D)``)::
+
+        logits_i = a * [s_i . t_i, s_i . q_1, ..., s_i . q_K]
+        loss = mean_i CE(logits_i, 0)
+
+    The other targets of the batch are *not* negatives, and there is no
+    ground->satellite term. ``a = exp(log_scale)``, ``log_scale`` starting at
+    ``log(1/T)``; when learnable, its value is clamped to ``[0, ln 100]``
+    (temperature between 0.01 and 1) before each use, as the reference clamps
+    the parameter itself (not only its use, so its gradient never vanishes).
+
+    Args:
+        init_temperature: initial temperature ``T`` (the reference: 0.07).
+        learnable: train the temperature with the model.
+    """
+
     def forward(
         self, sat: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Loss of the positives ``(sat_i, target_i)`` against the ``negatives`` ``(K, D)`` (the queue)."""
-        if sat.shape != target.shape:
-            raise ValueError(f"sat and target shapes differ: {tuple(sat.shape)} vs {tuple(target.shape)}")
+        _check_pair(sat, target)
         if self.learnable:
             with torch.no_grad():
                 self.log_scale.clamp_(0.0, math.log(MAX_LOGIT_SCALE))
