@@ -72,66 +72,6 @@ def _check(views: torch.Tensor, mask: torch.Tensor) -> None:
                          f"and {tuple(mask.shape)}")
 
 
-class AvgPooling(nn.Module):
-    """Mean of the available views, renormalised."""
-
-    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _check(views, mask)
-        views = _clean(views, mask)
-        count = mask.sum(1, keepdim=True).clamp(min=1).to(views.dtype)
-        return F.normalize(views.sum(1) / count, dim=-1)
-
-
-class AttnImagePooling(nn.Module):
-    """One attention weight per view (masked softmax over the available views).
-
-    Args:
-        dim: embedding dimension ``D``.
-        hidden: width of the scoring MLP.
-    """
-
-    def __init__(self, dim: int, hidden: int = 128) -> None:
-        super().__init__()
-        self.key = nn.Linear(dim, hidden)
-        self.score = nn.Linear(hidden, 1)
-        nn.init.zeros_(self.score.weight)
-        nn.init.zeros_(self.score.bias)
-
-    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Attention weights ``(B, V)``; zero for missing views, rows sum to 1."""
-        scores = self.score(torch.tanh(self.key(views))).squeeze(-1)
-        return _masked_softmax(scores, mask)
-
-    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _check(views, mask)
-        views = _clean(views, mask)
-        w = self.weights(views, mask)
-        return F.normalize((w.unsqueeze(-1) * views).sum(1), dim=-1)
-
-
-class AttnDimPooling(nn.Module):
-    """Per-dimension attention: each of the ``D`` dimensions weighs the views separately.
-
-    Args:
-        dim: embedding dimension ``D``.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.score = nn.Linear(dim, dim)
-        nn.init.zeros_(self.score.weight)
-        nn.init.zeros_(self.score.bias)
-
-    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Attention weights ``(B, V, D)``; zero for missing views, sum 1 over views."""
-        return _masked_softmax(self.score(views), mask)
-
-    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _check(views, mask)
-        views = _clean(views, mask)
-        return F.normalize((self.weights(views, mask) * views).sum(1), dim=-1)
-
-
 def _raw(views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The views as stored (not normalised), missing ones (possibly NaN in the cache) set to zero."""
     views = torch.nan_to_num(views.float())
@@ -154,17 +94,94 @@ def _check_out(out: str) -> str:
     return out
 
 
-class RefAvgPooling(nn.Module):
-    """The reference's ``avgpool``: mean of the available raw views, then normalised."""
+class _ViewPooling(nn.Module):
+    """What every pooling does: views (normalised, or ``raw`` as stored) times their weights,
+    combined over the available views by ``out``, then L2-normalised.
+
+    A subclass sets ``raw`` and ``out`` and, for attention, :meth:`weights` (``(B, V)`` per view or
+    ``(B, V, D)`` per view and dimension; ``None``: no weighting).
+    """
+
+    raw: bool = False
+    out: str = "sum"
+
+    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        return None
 
     def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         _check(views, mask)
-        views = _raw(views, mask)
-        count = mask.sum(1, keepdim=True).clamp(min=1).to(views.dtype)
-        return F.normalize(views.sum(1) / count, dim=-1)
+        views = (_raw if self.raw else _clean)(views, mask)
+        w = self.weights(views, mask)
+        if w is not None:
+            views = views * (w.unsqueeze(-1) if w.ndim == 2 else w)
+        return F.normalize(_combine(views, mask, self.out), dim=-1)
 
 
-class RefAttnImagePooling(nn.Module):
+class AvgPooling(_ViewPooling):
+    """Mean of the available views, renormalised."""
+
+    out = "mean"
+
+
+class AttnImagePooling(_ViewPooling):
+    """One attention weight per view (masked softmax over the available views).
+
+    Args:
+        dim: embedding dimension ``D``.
+        hidden: width of the scoring MLP.
+    """
+
+    def __init__(self, dim: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.key = nn.Linear(dim, hidden)
+        self.score = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, V)``; zero for missing views, rows sum to 1."""
+        scores = self.score(torch.tanh(self.key(views))).squeeze(-1)
+        return _masked_softmax(scores, mask)
+
+
+class AttnDimPooling(_ViewPooling):
+    """Per-dimension attention: each of the ``D`` dimensions weighs the views separately.
+
+    Args:
+        dim: embedding dimension ``D``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(dim, dim)
+        nn.init.zeros_(self.score.weight)
+        nn.init.zeros_(self.score.bias)
+
+    def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, V, D)``; zero for missing views, sum 1 over views."""
+        return _masked_softmax(self.score(views), mask)
+
+
+class RefAvgPooling(_ViewPooling):
+    """The reference's ``avgpool``: mean of the available raw views, then normalised."""
+
+    raw = True
+    out = "mean"
+
+
+class _RefAttnPooling(_ViewPooling):
+    """The reference's attention poolings: softmax over the raw views of ``Linear(D, width, bias=False)``
+    scores (default init), the weighted views combined by ``out``."""
+
+    raw = True
+
+    def __init__(self, dim: int, width: int, out: str = "sum") -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim, width, bias=False)
+        self.out = _check_out(out)
+
+
+class RefAttnImagePooling(_RefAttnPooling):
     """The reference's ``attpool_perimage``: one softmax weight per view from ``Linear(D, 1, bias=False)``.
 
     Args:
@@ -173,22 +190,14 @@ class RefAttnImagePooling(nn.Module):
     """
 
     def __init__(self, dim: int, out: str = "sum") -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim, 1, bias=False)
-        self.out = _check_out(out)
+        super().__init__(dim, 1, out)
 
     def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attention weights ``(B, V)`` of raw (cleaned) views; zero for missing views."""
         return _masked_softmax(self.linear(views).squeeze(-1), mask)
 
-    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _check(views, mask)
-        views = _raw(views, mask)
-        weighted = views * self.weights(views, mask).unsqueeze(-1)
-        return F.normalize(_combine(weighted, mask, self.out), dim=-1)
 
-
-class RefAttnDimPooling(nn.Module):
+class RefAttnDimPooling(_RefAttnPooling):
     """The reference's ``attpool_perdim``: per-dimension softmax weights from ``Linear(D, D, bias=False)``.
 
     Args:
@@ -197,19 +206,11 @@ class RefAttnDimPooling(nn.Module):
     """
 
     def __init__(self, dim: int, out: str = "sum") -> None:
-        super().__init__()
-        self.linear = nn.Linear(dim, dim, bias=False)
-        self.out = _check_out(out)
+        super().__init__(dim, dim, out)
 
     def weights(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attention weights ``(B, V, D)`` of raw (cleaned) views; zero for missing views."""
         return _masked_softmax(self.linear(views), mask)
-
-    def forward(self, views: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _check(views, mask)
-        views = _raw(views, mask)
-        weighted = views * self.weights(views, mask)
-        return F.normalize(_combine(weighted, mask, self.out), dim=-1)
 
 
 def build_pooling(name: str, dim: int, out: str = "sum") -> nn.Module:
