@@ -69,7 +69,8 @@ def test_converted_tower_embeds_exactly_as_the_imported_ckpt(tmp_path, capsys, l
     _publish(ckpt, layout, _encoder_state())
     out = tmp_path / "tower.safetensors"
     assert main(["convert", str(ckpt), "--out", str(out)]) == 0
-    assert "timesen-reference tower checkpoint" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "timesen-reference tower checkpoint" in printed and "--pretrained openai" in printed
     meta = read_metadata(out)
     assert meta["kind"] == "image" and meta["tower"] == "timesen-reference"
     assert (meta["arch"], meta["base_pretrained"]) == PUBLISHED_BASE

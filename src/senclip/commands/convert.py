@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise SenclipError(f"--out must end with .safetensors, got {args.out}")
     info = convert_file(args.src, args.out, name=args.model, layout=args.layout, preprocess=args.preprocess)
     if info["tower"]:
-        print(f"wrote {info['out']} ({info['tower']} tower checkpoint; load it with --checkpoint, e.g. "
-              f"next to --model {info['arch']})")
+        print(f"wrote {info['out']} ({info['tower']} tower checkpoint; load it with --checkpoint next to a "
+              f"base CLIP, e.g. --model {info['arch']} --pretrained {info['base_pretrained']})")
     else:
         pre = info["preprocess"] or "open_clip default"
         print(f"wrote {info['out']} ({info['arch']}, preprocess: {pre})")

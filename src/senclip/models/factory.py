@@ -267,4 +267,5 @@ def _convert_tower(weights, out: str | Path, name: str | None, preprocess) -> di
     arch, base = PUBLISHED_BASE
     extra = {"converted": {"source": str(weights.path.resolve()), "layout": weights.layout}}
     path = save_tower(tower, out, arch, base, extra)
-    return {"out": str(path), "arch": arch, "preprocess": None, "tower": tower.tower_kind}
+    return {"out": str(path), "arch": arch, "base_pretrained": base, "preprocess": None,
+            "tower": tower.tower_kind}

@@ -2,8 +2,9 @@
 
 Built from scratch (``model.tower_options`` are :class:`~senclip.models.timesen_reference.TimeSenRefConfig`
 fields) or imported from a published checkpoint (``TimeSenCLIP_1x1.ckpt``: the bare state
-dict, or a Lightning checkpoint with the ``learner.TS_ViT.`` prefix); the header records
-the config, so a senclip checkpoint fits any base model with a text embedding of its width.
+dict, or a Lightning checkpoint with the ``learner.TS_ViT.`` prefix; by name, the registry
+entry ``timesenclip-1x1``; ``senclip convert`` writes it as a senclip tower file); the header
+records the config, so a senclip checkpoint fits any base model with a text embedding of its width.
 """
 
 from __future__ import annotations
