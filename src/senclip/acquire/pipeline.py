@@ -34,16 +34,13 @@ CHIPS_JOURNAL = "chips.jsonl"
 
 
 @dataclass(frozen=True)
-class ChipsOptions:
-    """Options of ``acquire chips`` (see the command's ``--help``)."""
+class StacOptions:
+    """What ``acquire chips`` and ``acquire series`` share: catalogue, chip, network, radiometry."""
 
     stac_url: str
     collection: str = "sentinel-2-l2a"
-    window_days: int = 30
-    max_cloud: float = 20.0
     spec: ChipSpec = field(default_factory=ChipSpec)
     signer: str = "auto"
-    max_candidates: int = 6
     concurrency: int = 4
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     radiometry: str = "harmonised"
@@ -54,11 +51,26 @@ class ChipsOptions:
             "stac_url": self.stac_url,
             "collection": self.collection,
             "radiometry": self.radiometry,
-            "window_days": self.window_days,
-            "max_cloud": self.max_cloud,
-            "max_candidates": self.max_candidates,
+            **self._own_identity(),
             **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.spec).items()},
         }
+
+    def _own_identity(self) -> dict:
+        """The options of one command that shape its output."""
+        return {}
+
+
+@dataclass(frozen=True)
+class ChipsOptions(StacOptions):
+    """Options of ``acquire chips`` (see the command's ``--help``)."""
+
+    window_days: int = 30
+    max_cloud: float = 20.0
+    max_candidates: int = 6
+
+    def _own_identity(self) -> dict:
+        return {"window_days": self.window_days, "max_cloud": self.max_cloud,
+                "max_candidates": self.max_candidates}
 
 
 def _iso(value) -> str:

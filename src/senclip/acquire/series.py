@@ -24,7 +24,7 @@ Output folder::
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ import pandas as pd
 
 from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, read_window
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
+from senclip.acquire.pipeline import StacOptions
 from senclip.acquire.points import safe_name
 from senclip.acquire.radiometry import Decision, check_data, decide, harmonise_float, warn
 from senclip.acquire.stac import (
@@ -50,33 +51,18 @@ SERIES_JOURNAL = "series.jsonl"
 
 
 @dataclass(frozen=True)
-class SeriesOptions:
-    """Options of ``acquire series`` (see the command's ``--help``)."""
+class SeriesOptions(StacOptions):
+    """Options of ``acquire series`` (see the command's ``--help``); 5 x 5 pixel chips by default."""
 
-    stac_url: str
-    year: int | None = None
-    collection: str = "sentinel-2-l2a"
     spec: ChipSpec = field(default_factory=lambda: ChipSpec(chip_px=5))
+    year: int | None = None
     method: str = "median"
     max_scene_cloud: float = 80.0
     max_scenes: int = 80
-    signer: str = "auto"
-    concurrency: int = 4
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    radiometry: str = "harmonised"
 
-    def identity(self) -> dict:
-        """The options that shape the output (a resumed run must repeat them)."""
-        return {
-            "stac_url": self.stac_url,
-            "radiometry": self.radiometry,
-            "year": self.year,
-            "collection": self.collection,
-            "method": self.method,
-            "max_scene_cloud": self.max_scene_cloud,
-            "max_scenes": self.max_scenes,
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.spec).items()},
-        }
+    def _own_identity(self) -> dict:
+        return {"year": self.year, "method": self.method, "max_scene_cloud": self.max_scene_cloud,
+                "max_scenes": self.max_scenes}
 
 
 def read_scene(item, grid, spec: ChipSpec, policy: RetryPolicy,
