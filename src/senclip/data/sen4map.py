@@ -157,9 +157,14 @@ def _root_options(root) -> tuple[Path, str | None, bool]:
     return Path(text), labels, skip_bad
 
 
+def sen4map_path(root) -> Path:
+    """The file of a Sen4Map root, without its options (``FILE.h5:lu1:skip-bad`` -> ``FILE.h5``)."""
+    return _root_options(root)[0]
+
+
 def is_sen4map(root) -> bool:
     """Whether ``root`` (optionally ``FILE:labels[:skip-bad]``) names an HDF5 file, read as Sen4Map."""
-    return _root_options(root)[0].suffix.lower() in H5_SUFFIXES
+    return sen4map_path(root).suffix.lower() in H5_SUFFIXES
 
 
 def lower_median(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -374,4 +379,4 @@ class Sen4Map(SeriesDataset):
 
 __all__ = ["CROP_CLASSES", "LABEL_SETS", "LC1_CLASSES", "LU1_CLASSES", "RAW_BANDS", "SEN4MAP_BANDS",
            "Sen4Map", "Sen4MapSource", "is_sen4map", "label_classes", "label_of", "lower_median",
-           "read_point", "reference_composite"]
+           "read_point", "reference_composite", "sen4map_path"]
