@@ -127,6 +127,8 @@ def test_raw_layout_composite_matches_the_reference_rule(raw_file, capsys):
     got = sample_points(src, pd.DataFrame({"point_id": ds.paths, "row": ds.rows, "col": ds.cols}))
     np.testing.assert_array_equal(got["series"], ds.series)
     assert sorted(src.errors) == ds.bad
+    with pytest.raises(SenclipError, match=r"1 point\(s\) are not the group at their col.*file changed"):
+        sample_points(src, pd.DataFrame({"point_id": ds.paths, "row": 0, "col": [0, 2]}))
 
 
 def _class_point(rng, letter, raw):

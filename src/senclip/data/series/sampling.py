@@ -7,6 +7,9 @@ and the point's position as one of:
 * ``x``, ``y``: coordinates in the series' CRS;
 * ``lon``, ``lat``: WGS84 degrees (reprojected to the series' CRS).
 
+In a source of named points (a Sen4Map file: ``points``, one per column) the
+``point_id`` must be the name of the point at its ``col``.
+
 For each point, :func:`sample_points` reads the pixel's acquisitions,
 composites them by calendar month (:func:`~senclip.data.series.composite.monthly_composite`)
 and returns ``(N, 12, C)`` series (NaN for missing months) with the
@@ -68,6 +71,12 @@ def pixel_positions(source: SeriesSource, manifest) -> tuple[np.ndarray, np.ndar
     if off.any():
         bad = manifest["point_id"][off].astype(str).tolist()[:5]
         raise SenclipError(f"{int(off.sum())} point(s) fall outside {source.name} (e.g. {bad})")
+    names = getattr(source, "points", None)  # a source of named points (Sen4Map): one per column
+    if names is not None:
+        wrong = [p for p, c in zip(manifest["point_id"].astype(str), colz, strict=True) if names[c] != p]
+        if wrong:
+            raise SenclipError(f"{source.name}: {len(wrong)} point(s) are not the group at their col "
+                               f"(e.g. {wrong[:3]}); the file changed since the manifest was written")
     return rows, colz
 
 
