@@ -114,6 +114,7 @@ def test_eurosat_protocol_apart_and_inductive_unchanged(weights, eurosat_rgb, tm
     assert "SenCLIP reference protocol (transductive" in md and md.count("| generic |") == 3
     # the protocol's top-1 is the accuracy of argmax(cosine / column mean), computed here by hand
     model = create_model("senclip-tiny-vit", pretrained=weights)
+    model.set_precision("auto")  # as the CLI's default --precision auto
     ds = get_dataset("eurosat", tree)
     r = evaluate_zeroshot(model, ds, [ref], workers=0, progress=False, return_logits=True)
     cosine = r["_logits"][ref] / r["logit_scale"]
@@ -136,6 +137,7 @@ def test_bigearthnet_top_label_share_on_all_six_patches(weights, bigearthnet_roo
     assert block["n_subset"] == 6 and r["senclip_protocol"]["subset"]["of"] == 6
     ds = get_dataset("bigearthnet", bigearthnet_root)
     model = create_model("senclip-tiny-vit", pretrained=weights)
+    model.set_precision("auto")  # as the CLI's default --precision auto
     lib = evaluate_zeroshot(model, ds, ["ground"], workers=0, progress=False, return_logits=True)
     scores, y = lib["_logits"]["ground"], np.asarray(ds.labels).astype(bool)
     hits = sum(int(y[i][np.argsort(-scores[i], kind="stable")[:y[i].sum()]].sum()) for i in range(6))
@@ -164,6 +166,7 @@ def test_bigearthnet_reference_bgr_is_recorded_and_cached_apart(weights, bigeart
     assert "B02, B03, B04 (--bigearthnet-rgb reference-bgr)" in (tmp_path / "bgr.md").read_text()
     # the two orders are two inputs: distinct embedding-cache entries, so the second run re-encoded
     model = create_model("senclip-tiny-vit", pretrained=weights)
+    model.set_precision("auto")  # as the CLI's default --precision auto
     default = get_dataset("bigearthnet", bigearthnet_root)
     swapped = get_dataset("bigearthnet", bigearthnet_root, transforms=rgb_transforms("reference-bgr"))
     assert cache_key(model, default) != cache_key(model, swapped)

@@ -58,6 +58,7 @@ def test_kill_9_then_rerun_gives_identical_file(tiny_vit_file, mosaic, tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     ref = tmp_path / "ref.tif"  # uninterrupted run, in this process (one torch thread, as the CLI runs)
     model = create_model("senclip-tiny-vit", pretrained=str(tiny_vit_file))
+    model.set_precision("auto")  # as the CLI's default --precision auto
     map_scene(model, zeroshot_classifier(model, "eurosat", "generic"), str(mosaic["path"]), ref,
               MapOptions(stride=32, batch_size=1, workers=1, progress=False))
 

@@ -49,10 +49,68 @@ def add_bands_arg(p: argparse.ArgumentParser) -> None:
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runtime")
-    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda if available)")
+    add_device_args(g)
     g.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
-    g.add_argument("--workers", type=int, default=2, help="data-loading processes (default: 2)")
+    g.add_argument("--workers", type=_workers, default="auto",
+                   help="data-loading processes, or auto (default): none on machines with up to 4 "
+                        "cores, where decoding in the main process costs less than a worker that takes "
+                        "a core from the model (docs/performance.md), else 2")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_device_args(g) -> None:
+    """``--device`` and ``--precision``: where and in which precision the model runs."""
+    from senclip.models.precision import PRECISIONS
+
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda if available)")
+    g.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="inference precision (default: auto = bf16 on GPUs that support it and on CPUs "
+                        "with native bf16 (AVX-512 BF16 or AMX), fp16 on older GPUs, fp32 elsewhere); "
+                        "weights and outputs stay fp32, the choice is printed and recorded")
+
+
+SMALL_MACHINE_CORES = 4
+"""Up to this many cores, ``--workers auto`` decodes in the main process (docs/performance.md)."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask; all CPUs where there is none)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _workers(text: str):
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of workers or auto, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"workers must be >= 0, got {n}")
+    return n
+
+
+def resolve_workers(workers) -> int:
+    """``--workers``: a count, or ``auto`` (0 on small machines, else 2)."""
+    if workers != "auto":
+        return int(workers)
+    return 0 if available_cores() <= SMALL_MACHINE_CORES else 2
+
+
+def configure_threads() -> int:
+    """Give torch one thread per available core (unless ``OMP_NUM_THREADS`` says otherwise)."""
+    import os
+
+    import torch
+
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(available_cores())
+    return torch.get_num_threads()
 
 
 def resolve_device(name: str):
@@ -74,10 +132,29 @@ def resolve_device(name: str):
 def load_model_from_args(args: argparse.Namespace):
     from senclip.models import create_model
 
+    configure_threads()
     device = resolve_device(args.device)
-    return create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device,
-                        bands=getattr(args, "model_bands", None),
-                        preprocess=getattr(args, "preprocess", None))
+    model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device,
+                         bands=getattr(args, "model_bands", None),
+                         preprocess=getattr(args, "preprocess", None))
+    return set_precision_from_args(model, args)
+
+
+def set_precision_from_args(model, args: argparse.Namespace):
+    """Apply ``--precision`` to ``model`` and say which was chosen (:func:`report_precision`)."""
+    why = model.set_precision(getattr(args, "precision", "auto"))
+    report_precision(model.precision, why)
+    return model
+
+
+def report_precision(precision: str, why: str) -> None:
+    """Print the precision on a terminal's stderr as the run starts.
+
+    Not in logs: there a failed command's stderr stays its one error line, and every result
+    (JSON, markdown, map tags, caches) records the precision through ``model.describe()``.
+    """
+    if sys.stderr.isatty():
+        print(f"precision: {precision} ({why})", file=sys.stderr)
 
 
 # ---- output safety (see senclip.outputs) -------------------------------------------------------

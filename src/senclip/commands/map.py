@@ -137,11 +137,12 @@ def plan(args: argparse.Namespace):
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     """(MapJob, mode) from the parsed flags; checks flag combinations."""
     from senclip.bands import parse_bands
-    from senclip.commands.common import resolve_device
+    from senclip.commands.common import configure_threads, report_precision, resolve_device, resolve_workers
     from senclip.errors import SenclipError
     from senclip.mapping.mapper import MapOptions
     from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
     from senclip.mapping.source import SourceOptions
+    from senclip.models.precision import resolve_precision
 
     bands = parse_bands(args.bands, indexes=True)
     mask_values = None
@@ -156,11 +157,16 @@ def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     source = SourceOptions(bands=bands, scale=args.scale, offset=args.offset, nodata=args.nodata,
                            mask_band=args.mask_band, mask_values=mask_values, allow_no_crs=args.allow_no_crs)
     options = MapOptions(tile=args.tile, stride=args.stride, min_valid=args.min_valid,
-                         batch_size=args.batch_size, workers=max(1, args.workers),
+                         batch_size=args.batch_size, workers=max(1, resolve_workers(args.workers)),
                          progress=not args.no_progress, source=source, **(map_options or {}))
     names = bands if bands is not None and isinstance(bands[0], str) else None
-    model = ModelSpec(args.model, args.pretrained, args.checkpoint, names, str(resolve_device(args.device)),
-                      preprocess=getattr(args, "preprocess", None))
+    configure_threads()
+    device = resolve_device(args.device)
+    precision, why = resolve_precision(args.precision, device)
+    report_precision(precision, why)
+    model = ModelSpec(args.model, args.pretrained, args.checkpoint, names, str(device),
+                      preprocess=getattr(args, "preprocess", None),
+                      precision=precision)
     classifier = ClassifierSpec(getattr(args, "classes", "eurosat"), getattr(args, "prompts", "all"),
                                 getattr(args, "classifier", None))
     return MapJob(model, classifier, options)

@@ -6,6 +6,7 @@ import argparse
 
 from senclip.commands.common import (
     add_band_flag,
+    add_device_args,
     add_model_args,
     add_overwrite_arg,
     model_inputs,
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--year", type=int, default=None,
                    help="composite only this year's acquisitions (default: pool all years by month)")
     r = p.add_argument_group("runtime")
-    r.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda if available)")
+    add_device_args(r)
     r.add_argument("--batch-size", type=int, default=4096, help="pixels per forward pass (default: 4096)")
     r.add_argument("--block-rows", type=int, default=64,
                    help="rows read and composited at once; bounds memory (default: 64)")

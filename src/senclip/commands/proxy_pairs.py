@@ -30,6 +30,8 @@ example:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from senclip.commands.common import add_device_args, add_overwrite_arg
+
     p = sub.add_parser("proxy-pairs", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
@@ -50,10 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", required=True, metavar="NAME", help="open_clip architecture (text tower)")
     g.add_argument("--pretrained", default=None, metavar="P",
                    help="open_clip tag, hf-hub: id or local weights (default: random initialisation)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, … (default: cuda if available)")
+    add_device_args(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    from senclip.commands.common import add_overwrite_arg
-
     add_overwrite_arg(p)
     p.set_defaults(func=run, plan=plan)
 
@@ -73,14 +73,16 @@ def plan(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import resolve_device
-    from senclip.prompts.proxy import build_proxy_pairs
+    from senclip.commands.common import configure_threads, resolve_device, set_precision_from_args
     from senclip.errors import SenclipError
     from senclip.models import create_model
+    from senclip.prompts.proxy import build_proxy_pairs
 
     if args.labels and not args.series:
         raise SenclipError("--labels goes with --series (EuroSAT labels come from its folders)")
+    configure_threads()
     model = create_model(args.model, pretrained=args.pretrained, device=resolve_device(args.device))
+    set_precision_from_args(model, args)
     dataset, root = ("timeseries", args.series) if args.series else ("eurosat", args.eurosat)
     extra = {"labels": args.labels} if args.labels else {}
     manifest, cache = build_proxy_pairs(root, model, prompts_spec=args.prompts, out=args.out, seed=args.seed,

@@ -44,10 +44,11 @@ def plan(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import resolve_device
+    from senclip.commands.common import configure_threads, resolve_device, set_precision_from_args
     from senclip.mapping.embeddings import read_tiles, search_tiles
     from senclip.models import create_model
 
+    configure_threads()
     device = resolve_device(args.device)
     if args.model is None:
         recorded = read_tiles(args.tiles)[3]["model"]
@@ -56,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
                              device=device)
+    set_precision_from_args(model, args)
     print(json.dumps(search_tiles(model, args.tiles, args.query, args.out, png=not args.no_png)))
     return 0

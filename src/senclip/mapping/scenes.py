@@ -34,12 +34,15 @@ class ModelSpec:
     bands: tuple[str, ...] | None = None
     device: str = "cpu"
     preprocess: str | None = None
+    precision: str = "fp32"
 
     def build(self):
         from senclip.models import create_model
 
-        return create_model(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint,
-                            device=self.device, bands=self.bands, preprocess=self.preprocess)
+        model = create_model(self.model, pretrained=self.pretrained, checkpoint=self.checkpoint,
+                             device=self.device, bands=self.bands, preprocess=self.preprocess)
+        model.set_precision(self.precision)
+        return model
 
 
 @dataclass(frozen=True)

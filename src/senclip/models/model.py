@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from senclip.models.towers import Preprocess, TextTower
@@ -35,6 +36,16 @@ class SenCLIP(nn.Module):
         self.text_tower = text_tower
         self.register_buffer("logit_scale", logit_scale.detach().clone().float().reshape(()))
         self.checkpoint: str | None = None
+        self.precision = "fp32"
+
+    def set_precision(self, precision: str = "auto") -> str:
+        """Run the image tower in ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) on the model's
+        device; returns why it was chosen. Weights, text embeddings and outputs stay fp32; see
+        :mod:`senclip.models.precision`."""
+        from senclip.models.precision import resolve_precision
+
+        self.precision, why = resolve_precision(precision, self.device)
+        return why
 
     @property
     def tokenizer(self):
@@ -49,10 +60,18 @@ class SenCLIP(nn.Module):
         return self.logit_scale.device
 
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        return self.image_tower(images, normalize=normalize)
+        """fp32 embeddings of a batch, computed in the model's precision (L2-normalised in fp32)."""
+        from senclip.models.precision import autocast
+
+        with autocast(self.precision, self.device):
+            out = self.image_tower(images, normalize=False)
+        out = out.float()
+        return F.normalize(out, dim=-1) if normalize else out
 
     @torch.no_grad()
     def encode_text(self, texts, normalize: bool = True) -> torch.Tensor:
+        """fp32 text embeddings, whatever the precision: a run encodes its prompts once, so fp32
+        costs little there, and keeps the classifier's rounding out of every prediction."""
         return self.text_tower.encode(list(texts), normalize=normalize)
 
     def describe(self) -> dict:
@@ -65,6 +84,7 @@ class SenCLIP(nn.Module):
             "model": self.name,
             "pretrained": self.pretrained,
             "checkpoint": self.checkpoint,
+            "precision": self.precision,
         }
         pre = getattr(self.image_tower, "preprocess", None)
         if getattr(pre, "profile", None):

@@ -146,7 +146,8 @@ class TrainerConfig:
     max_steps: int = _opt(-1, "stop after this many optimizer steps (-1: use max_epochs)")
     max_epochs: int = _opt(10, "stop after this many epochs")
     seed: int = _opt(0, "seed of everything (weights, data order, dropout, augmentation)")
-    precision: str = _opt("auto", "auto (bf16/fp16 AMP on GPUs, fp32 on CPU) or a Lightning precision")
+    precision: str = _opt("auto", "auto, fp32, bf16, fp16 (auto: bf16 AMP on GPUs and CPUs with native bf16, "
+                                   "fp16 AMP on older GPUs, fp32 elsewhere) or a Lightning precision")
     accelerator: str = _opt("auto", "auto, cpu, gpu, …")
     devices: str = _opt("auto", "devices per node: auto, a count, or a list like 0,1")
     num_nodes: int = _opt(1, "number of nodes (multi-node DDP)")

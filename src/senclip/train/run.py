@@ -27,13 +27,22 @@ from senclip.train.module import SenclipModule, check_recipe
 log = logging.getLogger(__name__)
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto``: bf16 AMP on GPUs that support it, fp16 AMP on other GPUs, fp32 elsewhere."""
-    if precision != "auto":
-        return precision
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+def resolve_precision(precision: str, accelerator: str) -> tuple[str, str]:
+    """Lightning's precision flag for ``trainer.precision``, and why it was chosen.
+
+    ``auto``, ``fp32``, ``bf16`` and ``fp16`` are senclip's names
+    (:func:`senclip.models.precision.resolve_precision`: ``auto`` is bf16 AMP on GPUs that
+    support it and on CPUs with native bf16, fp16 AMP on other GPUs, fp32 elsewhere); any
+    other value is passed to Lightning as it is (``32-true``, ``bf16-mixed``, …).
+    """
+    from senclip.models.precision import LIGHTNING_PRECISION, PRECISIONS
+    from senclip.models.precision import resolve_precision as resolve
+
+    if precision not in PRECISIONS:
+        return precision, "requested"
+    gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    name, why = resolve(precision, "cuda" if gpu else "cpu")
+    return LIGHTNING_PRECISION[name], why
 
 
 def _loadable(path: Path) -> bool:
@@ -116,7 +125,7 @@ def build_trainer(cfg: TrainConfig, progress: bool = True,
     devices = int(t.devices) if t.devices.isdigit() else t.devices
     return L.Trainer(
         default_root_dir=str(out), accelerator=t.accelerator, devices=devices, num_nodes=t.num_nodes,
-        strategy=t.strategy, precision=resolve_precision(t.precision, t.accelerator),
+        strategy=t.strategy, precision=resolve_precision(t.precision, t.accelerator)[0],
         max_steps=t.max_steps, max_epochs=t.max_epochs if t.max_steps < 0 else -1,
         gradient_clip_val=cfg.optim.grad_clip or None, accumulate_grad_batches=t.accumulate,
         deterministic=t.deterministic, log_every_n_steps=t.log_every_n_steps,

@@ -1,0 +1,99 @@
+"""Reduced precision: the choice of ``auto``, bf16 agreeing with fp32, the trimmed text context."""
+
+from __future__ import annotations
+
+import torch
+
+import pytest
+
+from senclip.errors import SenclipError
+from senclip.models import create_model
+from senclip.models import precision as P
+
+EUROSAT_VALID = "/work/shared/data/eurosat_rgb/valid"
+
+
+@pytest.fixture
+def cpu_flags(monkeypatch):
+    def set_flags(*flags):
+        monkeypatch.setattr(P, "cpu_flags", lambda: frozenset(flags))
+    return set_flags
+
+
+def test_auto_picks_bf16_only_on_cpus_with_native_bf16(cpu_flags):
+    cpu_flags("avx512f", "avx512_bf16", "avx512_vnni")
+    assert P.resolve_precision("auto", "cpu") == ("bf16", "auto: CPU has avx512_bf16")
+    cpu_flags("avx512f", "amx_bf16", "amx_tile")
+    assert P.resolve_precision("auto", "cpu")[0] == "bf16"
+    cpu_flags("avx2", "fma")
+    assert P.resolve_precision("auto", "cpu")[0] == "fp32"
+    assert P.resolve_precision("fp16", "cpu") == ("fp16", "requested")  # asked for: allowed
+
+
+def test_unknown_precision_is_one_line():
+    with pytest.raises(SenclipError, match="unknown precision 'half'"):
+        P.resolve_precision("half", "cpu")
+
+
+def test_cpu_flags_of_this_machine_are_read():
+    # Linux exposes /proc/cpuinfo: the flags are read (every x86-64 CPU reports sse2)
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        assert "sse2" in P.cpu_flags()
+
+
+@pytest.mark.parametrize("name", ["senclip-tiny-vit", "senclip-tiny-rn-quickgelu", "ViT-B-32"])
+def test_trimmed_text_context_equals_open_clip(name):
+    """The text tower cuts the context at the last end-of-text token: same embeddings as open_clip."""
+    torch.manual_seed(0)
+    model = create_model(name)
+    texts = ["a photo of a wheat field", "x",
+             "an aerial view of a residential area with many houses, gardens and streets seen from above"]
+    tokens = model.tokenizer(texts)
+    with torch.no_grad():
+        ours = model.text_tower(tokens, normalize=False)
+        ref = model.text_tower.clip.encode_text(tokens, normalize=False)
+    assert ours.shape == ref.shape
+    assert (ours - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def _eurosat_slice(tmp_path, per_class: int):
+    import os
+    from pathlib import Path
+
+    for folder in sorted(Path(EUROSAT_VALID).iterdir()):
+        (tmp_path / folder.name).mkdir()
+        for f in sorted(folder.glob("*.jpg"))[-per_class:]:  # the last files: a slice no test tunes on
+            os.symlink(f, tmp_path / folder.name / f.name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["senclip-tiny-vit", "senclip-tiny-rn"])
+def test_bf16_zero_shot_predictions_agree_with_fp32(name, tmp_path):
+    """bf16 and fp32 give the same zero-shot class on >= 99.5% of a held-out EuroSAT slice."""
+    from senclip.data import get_dataset
+    from senclip.evaluate.embeddings import encode_dataset
+    from senclip.prompts import load_prompts, text_classifier
+
+    torch.manual_seed(0)
+    model = create_model(name)
+    data = get_dataset("eurosat", _eurosat_slice(tmp_path, 80), bands=model.image_tower.bands)
+    prompts = load_prompts("generic", data.classes, "eurosat")
+    preds, embs = {}, {}
+    for precision in ("fp32", "bf16"):
+        model.set_precision(precision)
+        embs[precision] = torch.from_numpy(encode_dataset(model, data, workers=0, progress=False))
+        weights = text_classifier(model, prompts)
+        preds[precision] = (embs[precision] @ weights.T).argmax(dim=1)
+    assert embs["bf16"].dtype == torch.float32
+    agree = (preds["fp32"] == preds["bf16"]).float().mean().item()
+    cosine = torch.nn.functional.cosine_similarity(embs["fp32"], embs["bf16"]).min().item()
+    assert agree >= 0.995, f"bf16 vs fp32 predictions agree on {agree:.3%}"
+    assert cosine >= 0.999  # the documented embedding tolerance (docs/performance.md)
+
+
+def test_precision_is_part_of_the_model_identity():
+    """Caches and result files are keyed by precision: bf16 embeddings never pass for fp32 ones."""
+    model = create_model("senclip-tiny-vit")
+    fp32 = model.describe()
+    model.set_precision("bf16")
+    assert fp32["precision"] == "fp32" and model.describe()["precision"] == "bf16"
