@@ -11,9 +11,17 @@ of ``size x size`` pixels with Sentinel-2 band descriptions, then reports:
     (goal <= 1.2); each scene is mapped in a fresh subprocess so peaks are
     independent.
 
+(c) with ``--commands``: the ``senclip map`` command itself on the first size's scene, each run a
+    fresh process with the same seeded random weights: ``--precision auto`` and ``--precision
+    fp32``, and (``--baseline-src DIR``) another checkout's ``src`` without --precision; tiles/s,
+    FLOPs per tile, GFLOP/s and fraction of the measured matmul peak, and the share of tiles whose
+    class equals the fp32 map's.
+
 Example::
 
     python benchmarks/map_throughput.py --sizes 2048 4096 8192 --batch-size 256
+    python benchmarks/map_throughput.py --commands --model ViT-B-32 --sizes 2048 --batch-size 64 \
+        --baseline-src /tmp/old/src
 """
 
 from __future__ import annotations
@@ -101,6 +109,62 @@ def child(args) -> None:
                       "ratio": res["tiles"] / wall / bare, "peak_rss_mb": rss_mb}))
 
 
+def compare_commands(args) -> None:
+    """(c): ``senclip map`` in fresh processes, by precision and against a baseline checkout."""
+    import os
+
+    import rasterio
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import Machine, flops_per_sample
+
+    from senclip.models import create_model, save_model
+
+    machine = Machine.measure()
+    print(machine.header(), flush=True)
+    work = Path(args.work)
+    scene = work / f"scene_{args.sizes[0]}.tif"
+    weights = work / f"{args.model}-seed0.safetensors"
+    torch.manual_seed(0)
+    model = create_model(args.model)
+    if not weights.exists():
+        save_model(model, weights, kind="full")
+    x = torch.rand(1, 3, args.tile, args.tile)
+    flops = flops_per_sample(model.image_tower, x)
+    del model
+    variants = [("auto", ["--precision", "auto"], None), ("fp32", ["--precision", "fp32"], None)]
+    if args.baseline_src:
+        variants.append(("baseline", [], args.baseline_src))
+    maps, runs = {}, {}
+    for name, extra, src in variants:
+        out = work / f"cmd_{name}.tif"
+        for stale in work.glob(f"cmd_{name}*"):
+            stale.unlink() if stale.is_file() else None
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"PYTHONPATH": src} if src else {})}
+        cmd = [sys.executable, "-m", "senclip.cli", "map", str(scene), str(out), "--model", args.model,
+               "--pretrained", str(weights), "--tile", str(args.tile), "--batch-size", str(args.batch_size),
+               "--classes", "eurosat", "--prompts", "generic", "--no-progress", "--overwrite", *extra]
+        t0 = time.perf_counter()
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+                         .stdout.strip().splitlines()[-1])
+        wall = time.perf_counter() - t0
+        with rasterio.open(out) as f:
+            maps[name] = f.read(1)
+        precision = res.get("model", {}).get("precision", "fp32")
+        runs[name] = {"wall_s": round(wall, 1), "tiles": res["tiles"], "tiles_per_s": res["tiles"] / wall,
+                      "precision": precision}
+        print(machine.line(f"senclip map {name} (whole command)", res["tiles"] / wall, flops, precision,
+                           unit="tile"), flush=True)
+    for name, r in runs.items():
+        r["same_class_as_fp32"] = float((maps[name] == maps["fp32"]).mean())
+    print(json.dumps(runs, indent=2))
+    print(f"auto / fp32 tiles/s: {runs['auto']['tiles_per_s'] / runs['fp32']['tiles_per_s']:.2f}x")
+    if "baseline" in runs:
+        print(f"auto / baseline tiles/s: {runs['auto']['tiles_per_s'] / runs['baseline']['tiles_per_s']:.2f}x "
+              "(goal >= 1.5)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096, 8192])
@@ -110,8 +174,14 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--work", default="/tmp/senclip_map_bench")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--commands", action="store_true", help="(c): time the senclip map command itself")
+    p.add_argument("--baseline-src", default=None, metavar="DIR", help="with --commands: another checkout's src/")
     args = p.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
+    if args.commands:
+        make_scene(Path(args.work) / f"scene_{args.sizes[0]}.tif", args.sizes[0])
+        compare_commands(args)
+        return
     if args.child is not None:
         child(args)
         return

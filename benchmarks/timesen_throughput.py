@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,8 +32,8 @@ import torch
 
 
 def make_stack(path: Path, size: int, n_dates: int, seed: int = 0) -> Path:
-    from senclip.models.timesen import S2_BANDS
     from senclip.data.series.rasters import write_stack
+    from senclip.models.timesen import S2_BANDS
 
     rng = np.random.default_rng(seed)
     start = dt.date(2021, 1, 3)
@@ -83,47 +84,72 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--text-arch", default="ViT-B-32", help="base CLIP giving the 512-d text space")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument("--precisions", default="fp32,bf16",
+                    help="precisions to run, the first is the reference of the class-map agreement "
+                         "(a checkout without --precision runs fp32 only)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from senclip.models.timesen import count_parameters
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import Machine, flops_per_sample
+
+    from senclip.data.series.composite import monthly_composite
     from senclip.data.series.dataset import LULC_CLASSES
     from senclip.data.series.rasters import open_series
     from senclip.mapping.pixels import PixelMapOptions, PixelMapper, lulc_prompts
+    from senclip.models.timesen import count_parameters
 
     device = torch.device(args.device)
-    from senclip.data.series.composite import monthly_composite
-
+    machine = Machine.measure(args.device)
+    print(machine.header(), flush=True)
+    torch.manual_seed(0)
     model = build_model(device, args.text_arch)
     prompts = lulc_prompts("generic", LULC_CLASSES)
     n_pixels = args.size * args.size
+    precisions = args.precisions.split(",") if hasattr(model, "set_precision") else ["fp32"]
+    runs, maps = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         stack = make_stack(Path(tmp) / "stack.tif", args.size, args.dates)
         source = open_series(stack)
-        mapper = PixelMapper(model, prompts, PixelMapOptions(args.block_rows, args.batch_size), device)
         t0 = time.perf_counter()
         data, valid = source.read(slice(0, source.height))
         comp, ok = monthly_composite(data, source.dates, valid)
         composite_rate = n_pixels / (time.perf_counter() - t0)
         series = np.ascontiguousarray(comp.transpose(2, 3, 0, 1)[ok.any(0)])
-        # bare forward before and after the end-to-end run: the machine's load may drift
-        bare_before = bare_rate(model, series, mapper.classifier, args.batch_size, device)
-        sync(device)
-        t0 = time.perf_counter()
-        summary = mapper.run(source, Path(tmp) / "map.tif", progress=False)
-        sync(device)
-        e2e = n_pixels / (time.perf_counter() - t0)
-        bare_after = bare_rate(model, series, mapper.classifier, args.batch_size, device)
-    bare = (bare_before + bare_after) / 2
+        flops = flops_per_sample(model.image_tower, torch.from_numpy(series[:256]).to(device))
+        for precision in precisions:
+            if hasattr(model, "set_precision"):
+                model.set_precision(precision)
+            mapper = PixelMapper(model, prompts, PixelMapOptions(args.block_rows, args.batch_size), device)
+            # bare forward before and after the end-to-end run: the machine's load may drift
+            bare_before = bare_rate(model, series, mapper.classifier, args.batch_size, device)
+            sync(device)
+            out = Path(tmp) / f"map_{precision}.tif"
+            t0 = time.perf_counter()
+            summary = mapper.run(source, out, progress=False)
+            sync(device)
+            e2e = n_pixels / (time.perf_counter() - t0)
+            bare_after = bare_rate(model, series, mapper.classifier, args.batch_size, device)
+            bare = (bare_before + bare_after) / 2
+            import rasterio
+
+            with rasterio.open(out) as src:
+                maps[precision] = src.read(1)
+            runs[precision] = {
+                "end_to_end_px_per_s": round(e2e, 1), "bare_forward_px_per_s": round(bare, 1),
+                "bare_before_after": [round(bare_before, 1), round(bare_after, 1)],
+                "ratio": round(e2e / bare, 3), "mapped": sum(summary["counts_this_run"].values()),
+                "same_class_as_" + precisions[0]: float((maps[precision] == maps[precisions[0]]).mean()),
+            }
+            print(machine.line(f"bare tower + classify, {precision}", bare, flops, precision, unit="px"))
+            print(machine.line(f"map-pixels end to end, {precision}", e2e, flops, precision, unit="px"),
+                  flush=True)
     result = {
         "device": str(device), "torch_threads": torch.get_num_threads(),
-        "tower_parameters": count_parameters(model.image_tower),
+        "tower_parameters": count_parameters(model.image_tower), "flops_per_pixel": flops,
         "pixels": n_pixels, "dates": args.dates, "bands": 10, "batch_size": args.batch_size,
-        "end_to_end_px_per_s": round(e2e, 1), "bare_forward_px_per_s": round(bare, 1),
-        "bare_before_after": [round(bare_before, 1), round(bare_after, 1)],
-        "ratio": round(e2e / bare, 3), "read_and_composite_px_per_s": round(composite_rate, 1),
-        "mapped": sum(summary["counts_this_run"].values()),
+        "read_and_composite_px_per_s": round(composite_rate, 1), "runs": runs,
     }
     print(json.dumps(result, indent=2))
 

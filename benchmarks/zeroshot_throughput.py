@@ -1,32 +1,39 @@
-"""Throughput of zero-shot evaluation end to end vs the bare image-encoder forward.
+"""``senclip zeroshot`` end to end against the bare image tower and against the machine.
 
-End to end = ``senclip.evaluate.evaluate_zeroshot`` with the cache disabled:
-JPEG reading and decoding in DataLoader workers, batching, on-device resizing
-and normalisation, the image trunk, the text classifier and the metrics.
-Bare = the image tower's forward alone on the same images, already decoded in
-memory, with the same batch size. Both are measured in this run, alternately,
-and the ratio of images/s is printed (goal >= 0.95).
+In one run, on ``--images`` EuroSAT images (spread over the classes):
 
-Also prints how long the tiny models take to encode one batch of 64 EuroSAT
-images on this machine.
+1. the machine's fp32 and bf16 matmul peaks (:mod:`machine`);
+2. start-up pieces: ``senclip zeroshot --help`` and building the model;
+3. the bare image-tower forward (decoded images already in memory, batch ``--batch-size``)
+   in fp32 and bf16, with FLOPs per image, GFLOP/s and the fraction of the peak;
+4. the command itself, each in a fresh process with the embedding cache off: with the
+   default ``--precision auto``, with ``--precision fp32``, and (``--baseline-src DIR``) the same
+   command from another checkout's ``src`` (e.g. the previous release), without --precision.
+   The command's result JSON gives the encoding time, so images/s after start-up and the
+   start-up (imports, model, text classifier, dataset scan) are reported apart.
 
-    python benchmarks/zeroshot_throughput.py --model ViT-B-32 --images 1024
+    python benchmarks/zeroshot_throughput.py --model ViT-B-32 --images 640 --baseline-src /tmp/old/src
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import Machine, flops_per_sample
+
 from senclip.data import get_dataset
-from senclip.evaluate.zeroshot import evaluate_zeroshot
-from senclip.models import create_model
+from senclip.models import create_model, save_model
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eurosat_rgb" / "valid"
 
@@ -40,70 +47,112 @@ def link_subset(src: Path, dst: Path, per_class: int) -> Path:
 
 
 @torch.no_grad()
-def bare_forward(model, batches) -> float:
+def bare_rate(model, batches, repeats: int = 2) -> float:
+    """Images/s of ``model.encode_image`` on batches already in memory (best of ``repeats``)."""
+    model.encode_image(batches[0])  # warm-up
+    n = sum(len(b) for b in batches)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for x in batches:
+            model.encode_image(x)
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def run_command(args, data: Path, out: Path, extra: list[str], src: str | None) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if src:
+        env["PYTHONPATH"] = src
+    cmd = [sys.executable, "-m", "senclip.cli", "zeroshot", "--model", args.model, "--dataset", "eurosat",
+           "--data", str(data), "--out", str(out), "--no-cache", "--no-progress", *extra]
+    if args.pretrained:
+        cmd += ["--pretrained", args.pretrained]
     t = time.perf_counter()
-    for x in batches:
-        model.image_tower(x)
-    return time.perf_counter() - t
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    result = json.loads(out.read_text())
+    encode = result.get("runtime", {}).get("encode_s")
+    return {"wall_s": wall, "encode_s": encode, "top1": result["top1"],
+            "precision": result["model"].get("precision", "fp32 (before --precision)"), "n": result["n"]}
 
 
-def end_to_end(model, dataset, batch_size, workers) -> float:
-    t = time.perf_counter()
-    evaluate_zeroshot(model, dataset, "generic", batch_size=batch_size, workers=workers, progress=False)
-    return time.perf_counter() - t
-
-
-def tiny_batch_times(dataset) -> dict:
-    x = torch.stack([dataset[i]["image"] for i in range(64)])
-    out = {}
-    for name in ("senclip-tiny-vit", "senclip-tiny-rn"):
-        m = create_model(name)
-        with torch.no_grad():
-            m.encode_image(x)
-            times = []
-            for _ in range(5):
-                t = time.perf_counter()
-                m.encode_image(x)
-                times.append(time.perf_counter() - t)
-        out[name] = statistics.median(times)
-    return out
+def help_time() -> float:
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "senclip.cli", "zeroshot", "--help"], check=True,
+                       stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="ViT-B-32")
-    p.add_argument("--pretrained", default=None, help="weights (random init if omitted: speed is the same)")
+    p.add_argument("--pretrained", default=None,
+                   help="weights (default: seeded random weights written once and loaded by every run)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--images", type=int, default=1000, help="images in the run (spread over the classes)")
+    p.add_argument("--images", type=int, default=640, help="images in the run (spread over the classes)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--baseline-src", default=None, metavar="DIR",
+                   help="another checkout's src/ to time the same command with (e.g. the last release)")
+    p.add_argument("--workers-sweep", type=int, nargs="*", default=[], metavar="N",
+                   help="also run the default command with --workers N for each N (e.g. 0 1 2)")
     args = p.parse_args()
 
-    model = create_model(args.model, pretrained=args.pretrained, device=args.device)
+    machine = Machine.measure()
+    print(machine.header(), flush=True)
+    t = time.perf_counter()
+    torch.manual_seed(0)
+    model = create_model(args.model, pretrained=args.pretrained)
+    build_s = time.perf_counter() - t
+    print(f"start-up: `senclip zeroshot --help` {help_time():.2f} s; building {args.model} in-process "
+          f"{build_s:.2f} s (imports done)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        if not args.pretrained:  # one seeded random model shared by every run (comparable predictions)
+            args.pretrained = str(Path(tmp) / f"{args.model}-seed0.safetensors")
+            save_model(model, args.pretrained, kind="full")
         data = link_subset(args.data, Path(tmp) / "subset", max(1, args.images // 10))
         dataset = get_dataset("eurosat", data, bands=model.image_tower.bands)
         n = len(dataset)
-        images = [dataset[i]["image"] for i in range(n)]
-        batches = [torch.stack(images[i:i + args.batch_size]).to(args.device)
-                   for i in range(0, n, args.batch_size)]
-        bare_forward(model, batches[:1])  # warm-up
-        end_to_end(model, dataset, args.batch_size, args.workers)  # warm-up (also caches the text classifier)
-        bare, e2e = [], []
-        for _ in range(args.repeats):
-            bare.append(bare_forward(model, batches))
-            e2e.append(end_to_end(model, dataset, args.batch_size, args.workers))
-        tiny = tiny_batch_times(dataset)
-    bare_ips, e2e_ips = n / min(bare), n / min(e2e)
-    print(f"model {args.model} on {args.device}, {n} EuroSAT images, batch {args.batch_size}, "
-          f"{args.workers} workers, torch threads {torch.get_num_threads()}")
-    print(f"bare image-tower forward : {bare_ips:8.1f} images/s")
-    print(f"zeroshot end to end      : {e2e_ips:8.1f} images/s")
-    print(f"ratio end-to-end / bare  : {e2e_ips / bare_ips:.3f}  (goal >= 0.95)")
-    for name, sec in tiny.items():
-        print(f"{name}: one batch of 64 EuroSAT images encoded in {1000 * sec:.0f} ms")
+        images = torch.stack([dataset[i]["image"] for i in range(n)])
+        batches = list(images.split(args.batch_size))
+        flops = flops_per_sample(model.image_tower, images[:1])
+        bare = {}
+        for precision in ("fp32", "bf16"):
+            model.set_precision(precision)
+            bare[precision] = bare_rate(model, batches)
+            print(machine.line(f"bare image tower, {precision}", bare[precision], flops, precision), flush=True)
+
+        runs = {"auto": run_command(args, data, Path(tmp) / "auto.json", [], None),
+                "fp32": run_command(args, data, Path(tmp) / "fp32.json", ["--precision", "fp32"], None)}
+        if args.baseline_src:
+            runs["baseline"] = run_command(args, data, Path(tmp) / "base.json", [], args.baseline_src)
+        for w in args.workers_sweep:
+            runs[f"workers {w}"] = run_command(args, data, Path(tmp) / f"w{w}.json", ["--workers", str(w)], None)
+        # the machine's speed drifts: the bare bf16 forward again after the commands, and their mean
+        after = bare_rate(model, batches)
+        print(machine.line("bare image tower, bf16, after", after, flops, "bf16"), flush=True)
+        bare["bf16"] = (bare["bf16"] + after) / 2
+    print(f"\n`senclip zeroshot --model {args.model}` on {n} EuroSAT images, batch {args.batch_size}, "
+          "fresh process, embedding cache off:")
+    for name, r in runs.items():
+        after = f"{n / r['encode_s']:6.1f} img/s after start-up, start-up {r['wall_s'] - r['encode_s']:5.1f} s" \
+            if r["encode_s"] else "(no encoding time recorded)"
+        print(f"  {name:9s} precision {r['precision']:26s} total {r['wall_s']:6.1f} s = {n / r['wall_s']:5.1f} "
+              f"img/s | {after} | top-1 {100 * r['top1']:.2f}%")
+        if r["encode_s"]:
+            prec = r["precision"] if r["precision"] in machine.peaks else "fp32"
+            print("  " + machine.line(f"  {name} encoding", n / r["encode_s"], flops, prec))
+    auto = runs["auto"]
+    if auto["encode_s"]:
+        print(f"\nafter start-up / bare bf16 forward (mean of before and after): "
+              f"{n / auto['encode_s'] / bare['bf16']:.2f} (goal >= 0.9)")
+    print(f"whole command, fp32 / auto: {runs['fp32']['wall_s'] / auto['wall_s']:.2f}x (goal >= 1.5)")
+    if "baseline" in runs:
+        print(f"whole command, baseline / auto: {runs['baseline']['wall_s'] / auto['wall_s']:.2f}x (goal >= 2.5)")
+    print(f"top-1 auto - fp32: {100 * (auto['top1'] - runs['fp32']['top1']):+.2f} points (goal within 0.5)")
 
 
 if __name__ == "__main__":

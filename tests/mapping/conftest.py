@@ -43,10 +43,11 @@ def tiny_vit_file(tmp_path_factory, tiny_vit):
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(monkeypatch):
     """Mapping tests run with one intra-op thread: reading threads share the 2 CPU cores."""
     import torch
 
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the commands' own thread setting keeps it
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -52,9 +52,10 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     add_device_args(g)
     g.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     g.add_argument("--workers", type=_workers, default="auto",
-                   help="data-loading processes, or auto (default): none on machines with up to 4 "
-                        "cores, where decoding in the main process costs less than a worker that takes "
-                        "a core from the model (docs/performance.md), else 2")
+                   help="data-loading processes (map, embed: reading threads, at least 1), or auto "
+                        "(default): none on machines with up to 4 cores, where decoding in the main "
+                        "process costs less than a worker that takes a core from the model "
+                        "(docs/performance.md), else 2")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 

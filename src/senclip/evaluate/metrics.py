@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, confusion_matrix, f1_score
 
 
 def single_label_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict:
@@ -21,7 +20,8 @@ def single_label_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequen
     pred = scores.argmax(1)
     k = min(5, n_classes)
     topk = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    conf = confusion_matrix(labels, pred, labels=np.arange(n_classes))
+    # a count per (true, predicted) pair; scikit-learn (1.3 s to import) is left to the multi-label metrics
+    conf = np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     support = conf.sum(1)
     per_class = {
         c: (float(conf[i, i] / support[i]) if support[i] else None) for i, c in enumerate(classes)
@@ -53,6 +53,8 @@ def multi_label_metrics(
     ``threshold`` (default ``1 / C``: more likely than under a uniform guess).
     Classes without any positive are left out of macro mAP.
     """
+    from sklearn.metrics import average_precision_score, f1_score
+
     targets = np.asarray(targets).astype(np.int64)
     probs = softmax(logits)
     threshold = 1.0 / len(classes) if threshold is None else threshold

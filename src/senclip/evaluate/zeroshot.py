@@ -11,6 +11,7 @@ mean, as some published code did); its numbers are stored under a separate
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -104,8 +105,10 @@ def evaluate_zeroshot(
 
         names = display_names(dataset.name, dataset.classes)
         ref_sets = _prompt_sets(model, dataset, specs, names=names)
+    start = time.perf_counter()
     emb = encode_dataset(model, dataset, batch_size=batch_size, workers=workers, device=device,
                          cache_dir=cache_dir, progress=progress)
+    encode_s = time.perf_counter() - start
     scale = float(model.logit_scale.exp())
     runs, trans, all_logits = {}, {}, {}
     for spec, s in sets.items():
@@ -124,6 +127,11 @@ def evaluate_zeroshot(
         "classes": list(dataset.classes),
         "logit_scale": scale,
     } | first | {"runs": runs}
+    result["runtime"] = {  # how the images were encoded (timing varies from run to run)
+        "device": str(device if device is not None else model.device), "threads": torch.get_num_threads(),
+        "workers": workers, "batch_size": batch_size, "encode_s": round(encode_s, 3),
+        "images_per_s": round(len(dataset) / encode_s, 2) if encode_s > 0 else None,
+    }
     if calibrate:
         result["transductive"] = {
             "protocol": "transductive",

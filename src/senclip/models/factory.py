@@ -27,7 +27,9 @@ safetensors, or ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import threading
 from pathlib import Path
 
 import open_clip
@@ -185,12 +187,36 @@ def load_model(path: str | Path, base_pretrained: str | None = None) -> SenCLIP:
     if meta is None:
         raise SenclipError(f"{path}: not a senclip checkpoint")
     if meta["kind"] == "full":
-        model = create_model(meta["arch"], pretrained=None)
+        with _skip_weight_init():  # both towers are loaded strictly below: a random init is wasted
+            model = create_model(meta["arch"], pretrained=None)
         ckpt.load_text_tower(model, path)
     else:
         model = create_model(meta["arch"], pretrained=base_pretrained or meta.get("base_pretrained"))
     ckpt.load_image_tower(model, path)
     return model
+
+
+_INIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _skip_weight_init():
+    """Build modules without initialising their weights (``torch.nn.init``'s fills do nothing).
+
+    Only for a model whose every parameter and buffer is then loaded strictly from a file: the
+    ViT-B/32 random init costs about 1 s of a command's start-up. Module-level state, so one
+    builder at a time.
+    """
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_")]
+    with _INIT_LOCK:
+        saved = {n: getattr(nn.init, n) for n in names}
+        try:
+            for n in names:
+                setattr(nn.init, n, lambda tensor, *args, **kwargs: tensor)
+            yield
+        finally:
+            for n, fn in saved.items():
+                setattr(nn.init, n, fn)
 
 
 def _with_bands(model: SenCLIP, bands) -> SenCLIP:

@@ -37,14 +37,19 @@ class SenCLIP(nn.Module):
         self.register_buffer("logit_scale", logit_scale.detach().clone().float().reshape(()))
         self.checkpoint: str | None = None
         self.precision = "fp32"
+        self._autocast = False
 
     def set_precision(self, precision: str = "auto") -> str:
         """Run the image tower in ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) on the model's
         device; returns why it was chosen. Weights, text embeddings and outputs stay fp32; see
         :mod:`senclip.models.precision`."""
-        from senclip.models.precision import resolve_precision
+        from senclip.models.precision import compute_dtype, resolve_precision
 
         self.precision, why = resolve_precision(precision, self.device)
+        cast = getattr(self.image_tower, "set_compute_dtype", None)
+        self._autocast = cast is None  # towers that cannot hold reduced weights run under autocast
+        if cast is not None:
+            cast(compute_dtype(self.precision))
         return why
 
     @property
@@ -63,7 +68,7 @@ class SenCLIP(nn.Module):
         """fp32 embeddings of a batch, computed in the model's precision (L2-normalised in fp32)."""
         from senclip.models.precision import autocast
 
-        with autocast(self.precision, self.device):
+        with autocast(self.precision if self._autocast else "fp32", self.device):
             out = self.image_tower(images, normalize=False)
         out = out.float()
         return F.normalize(out, dim=-1) if normalize else out

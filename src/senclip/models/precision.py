@@ -79,14 +79,20 @@ def resolve_precision(precision: str, device) -> tuple[str, str]:
     return "fp32", f"auto: no reduced precision on {device.type}"
 
 
+def compute_dtype(precision: str):
+    """The torch dtype of a resolved precision."""
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def autocast(precision: str, device):
     """A context that runs ``precision`` on ``device`` (``fp32``: no autocast)."""
     import torch
 
     if precision == "fp32":
         return contextlib.nullcontext()
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
+    if precision not in ("bf16", "fp16"):
         raise SenclipError(f"precision {precision!r} must be resolved (fp32, bf16 or fp16) before use")
-    return torch.autocast(torch.device(device).type, dtype=dtypes[precision])
+    return torch.autocast(torch.device(device).type, dtype=compute_dtype(precision))
 

@@ -118,14 +118,31 @@ class ImageTower(nn.Module):
         self.preprocess = preprocess
         self.bands = tuple(bands)
         self.head = head if head is not None else nn.Identity()
+        self.channels_last = False  # set by set_compute_dtype for ResNet trunks
 
     @property
     def image_size(self) -> int:
         return self.preprocess.image_size
 
+    def set_compute_dtype(self, dtype: torch.dtype) -> None:
+        """Set the trunk up for inference: weights in ``dtype``, ResNets channels-last.
+
+        Preprocessing and head stay fp32. Called by :meth:`senclip.models.SenCLIP.set_precision`.
+        On a CPU with native bf16, a bf16 ViT-B/32 trunk encodes about 2x faster than the fp32
+        trunk under ``torch.autocast``, which casts every weight again at every forward; a ResNet
+        trunk gains another 1.5x from channels-last convolutions (docs/performance.md).
+        """
+        self.visual.to(dtype)
+        self.channels_last = hasattr(self.visual, "layer1")  # open_clip's ModifiedResNet
+        if self.channels_last:
+            self.visual.to(memory_format=torch.channels_last)
+
     def forward(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Embed a batch of scaled images; L2-normalised unless told not to."""
-        features = self.head(self.visual(self.preprocess(images)))
+        x = self.preprocess(images)
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        x = x.to(next(self.visual.parameters()).dtype, memory_format=layout)
+        features = self.head(self.visual(x).float())
         return F.normalize(features, dim=-1) if normalize else features
 
 
