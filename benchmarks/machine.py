@@ -39,11 +39,15 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0, devic
     return best
 
 
-@torch.no_grad()
 def flops_per_sample(module: torch.nn.Module, example: torch.Tensor) -> float:
-    """FLOPs of one forward of ``module`` on ``example`` (a batch), per sample (torch's counter)."""
+    """FLOPs of one forward of ``module`` on ``example`` (a batch), per sample (torch's counter:
+    matrix products and convolutions, 2 FLOPs per multiply-add).
+
+    Counted with autograd on: without it, ``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention``
+    take fused inference kernels the counter does not know, and count as nothing.
+    """
     counter = FlopCounterMode(display=False)
-    with counter:
+    with counter, torch.enable_grad():
         module(example)
     return counter.get_total_flops() / example.shape[0]
 
@@ -79,8 +83,8 @@ class Machine:
     def header(self) -> str:
         name = torch.cuda.get_device_name(0) if self.device != "cpu" else cpu_name()
         peaks = ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in self.peaks.items())
-        return (f"machine: {name}, {self.cores} cores, {self.threads} torch threads, torch {torch.__version__}; "
-                f"measured 2048^2 matmul peak: {peaks}")
+        return (f"machine: {name}, {self.cores} cores, {self.threads} torch threads, "
+                f"torch {torch.__version__}; measured 2048^2 matmul peak: {peaks}")
 
     def efficiency(self, samples_per_s: float, flops: float, precision: str) -> tuple[float, float]:
         """(achieved GFLOP/s, fraction of the measured peak of ``precision``)."""

@@ -111,6 +111,7 @@ def child(args) -> None:
 
 def compare_commands(args) -> None:
     """(c): ``senclip map`` in fresh processes, by precision and against a baseline checkout."""
+    import ast
     import os
 
     import rasterio
@@ -151,7 +152,8 @@ def compare_commands(args) -> None:
         wall = time.perf_counter() - t0
         with rasterio.open(out) as f:
             maps[name] = f.read(1)
-        precision = res.get("model", {}).get("precision", "fp32")
+            model_tag = ast.literal_eval(f.tags().get("SENCLIP_MODEL", "{}"))
+        precision = model_tag.get("precision", "fp32")  # a checkout before --precision: fp32
         runs[name] = {"wall_s": round(wall, 1), "tiles": res["tiles"], "tiles_per_s": res["tiles"] / wall,
                       "precision": precision}
         print(machine.line(f"senclip map {name} (whole command)", res["tiles"] / wall, flops, precision,
@@ -161,8 +163,8 @@ def compare_commands(args) -> None:
     print(json.dumps(runs, indent=2))
     print(f"auto / fp32 tiles/s: {runs['auto']['tiles_per_s'] / runs['fp32']['tiles_per_s']:.2f}x")
     if "baseline" in runs:
-        print(f"auto / baseline tiles/s: {runs['auto']['tiles_per_s'] / runs['baseline']['tiles_per_s']:.2f}x "
-              "(goal >= 1.5)")
+        gain = runs["auto"]["tiles_per_s"] / runs["baseline"]["tiles_per_s"]
+        print(f"auto / baseline tiles/s: {gain:.2f}x (goal >= 1.5)")
 
 
 def main() -> None:
@@ -175,7 +177,8 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/senclip_map_bench")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--commands", action="store_true", help="(c): time the senclip map command itself")
-    p.add_argument("--baseline-src", default=None, metavar="DIR", help="with --commands: another checkout's src/")
+    p.add_argument("--baseline-src", default=None, metavar="DIR",
+                   help="with --commands: another checkout's src/")
     args = p.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
     if args.commands:

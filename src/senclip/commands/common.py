@@ -66,8 +66,9 @@ def add_device_args(g) -> None:
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, … (default: cuda if available)")
     g.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="inference precision (default: auto = bf16 on GPUs that support it and on CPUs "
-                        "with native bf16 (AVX-512 BF16 or AMX), fp16 on older GPUs, fp32 elsewhere); "
-                        "weights and outputs stay fp32, the choice is printed and recorded")
+                        "with native bf16 (AVX-512 BF16 or AMX), fp16 on older GPUs, fp32 elsewhere) of the "
+                        "image tower; text embeddings and every output stay fp32; the choice is shown on "
+                        "a terminal and recorded in the results (docs/performance.md)")
 
 
 SMALL_MACHINE_CORES = 4

@@ -20,7 +20,7 @@ def single_label_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequen
     pred = scores.argmax(1)
     k = min(5, n_classes)
     topk = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    # a count per (true, predicted) pair; scikit-learn (1.3 s to import) is left to the multi-label metrics
+    # a count per (true, predicted) pair; scikit-learn (1.3 s to import) is left to multi-label metrics
     conf = np.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     support = conf.sum(1)
     per_class = {

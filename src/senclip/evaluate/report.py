@@ -26,7 +26,8 @@ def markdown_zeroshot(result: dict) -> str:
     lines = [f"# Zero-shot: {result['model']['model']} on {result['dataset']}", ""]
     lines.append(f"weights: {result['model']['pretrained'] or 'random init'}"
                  + (f", checkpoint: {result['model']['checkpoint']}" if result["model"].get("checkpoint") else "")
-                 + (f", precision: {result['model']['precision']}" if result["model"].get("precision") else ""))
+                 + (f", precision: {result['model']['precision']}"
+                    if result["model"].get("precision") else ""))
     lines.append(f"protocol: {result['protocol']}, n = {result['n']}")
     if "bigearthnet_rgb" in result:
         rgb = result["bigearthnet_rgb"]

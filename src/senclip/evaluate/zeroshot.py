@@ -128,7 +128,8 @@ def evaluate_zeroshot(
         "logit_scale": scale,
     } | first | {"runs": runs}
     result["runtime"] = {  # how the images were encoded (timing varies from run to run)
-        "device": str(device if device is not None else model.device), "threads": torch.get_num_threads(),
+        "device": str(device if device is not None else model.device),
+        "threads": torch.get_num_threads(),
         "workers": workers, "batch_size": batch_size, "encode_s": round(encode_s, 3),
         "images_per_s": round(len(dataset) / encode_s, 2) if encode_s > 0 else None,
     }

@@ -1,12 +1,14 @@
 """Numeric precision of inference: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
 
-A model always keeps fp32 weights; reduced precision runs its image tower under
-``torch.autocast`` (matrix products and convolutions in bf16/fp16, reductions,
-normalisations and resizing in fp32) and returns fp32 embeddings, so the
-metrics and every file written stay fp32. Text embeddings are always fp32: a run
-encodes its prompts once, and a bf16 classifier would add its rounding to every
-prediction (on a random tiny ViT, bf16 text and images agreed with fp32 on 99.25%
-of 400 EuroSAT images, bf16 images alone on 99.75%).
+Reduced precision applies to the image tower. An open_clip trunk (ViT, ResNet) holds its weights
+in bf16/fp16 and runs there, ResNets channels-last
+(:meth:`senclip.models.towers.ImageTower.set_compute_dtype`), while its preprocessing and head stay
+fp32; other towers (the time-series ones) keep fp32 weights and run under ``torch.autocast``
+(matrix products in bf16/fp16, normalisations and reductions in fp32). Embeddings come out fp32, so
+the metrics and every file written stay fp32. Text embeddings are always fp32: a run encodes its
+prompts once, and a bf16 classifier would add its rounding to every prediction (on a random tiny
+ViT under autocast, bf16 text and images agreed with fp32 on 99.25% of 400 EuroSAT images, bf16
+images alone on 99.75%).
 
 ``auto`` picks, per device:
 

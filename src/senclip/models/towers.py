@@ -195,7 +195,7 @@ def _causal_argmax_text(clip: nn.Module) -> bool:
 def _encode_text_trimmed(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """``clip.encode_text(tokens)`` on the context up to the batch's last end-of-text token.
 
-    Prompts are 10–25 tokens of CLIP's 77, so this does a third to a seventh of the work. The
+    Prompts are 10 to 25 tokens of CLIP's 77, so this does a third to a seventh of the work. The
     result is the same function (only the matrix shapes, hence the rounding, differ): the
     embedding is taken at each sequence's end-of-text token (the largest token id), and the
     causal mask keeps later positions from reaching it. Tested against ``encode_text``.
