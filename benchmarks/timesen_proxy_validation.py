@@ -48,6 +48,28 @@ def _run(argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def precision_agreement(model_file: Path, data: str) -> dict:
+    """Zero-shot classes of the trained tower in bf16 vs fp32 on the validation pixels."""
+    import torch
+
+    from senclip.data import get_dataset
+    from senclip.evaluate.embeddings import encode_dataset
+    from senclip.models import create_model
+    from senclip.prompts import load_prompts, text_classifier
+
+    model = create_model("senclip-tiny-vit", pretrained=str(model_file))
+    dataset = get_dataset("timeseries", data, bands=model.image_tower.bands)
+    weights = text_classifier(model, load_prompts("ground", dataset.classes, dataset.name))
+    emb, pred = {}, {}
+    for precision in ("fp32", "bf16"):
+        model.set_precision(precision)
+        emb[precision] = torch.from_numpy(encode_dataset(model, dataset, workers=0, progress=False))
+        pred[precision] = (emb[precision] @ weights.T).argmax(1)
+    cos = torch.nn.functional.cosine_similarity(emb["fp32"], emb["bf16"])
+    return {"same_class": float((pred["fp32"] == pred["bf16"]).float().mean()),
+            "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
+
+
 def _tower_flags(tower: str) -> list[str]:
     """Config overrides for ``--tower`` (none for the config's own timesen)."""
     if tower == "timesen":
@@ -110,6 +132,7 @@ def main() -> None:
         "majority_balanced_accuracy": 1.0 / len(valid_counts),
         "per_class_recall": {c: zs["per_class"][c] for c in valid_counts},
     }
+    result["bf16_vs_fp32"] = precision_agreement(model, f"{args.data}:valid")
     (out / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
