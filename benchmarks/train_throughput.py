@@ -33,6 +33,7 @@ forwards bound the compute ratio near (3 + 4) / 3 = 2.3.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +41,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import Machine, flops_per_sample
 
 VIEWS = 4
 
@@ -154,10 +159,21 @@ def main() -> None:
     loss_fn = InfoNCELoss(0.07).to(args.device)
     opt = torch.optim.AdamW([*tower.parameters(), *loss_fn.parameters()], lr=1e-5)
     sizes = [_size(t) for t in args.photo_sizes.split(",") if t.strip()]
+    machine = Machine.measure(args.device.type)
+    print(machine.header())
     with tempfile.TemporaryDirectory() as tmp:
         chips = _jpegs(Path(args.eurosat), 4 * args.batch)
         print(f"model {args.model}, batch {args.batch}, device {args.device}, threads {args.threads}, "
-              f"{VIEWS} ground views, {args.steps} timed steps per mode")
+              f"{VIEWS} ground views, {args.steps} timed steps per mode, fp32")
+        # FLOPs per point: the training step, plus VIEWS frozen forwards online (torch's counter)
+        x = _read(chips[: args.batch], tower.preprocess.image_size).to(args.device)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            _step(tower, opt, loss_fn, x, torch.randn(args.batch, VIEWS, dim, device=args.device))
+        step_flops = counter.get_total_flops() / args.batch
+        side = frozen.preprocess.image_size
+        photo = torch.rand(2, 3, side, side, device=args.device)
+        flops = {"cached": step_flops, "online": step_flops + VIEWS * flops_per_sample(frozen, photo)}
         for size in [None, *sizes]:
             photos = _write_photos(chips[: 2 * args.batch], Path(tmp), size or (512, 384))
             files = {"chips": chips, "photos": photos}
@@ -168,6 +184,8 @@ def main() -> None:
             mb = sum(p.stat().st_size for p in photos) / len(photos) / 1e6
             print(f"{label:20s} cached {cached:8.1f} samples/s | online {online:8.1f} samples/s | "
                   f"ratio {cached / online:5.2f}x" + (f" | photo JPEG {mb:.2f} MB" if io else ""))
+            for mode, rate in (("cached", cached), ("online", online)):
+                print("    " + machine.line(f"{label} {mode}", rate, flops[mode], "fp32", unit="sample"))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,22 @@ def add_bands_arg(p: argparse.ArgumentParser) -> None:
                        "bands' first-layer filters start at zero (see senclip.models.multiband)")
 
 
+def add_cache_args(g) -> None:
+    """``--cache-dir`` / ``--no-cache`` of the image-embedding cache (zeroshot, fewshot)."""
+    g.add_argument("--cache-dir", default=None,
+                   help="image-embedding cache (default $SENCLIP_CACHE/embeddings or "
+                        "~/.cache/senclip/embeddings)")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+
+
+def result_paths(out: str, plot_suffix: str) -> list:
+    """A results JSON, the markdown table beside it (``.md``) and its plot (``STEM + plot_suffix``)."""
+    from pathlib import Path
+
+    out = Path(out)
+    return [out, out.with_suffix(".md"), out.with_name(out.stem + plot_suffix)]
+
+
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runtime")
     add_device_args(g)

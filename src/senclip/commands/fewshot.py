@@ -6,11 +6,13 @@ import argparse
 
 from senclip.commands.common import (
     add_bands_arg,
+    add_cache_args,
     add_model_args,
     add_overwrite_arg,
     add_runtime_args,
     model_inputs,
     plan_options,
+    result_paths,
 )
 
 HELP = "k-shot logistic regression / linear probe on frozen image embeddings"
@@ -48,8 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--out", required=True, metavar="FEWSHOT.json")
     o.add_argument("--save-classifier", metavar="CLF.safetensors", default=None,
                    help="save the classifier of the last k (first seed) for `senclip map --classifier`")
-    o.add_argument("--cache-dir", default=None, help="image-embedding cache folder")
-    o.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    add_cache_args(o)
     add_overwrite_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=run, plan=plan)
@@ -57,10 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report_paths(out: str):
     """The results JSON, its markdown table and k-shot curve."""
-    from pathlib import Path
-
-    out = Path(out)
-    return [out, out.with_suffix(".md"), out.with_name(out.stem + "_curve.png")]
+    return result_paths(out, "_curve.png")
 
 
 def plan(args: argparse.Namespace):

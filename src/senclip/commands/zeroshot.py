@@ -6,11 +6,13 @@ import argparse
 
 from senclip.commands.common import (
     add_bands_arg,
+    add_cache_args,
     add_model_args,
     add_overwrite_arg,
     add_runtime_args,
     model_inputs,
     plan_options,
+    result_paths,
     spec_inputs,
 )
 
@@ -77,9 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--threshold", type=float, default=None,
                    help="multi-label only: softmax probability at which a class counts as predicted "
                         "(default 1/number of classes)")
-    o.add_argument("--cache-dir", default=None,
-                   help="image-embedding cache (default $SENCLIP_CACHE/embeddings or ~/.cache/senclip/embeddings)")
-    o.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    add_cache_args(o)
     add_overwrite_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=run, plan=plan)
@@ -87,10 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report_paths(out: str):
     """The results JSON and the markdown table and confusion plot written beside it."""
-    from pathlib import Path
-
-    out = Path(out)
-    return [out, out.with_suffix(".md"), out.with_name(out.stem + "_confusion.png")]
+    return result_paths(out, "_confusion.png")
 
 
 def plan(args: argparse.Namespace):
