@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 HELP = "train a SenCLIP satellite tower on paired data (YAML config + overrides)"
 DESCRIPTION = """\
@@ -117,16 +116,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import logging
 
+    from senclip.commands.common import report_precision
     from senclip.train.run import fit, resolve_precision
 
     if not getattr(args, "verbose", False):
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if _is_rank_zero():
-        flag, why = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-        print(f"precision: {flag} ({why})", file=sys.stderr)  # training: always (the run's log)
+        report_precision(*resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator))
     summary = fit(cfg, resume=args.resume, progress=not args.no_progress)
     world = summary["world_size"]
     ranks = f" (rank {summary['global_rank']} of {world})" if world > 1 else ""
-    print(f"trained to step {summary['global_step']}{ranks}; last checkpoint: {summary['last_checkpoint']}")
+    print(f"trained to step {summary['global_step']}{ranks} in {summary['precision']}; "
+          f"last checkpoint: {summary['last_checkpoint']}")
     return 0

@@ -41,8 +41,9 @@ class SenCLIP(nn.Module):
 
     def set_precision(self, precision: str = "auto") -> str:
         """Run the image tower in ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) on the model's
-        device; returns why it was chosen. Weights, text embeddings and outputs stay fp32; see
-        :mod:`senclip.models.precision`."""
+        device, for inference; returns why it was chosen. An open_clip trunk's weights are cast
+        (:meth:`~senclip.models.towers.ImageTower.set_compute_dtype`), other towers run under
+        autocast; text embeddings and outputs stay fp32 (:mod:`senclip.models.precision`)."""
         from senclip.models.precision import compute_dtype, resolve_precision
 
         self.precision, why = resolve_precision(precision, self.device)

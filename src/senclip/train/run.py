@@ -203,6 +203,7 @@ def fit(cfg: TrainConfig, resume: str | None = "auto", progress: bool = True,
         **summary,
         "resumed_from": str(ckpt_path) if ckpt_path else None,
         "last_checkpoint": str(last) if last.exists() else None,
+        "precision": str(trainer.precision),
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "module": module,
     }
