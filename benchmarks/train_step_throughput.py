@@ -20,7 +20,6 @@ are from the hardware.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lightning.pytorch.callbacks import Callback
 from machine import Machine
 from torch.utils.flop_counter import FlopCounterMode
+from zeroshot_throughput import link_subset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eurosat_rgb" / "train"
 
@@ -45,14 +45,6 @@ class StepTimer(Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.times.append(time.perf_counter())
-
-
-def link_subset(src: Path, dst: Path, per_class: int) -> Path:
-    for folder in sorted(p for p in src.iterdir() if p.is_dir()):
-        (dst / folder.name).mkdir(parents=True)
-        for f in sorted(folder.glob("*.jpg"))[:per_class]:
-            os.symlink(f, dst / folder.name / f.name)
-    return dst
 
 
 def bare_steps(tower, batch: int, steps: int, precision: str, dim: int) -> tuple[float, float]:
