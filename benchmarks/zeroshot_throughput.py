@@ -87,9 +87,9 @@ def bare_in_fresh_process(args, data: Path) -> float:
 
 
 def bare_child(args) -> None:
-    from senclip.commands.common import configure_threads
+    from senclip.commands.common import configure_runtime
 
-    configure_threads()  # as the commands do
+    configure_runtime()  # as the commands do
     model = create_model(args.model, pretrained=args.pretrained)
     model.set_precision("bf16")
     dataset = get_dataset("eurosat", args.bare_child, bands=model.image_tower.bands)
@@ -130,6 +130,9 @@ def main() -> None:
         bare_child(args)
         return
 
+    from senclip.commands.common import configure_runtime
+
+    configure_runtime()  # threads and allocator as the commands set them
     machine = Machine.measure()
     print(machine.header(), flush=True)
     t = time.perf_counter()

@@ -96,3 +96,27 @@ def test_precision_is_part_of_the_model_identity():
     fp32 = model.describe()
     model.set_precision("bf16")
     assert fp32["precision"] == "fp32" and model.describe()["precision"] == "bf16"
+
+
+def test_runtime_set_up_respects_the_user(monkeypatch):
+    """The commands' allocator set-up stands aside when the user set glibc's own variables."""
+    import sys
+
+    from senclip.commands.common import available_cores, configure_runtime, keep_buffers_in_heap
+
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert keep_buffers_in_heap() is False
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    if sys.platform.startswith("linux"):
+        import platform
+
+        if platform.libc_ver()[0] == "glibc":
+            assert keep_buffers_in_heap() is True
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert configure_runtime() == 1  # OMP_NUM_THREADS is the user's: kept
+    finally:
+        torch.set_num_threads(before)
+    assert 1 <= available_cores()

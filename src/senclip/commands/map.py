@@ -137,7 +137,7 @@ def plan(args: argparse.Namespace):
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     """(MapJob, mode) from the parsed flags; checks flag combinations."""
     from senclip.bands import parse_bands
-    from senclip.commands.common import configure_threads, report_precision, resolve_device, resolve_workers
+    from senclip.commands.common import configure_runtime, report_precision, resolve_device, resolve_workers
     from senclip.errors import SenclipError
     from senclip.mapping.mapper import MapOptions
     from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
@@ -160,7 +160,7 @@ def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
                          batch_size=args.batch_size, workers=max(1, resolve_workers(args.workers)),
                          progress=not args.no_progress, source=source, **(map_options or {}))
     names = bands if bands is not None and isinstance(bands[0], str) else None
-    configure_threads()
+    configure_runtime()
     device = resolve_device(args.device)
     precision, why = resolve_precision(args.precision, device)
     report_precision(precision, why)

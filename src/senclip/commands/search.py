@@ -44,11 +44,11 @@ def plan(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import configure_threads, resolve_device, set_precision_from_args
+    from senclip.commands.common import configure_runtime, resolve_device, set_precision_from_args
     from senclip.mapping.embeddings import read_tiles, search_tiles
     from senclip.models import create_model
 
-    configure_threads()
+    configure_runtime()
     device = resolve_device(args.device)
     if args.model is None:
         recorded = read_tiles(args.tiles)[3]["model"]
