@@ -37,7 +37,6 @@ class SenCLIP(nn.Module):
         self.register_buffer("logit_scale", logit_scale.detach().clone().float().reshape(()))
         self.checkpoint: str | None = None
         self.precision = "fp32"
-        self._autocast = False
 
     def set_precision(self, precision: str = "auto") -> str:
         """Run the image tower in ``precision`` (``auto``, ``fp32``, ``bf16``, ``fp16``) on the model's
@@ -47,11 +46,14 @@ class SenCLIP(nn.Module):
         from senclip.models.precision import compute_dtype, resolve_precision
 
         self.precision, why = resolve_precision(precision, self.device)
-        cast = getattr(self.image_tower, "set_compute_dtype", None)
-        self._autocast = cast is None  # towers that cannot hold reduced weights run under autocast
-        if cast is not None:
-            cast(compute_dtype(self.precision))
+        if not self._autocast:
+            self.image_tower.set_compute_dtype(compute_dtype(self.precision))
         return why
+
+    @property
+    def _autocast(self) -> bool:
+        """Whether the image tower runs under autocast: towers that cannot hold reduced weights."""
+        return not hasattr(self.image_tower, "set_compute_dtype")
 
     @property
     def tokenizer(self):
