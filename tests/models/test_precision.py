@@ -98,6 +98,17 @@ def test_precision_is_part_of_the_model_identity():
     assert fp32["precision"] == "fp32" and model.describe()["precision"] == "bf16"
 
 
+def test_reduced_weights_are_not_passed_off_as_fp32():
+    """A trunk whose weights were rounded to bf16 refuses to run as fp32 (its results would not be
+    fp32's) and keeps its recorded precision."""
+    model = create_model("senclip-tiny-vit")
+    model.set_precision("bf16")
+    with pytest.raises(ValueError, match="build the model again"):
+        model.set_precision("fp32")
+    assert model.describe()["precision"] == "bf16"
+    model.set_precision("bf16")  # the same precision again is fine
+
+
 def test_runtime_set_up_respects_the_user(monkeypatch):
     """The commands' allocator set-up stands aside when the user set glibc's own variables."""
     import sys

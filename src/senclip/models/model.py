@@ -45,9 +45,10 @@ class SenCLIP(nn.Module):
         autocast; text embeddings and outputs stay fp32 (:mod:`senclip.models.precision`)."""
         from senclip.models.precision import compute_dtype, resolve_precision
 
-        self.precision, why = resolve_precision(precision, self.device)
+        resolved, why = resolve_precision(precision, self.device)
         if not self._autocast:
-            self.image_tower.set_compute_dtype(compute_dtype(self.precision))
+            self.image_tower.set_compute_dtype(compute_dtype(resolved))
+        self.precision = resolved
         return why
 
     @property

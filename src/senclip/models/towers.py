@@ -131,7 +131,14 @@ class ImageTower(nn.Module):
         On a CPU with native bf16, a bf16 ViT-B/32 trunk encodes about 2x faster than the fp32
         trunk under ``torch.autocast``, which casts every weight again at every forward; a ResNet
         trunk gains another 1.5x from channels-last convolutions (docs/performance.md).
+
+        Raises ``ValueError`` once the weights are reduced, for any other dtype: weights rounded
+        to bf16 cannot give fp32 (or fp16) results again (build the model anew).
         """
+        held = next(self.visual.parameters()).dtype
+        if held != torch.float32 and dtype != held:
+            raise ValueError(f"the image tower's weights were rounded to {held}; build the model "
+                             f"again to run it in {dtype}")
         self.visual.to(dtype)
         self.channels_last = hasattr(self.visual, "layer1")  # open_clip's ModifiedResNet
         if self.channels_last:
