@@ -25,6 +25,15 @@ Usage::
 (post-norm ReLU, zero-initialised positions, median-filled months, TSMixAug) at the
 same small size (width 128 = the tiny text space, no projection head), on NDVI as
 stored (``norm: none``).
+
+``--size paper`` trains the ``timesen`` tower at the shape of
+:func:`senclip.models.timesen.paper_config` (width 256, 6 layers, 8 heads, MLP 2048: the
+compute of the published encoder, 0.2 GFLOP per pixel) instead of the config's small one; only
+its output projection is smaller (256 -> 128, the tiny text space). This is the trained
+paper-size tower whose bf16 class map ``result.json`` compares with fp32.
+
+Besides zero-shot, the run maps the whole patch with ``senclip map-pixels`` in fp32 and in bf16
+and reports the fraction of pixels given the same class (``map_pixels_bf16_vs_fp32``).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "timesen-ndvi-tiny.yaml"
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eolearn_test_eopatch"
 
 
@@ -70,10 +80,36 @@ def precision_agreement(model_file: Path, data: str) -> dict:
             "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())}
 
 
-def _tower_flags(tower: str) -> list[str]:
-    """Config overrides for ``--tower`` (none for the config's own timesen)."""
+# the shape of senclip.models.timesen.paper_config, over the tiny text space
+PAPER_SIZE = {"width": 256, "layers": 6, "heads": 8, "mlp_dim": 2048, "dropout": 0.2}
+
+
+def map_agreement(model_file: Path, data: str, out: Path) -> dict:
+    """``senclip map-pixels`` of the whole patch in fp32 and in bf16: pixels given the same class."""
+    import numpy as np
+    import rasterio
+
+    maps = {}
+    for precision in ("fp32", "bf16"):
+        path = out / f"map_{precision}.tif"
+        _run(["map-pixels", data, str(path), "--model", "senclip-tiny-vit", "--pretrained", str(model_file),
+              "--prompts", "ground", "--precision", precision, "--overwrite", "--no-progress"])
+        with rasterio.open(path) as src:
+            maps[precision] = src.read(1)
+    mapped = maps["fp32"] != 255
+    return {"pixels": int(mapped.sum()),
+            "same_class": float((maps["fp32"] == maps["bf16"])[mapped].mean())}
+
+
+def _tower_flags(tower: str, size: str) -> list[str]:
+    """Config overrides for ``--tower`` and ``--size`` (none for the config's own timesen)."""
     if tower == "timesen":
-        return []
+        if size == "config":
+            return []
+        import yaml
+
+        options = yaml.safe_load(CONFIG.read_text())["model"]["tower_options"] | PAPER_SIZE
+        return ["--set", f"model.tower_options={json.dumps(options)}"]
     # as published: no projection head, the output block is as wide as the text space (128 here)
     options = {"width": 128, "layers": 2, "heads": 4, "mlp_dim": 128, "dropout": 0.1, "norm": "none",
                "fill": "median", "augment": ["tsmixaug"]}
@@ -90,7 +126,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--tower", choices=("timesen", "timesen-reference"), default="timesen",
                     help="tower kind to train (default: the config's timesen)")
+    ap.add_argument("--size", choices=("config", "paper"), default="config",
+                    help="tower shape: the config's (small) or the paper's compute (timesen only)")
     args = ap.parse_args()
+    if args.size == "paper" and args.tower != "timesen":
+        ap.error("--size paper is for --tower timesen: the reference tower is as wide as the text "
+                 "space, 128 for the offline tiny CLIP")
 
     import pandas as pd
     import torch
@@ -106,11 +147,11 @@ def main() -> None:
         "proxy_pairs": _run(["proxy-pairs", "--series", f"{args.data}:train", "--model", "senclip-tiny-vit",
                              "--pretrained", str(base), "--prompts", "ground", "--seed", str(args.seed),
                              "--out", str(proxy), *quiet]),
-        "train": _run(["train", "--config", str(ROOT / "configs" / "timesen-ndvi-tiny.yaml"),
+        "train": _run(["train", "--config", str(CONFIG),
                        "--model.pretrained", str(base), "--data.manifest", str(proxy / "manifest.csv"),
                        "--data.cache", str(proxy / "ground_cache"), "--trainer.out", str(run),
                        "--trainer.max_steps", str(args.steps), "--trainer.seed", str(args.seed),
-                       "--resume", "none", *_tower_flags(args.tower), *quiet]),
+                       "--resume", "none", *_tower_flags(args.tower, args.size), *quiet]),
         "export": _run(["export", "--checkpoint", str(run / "checkpoints" / "last.ckpt"),
                         "--out", str(model)]),
         "zeroshot": _run(["zeroshot", "--model", "senclip-tiny-vit", "--pretrained", str(model),
@@ -123,7 +164,7 @@ def main() -> None:
     valid_counts = {c: n for c, n in zs["support"].items() if n}
     majority = max(valid_counts, key=valid_counts.get)
     result = {
-        "tower": args.tower,
+        "tower": args.tower, "size": args.size,
         "train_pixels": sum(train_counts.values()), "valid_pixels": zs["n"], "steps": args.steps,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
         "train_counts": train_counts, "valid_counts": valid_counts,
@@ -133,6 +174,7 @@ def main() -> None:
         "per_class_recall": {c: zs["per_class"][c] for c in valid_counts},
     }
     result["bf16_vs_fp32"] = precision_agreement(model, f"{args.data}:valid")
+    result["map_pixels_bf16_vs_fp32"] = map_agreement(model, args.data, out)
     (out / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 

@@ -10,7 +10,14 @@ Writes a synthetic 10-band Sentinel-2 stack (``--dates`` acquisitions,
   batch size, no I/O (``model.encode_image`` + the class matmul);
 * ``ratio`` = end_to_end / bare (goal >= 0.9);
 * the bare pixels/s of the model at the paper's size (the published
-  TimeSenCLIP reports 19.5k samples/s on a GPU; on a GPU the goal is >= 1M px/s).
+  TimeSenCLIP reports 19.5k samples/s on a GPU; on a GPU the goal is >= 1M px/s);
+* ``conditioning``: how far the class map can be trusted to survive rounding at all. On up to
+  4,096 of the pixels, the logits in fp64 (the reference), fp32 and each reduced precision: the
+  fraction of pixels each gives the fp64 class, the median and 10th percentile of fp32's top-2
+  margin, and the median and largest logit error of each precision. With random weights the
+  classes' text embeddings and the pixels' embeddings are all nearly parallel, so the margins are
+  tiny and a class map agreement below 100 % says more about the weights than about the precision
+  (docs/performance.md measures trained towers with ``timesen_proxy_validation.py``).
 
 Usage::
 
@@ -73,6 +80,30 @@ def bare_rate(model, series: np.ndarray, weights: torch.Tensor, batch: int, devi
             (model.encode_image(x[i:i + batch].to(device)) @ w.T).argmax(1).cpu()
     sync(device)
     return repeats * len(x) / (time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def conditioning(model, series: np.ndarray, classifier: torch.Tensor, precisions: list[str],
+                 n: int = 4096) -> dict:
+    """Class agreement with fp64 and logit errors per precision, and fp32's top-2 margins."""
+    x = torch.from_numpy(series[:n])
+    weights = classifier.double()
+    tower = model.image_tower.double()
+    reference = torch.nn.functional.normalize(tower(x.double(), normalize=False), dim=-1) @ weights.T
+    tower.float()
+    out = {}
+    for precision in precisions:
+        model.set_precision(precision)
+        logits = model.encode_image(x).double() @ weights.T
+        err = (logits - reference).abs().amax(1)
+        out[precision] = {"same_class_as_fp64": float((logits.argmax(1) == reference.argmax(1)).double().mean()),
+                          "logit_error_median": float(err.median()), "logit_error_max": float(err.max())}
+        if precision == "fp32":
+            top2 = logits.topk(2, dim=1).values
+            margin = (top2[:, 0] - top2[:, 1]).numpy()
+            out["fp32_top2_margin_median"] = float(np.median(margin))
+            out["fp32_top2_margin_p10"] = float(np.quantile(margin, 0.1))
+    return out
 
 
 def main() -> None:
@@ -145,8 +176,13 @@ def main() -> None:
             print(machine.line(f"bare tower + classify, {precision}", bare, flops, precision, unit="px"))
             print(machine.line(f"map-pixels end to end, {precision}", e2e, flops, precision, unit="px"),
                   flush=True)
+    if device.type == "cpu":  # fp64 on a GPU would take longer than the whole benchmark
+        cond = conditioning(model, series, mapper.classifier, precisions)
+        print("conditioning:", json.dumps(cond), flush=True)
+    else:
+        cond = None
     result = {
-        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "device": str(device), "conditioning": cond, "torch_threads": torch.get_num_threads(),
         "tower_parameters": count_parameters(model.image_tower), "flops_per_pixel": flops,
         "pixels": n_pixels, "dates": args.dates, "bands": 10, "batch_size": args.batch_size,
         "read_and_composite_px_per_s": round(composite_rate, 1), "runs": runs,
