@@ -8,7 +8,10 @@ In one run:
    module (JPEG decoding, augmentation, cached ground views), pooling, loss, AdamW, Lightning,
    in ``--precision`` (default auto); samples/s over the steps after the first two;
 3. the bare step: the same tower and head on batches already in memory, forward + backward +
-   AdamW with the same loss, under the same autocast, no Lightning, no data path.
+   AdamW with the same loss, under the same autocast, no Lightning, no data path; run before and
+   after the fit (the machine's speed drifts within minutes) and averaged.
+
+The process's allocator is set up as ``senclip train`` sets it up (unless ``MALLOC_*_`` is set).
 
 The ratio tells whether the data path or Lightning is the bottleneck; FLOPs per sample (forward
 and backward, torch's counter), GFLOP/s and the fraction of the measured peak tell how far both
@@ -91,6 +94,9 @@ def main() -> None:
     from senclip.train.config import from_dict
     from senclip.train.run import fit, resolve_precision
 
+    from senclip.commands.common import keep_buffers_in_heap
+
+    keep_buffers_in_heap()
     machine = Machine.measure()
     print(machine.header(), flush=True)
     flag, why = resolve_precision(args.precision, "cpu")
@@ -108,19 +114,22 @@ def main() -> None:
             "trainer": {"out": str(tmp / "run"), "max_steps": args.steps + 2, "precision": args.precision,
                         "val_every_n_steps": 0, "ckpt_every_n_steps": 10_000, "log_every_n_steps": 1},
         }
+        from senclip.models.head import HeadConfig, ResidualHead
+
+        tower = base.image_tower.train()  # the fit builds its own model from the config
+        dim = tower.visual.output_dim
+        tower.head = ResidualHead(HeadConfig(dim, dim, 0.1))
+        bare_before, flops = bare_steps(tower, args.batch, args.steps, flag, dim)
         timer = StepTimer()
         fit(from_dict(raw), resume="none", progress=False, callbacks=[timer])
         times = timer.times[1:]  # from the end of step 2 to the end of the last step
         train_rate = (len(times) - 1) * args.batch / (times[-1] - times[0])
-        tower = base.image_tower.train()
-        from senclip.models.head import HeadConfig, ResidualHead
-
-        dim = tower.visual.output_dim
-        tower.head = ResidualHead(HeadConfig(dim, dim, 0.1))
-        bare, flops = bare_steps(tower, args.batch, args.steps, flag, dim)
+        bare_after, _ = bare_steps(tower, args.batch, args.steps, flag, dim)
+        bare = (bare_before + bare_after) / 2
     print(f"precision {flag} ({why}); batch {args.batch}; data workers {args.workers}")
     print(machine.line("senclip train (fit, steps 3..)", train_rate, flops, peak, unit="sample"))
     print(machine.line("bare forward+backward+AdamW", bare, flops, peak, unit="sample"))
+    print(f"bare before / after the fit: {bare_before:.1f} / {bare_after:.1f} samples/s")
     print(f"train / bare: {train_rate / bare:.2f}")
 
 

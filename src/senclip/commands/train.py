@@ -116,8 +116,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import logging
 
-    from senclip.commands.common import report_precision
+    from senclip.commands.common import keep_buffers_in_heap, report_precision
     from senclip.train.run import fit, resolve_precision
+
+    # the allocator as the inference commands set it up; the thread count is left to torch, as
+    # each of several DDP processes on one node would otherwise take every core
+    keep_buffers_in_heap()
 
     if not getattr(args, "verbose", False):
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
