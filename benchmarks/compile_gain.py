@@ -48,6 +48,20 @@ def _model(name: str):
     raise SystemExit(f"unknown model {name!r} (vit, timesen)")
 
 
+def _compiled_encoder(model, mode: str):
+    """``model.encode_image`` with the image tower compiled (the model itself is left eager)."""
+    compiled_tower, eager_tower = torch.compile(model.image_tower, mode=mode), model.image_tower
+
+    def encode(batch: torch.Tensor) -> torch.Tensor:
+        model.image_tower = compiled_tower
+        try:
+            return model.encode_image(batch)
+        finally:
+            model.image_tower = eager_tower
+
+    return encode
+
+
 @torch.no_grad()
 def _rate(fn, x: torch.Tensor) -> float:
     t0 = time.perf_counter()
@@ -60,7 +74,8 @@ def main() -> None:
     ap.add_argument("--models", default="vit,timesen", help="vit and/or timesen (default both)")
     ap.add_argument("--precisions", default="bf16,fp32")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved timings of each (best is kept)")
-    ap.add_argument("--mode", default="default", help="torch.compile mode (default, max-autotune-no-cudagraphs)")
+    ap.add_argument("--mode", default="default",
+                    help="torch.compile mode (default, max-autotune-no-cudagraphs)")
     args = ap.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -79,15 +94,7 @@ def main() -> None:
             model.set_precision(precision)
             torch._dynamo.reset()
             eager = model.encode_image
-            compiled_tower = torch.compile(model.image_tower, mode=args.mode)
-            original = model.image_tower
-
-            def compiled(batch, _c=compiled_tower):
-                model.image_tower = _c
-                try:
-                    return model.encode_image(batch)
-                finally:
-                    model.image_tower = original
+            compiled = _compiled_encoder(model, args.mode)
 
             with torch.no_grad():
                 ref = eager(x)

@@ -86,7 +86,6 @@ PAPER_SIZE = {"width": 256, "layers": 6, "heads": 8, "mlp_dim": 2048, "dropout":
 
 def map_agreement(model_file: Path, data: str, out: Path) -> dict:
     """``senclip map-pixels`` of the whole patch in fp32 and in bf16: pixels given the same class."""
-    import numpy as np
     import rasterio
 
     maps = {}

@@ -96,8 +96,9 @@ def conditioning(model, series: np.ndarray, classifier: torch.Tensor, precisions
         model.set_precision(precision)
         logits = model.encode_image(x).double() @ weights.T
         err = (logits - reference).abs().amax(1)
-        out[precision] = {"same_class_as_fp64": float((logits.argmax(1) == reference.argmax(1)).double().mean()),
-                          "logit_error_median": float(err.median()), "logit_error_max": float(err.max())}
+        same = (logits.argmax(1) == reference.argmax(1)).double().mean()
+        out[precision] = {"same_class_as_fp64": float(same), "logit_error_median": float(err.median()),
+                          "logit_error_max": float(err.max())}
         if precision == "fp32":
             top2 = logits.topk(2, dim=1).values
             margin = (top2[:, 0] - top2[:, 1]).numpy()

@@ -89,12 +89,11 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = p.parse_args()
 
+    from senclip.commands.common import keep_buffers_in_heap
     from senclip.models import create_model
     from senclip.prompts.proxy import build_proxy_pairs
     from senclip.train.config import from_dict
     from senclip.train.run import fit, resolve_precision
-
-    from senclip.commands.common import keep_buffers_in_heap
 
     keep_buffers_in_heap()
     machine = Machine.measure()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import rasterio
 from mapping_helpers import BLOCK, eurosat_blocks, write_raster
 
