@@ -9,7 +9,7 @@ from mapping_helpers import BLOCK, eurosat_blocks, write_raster
 from senclip.mapping.mapper import MapOptions, map_scene
 from senclip.models import create_model
 
-SIDE = 12  # blocks per side: 144 EuroSAT validation images, one tile each
+SIDE = 20  # blocks per side: 400 EuroSAT validation images, one tile each
 N_FIT = 200  # further validation images, for the probe
 
 
