@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import rasterio
-from mapping_helpers import BLOCK, eurosat_blocks, write_raster
+import torch
+from mapping_helpers import BLOCK, encode_blocks, eurosat_blocks, write_raster
+from sklearn.linear_model import LogisticRegression
 
+from senclip.evaluate.fewshot import LinearClassifier
 from senclip.mapping.mapper import MapOptions, map_scene
-from senclip.models import create_model
+from senclip.models import create_model, save_model
 
 SIDE = 20  # blocks per side: 400 EuroSAT validation images, one tile each
 N_FIT = 200  # further validation images, for the probe
@@ -25,13 +28,6 @@ def test_bf16_map_agrees_with_fp32(eurosat_rgb, tmp_path):
     well-conditioned (tests/models/test_precision.py guards it otherwise).
     """
     name = "senclip-tiny-vit"
-    import torch
-    from mapping_helpers import encode_blocks
-    from sklearn.linear_model import LogisticRegression
-
-    from senclip.evaluate.fewshot import LinearClassifier
-    from senclip.models import save_model
-
     images, labels = eurosat_blocks(eurosat_rgb, SIDE * SIDE + N_FIT)
     data = np.zeros((3, SIDE * BLOCK, SIDE * BLOCK), dtype=np.uint8)
     for i, img in enumerate(images[:SIDE * SIDE]):
