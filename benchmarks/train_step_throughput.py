@@ -11,7 +11,7 @@ In one run:
    AdamW with the same loss, under the same autocast, no Lightning, no data path; run before and
    after the fit (the machine's speed drifts within minutes) and averaged.
 
-The process's allocator is set up as ``senclip train`` sets it up (unless ``MALLOC_*_`` is set).
+The process's threads and allocator are set up as ``senclip train`` sets them up.
 
 The ratio tells whether the data path or Lightning is the bottleneck; FLOPs per sample (forward
 and backward, torch's counter), GFLOP/s and the fraction of the measured peak tell how far both
@@ -89,13 +89,13 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = p.parse_args()
 
-    from senclip.commands.common import keep_buffers_in_heap
+    from senclip.commands.common import configure_runtime
     from senclip.models import create_model
     from senclip.prompts.proxy import build_proxy_pairs
     from senclip.train.config import from_dict
     from senclip.train.run import fit, resolve_precision
 
-    keep_buffers_in_heap()
+    configure_runtime()
     machine = Machine.measure()
     print(machine.header(), flush=True)
     flag, why = resolve_precision(args.precision, "cpu")

@@ -116,12 +116,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import logging
 
-    from senclip.commands.common import keep_buffers_in_heap, report_precision
+    from senclip.commands.common import configure_runtime, report_precision
     from senclip.train.run import fit, resolve_precision
 
-    # the allocator as the inference commands set it up; the thread count is left to torch, as
-    # each of several DDP processes on one node would otherwise take every core
-    keep_buffers_in_heap()
+    # threads and allocator as for inference; when Lightning launches several processes on a node
+    # it gives each its share of the available cores itself (unless OMP_NUM_THREADS is set)
+    configure_runtime()
 
     if not getattr(args, "verbose", False):
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
