@@ -101,9 +101,10 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _workers(text: str):
+def _workers(text: str) -> int:
+    """``--workers``: a count, or ``auto`` (0 on small machines, else 2), resolved as it is parsed."""
     if text == "auto":
-        return text
+        return 0 if available_cores() <= SMALL_MACHINE_CORES else 2
     try:
         n = int(text)
     except ValueError:
@@ -111,13 +112,6 @@ def _workers(text: str):
     if n < 0:
         raise argparse.ArgumentTypeError(f"workers must be >= 0, got {n}")
     return n
-
-
-def resolve_workers(workers) -> int:
-    """``--workers``: a count, or ``auto`` (0 on small machines, else 2)."""
-    if workers != "auto":
-        return int(workers)
-    return 0 if available_cores() <= SMALL_MACHINE_CORES else 2
 
 
 def configure_runtime() -> int:
@@ -188,7 +182,8 @@ def load_model_from_args(args: argparse.Namespace):
 
     configure_runtime()
     device = resolve_device(args.device)
-    model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint, device=device,
+    model = create_model(args.model, pretrained=args.pretrained, checkpoint=getattr(args, "checkpoint", None),
+                         device=device,
                          bands=getattr(args, "model_bands", None),
                          preprocess=getattr(args, "preprocess", None))
     return set_precision_from_args(model, args)

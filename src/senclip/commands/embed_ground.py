@@ -50,7 +50,7 @@ def plan(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import load_model_from_args, resolve_device, resolve_workers
+    from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data.ground_cache import build_ground_cache
     from senclip.data.manifest import read_manifest
     from senclip.errors import SenclipError
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {len(df.attrs['bad_rows'])} bad row(s) of {args.manifest}")
     model = load_model_from_args(args)
     cache = build_ground_cache(df, model, args.out, batch_size=args.batch_size,
-                               device=resolve_device(args.device), workers=resolve_workers(args.workers),
+                               device=resolve_device(args.device), workers=args.workers,
                                progress=not args.no_progress)
     n_views = int(cache.mask.sum())
     print(f"{cache.path}: {len(cache)} points, {n_views} photos, dim {cache.dim} ({cache.meta['model']})")

@@ -88,7 +88,7 @@ def _parse_shots(text: str) -> list:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from senclip.commands.common import load_model_from_args, resolve_device, resolve_workers
+    from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data import get_dataset
     from senclip.errors import SenclipError
     from senclip.evaluate.embeddings import default_cache_dir, encode_dataset
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if list(train.classes) != list(test.classes):
         raise SenclipError("training and evaluation folders have different class lists")
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    kw = dict(batch_size=args.batch_size, workers=resolve_workers(args.workers), device=device,
+    kw = dict(batch_size=args.batch_size, workers=args.workers, device=device,
               cache_dir=cache, progress=not args.no_progress)
     train_emb, test_emb = encode_dataset(model, train, **kw), encode_dataset(model, test, **kw)
     shots_res, clf = run_fewshot(train_emb, train.labels, test_emb, test.labels, list(train.classes), shots,

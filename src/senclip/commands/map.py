@@ -137,7 +137,7 @@ def plan(args: argparse.Namespace):
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     """(MapJob, mode) from the parsed flags; checks flag combinations."""
     from senclip.bands import parse_bands
-    from senclip.commands.common import configure_runtime, report_precision, resolve_device, resolve_workers
+    from senclip.commands.common import configure_runtime, report_precision, resolve_device
     from senclip.errors import SenclipError
     from senclip.mapping.mapper import MapOptions
     from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
@@ -157,7 +157,7 @@ def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     source = SourceOptions(bands=bands, scale=args.scale, offset=args.offset, nodata=args.nodata,
                            mask_band=args.mask_band, mask_values=mask_values, allow_no_crs=args.allow_no_crs)
     options = MapOptions(tile=args.tile, stride=args.stride, min_valid=args.min_valid,
-                         batch_size=args.batch_size, workers=max(1, resolve_workers(args.workers)),
+                         batch_size=args.batch_size, workers=max(1, args.workers),
                          progress=not args.no_progress, source=source, **(map_options or {}))
     names = bands if bands is not None and isinstance(bands[0], str) else None
     configure_runtime()

@@ -73,16 +73,13 @@ def plan(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import configure_runtime, resolve_device, set_precision_from_args
+    from senclip.commands.common import load_model_from_args
     from senclip.errors import SenclipError
-    from senclip.models import create_model
     from senclip.prompts.proxy import build_proxy_pairs
 
     if args.labels and not args.series:
         raise SenclipError("--labels goes with --series (EuroSAT labels come from its folders)")
-    configure_runtime()
-    model = create_model(args.model, pretrained=args.pretrained, device=resolve_device(args.device))
-    set_precision_from_args(model, args)
+    model = load_model_from_args(args)
     dataset, root = ("timeseries", args.series) if args.series else ("eurosat", args.eurosat)
     extra = {"labels": args.labels} if args.labels else {}
     manifest, cache = build_proxy_pairs(root, model, prompts_spec=args.prompts, out=args.out, seed=args.seed,

@@ -49,7 +49,7 @@ def plan(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from senclip.commands.common import load_model_from_args, resolve_device, resolve_workers
+    from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data.ground_cache import GroundCache
     from senclip.data.manifest import read_manifest
     from senclip.evaluate.retrieval import evaluate_retrieval
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_time_steps(model.image_tower, args.time_steps)
     report = evaluate_retrieval(model, df, cache, batch_size=args.batch_size,
-                                device=resolve_device(args.device), workers=resolve_workers(args.workers),
+                                device=resolve_device(args.device), workers=args.workers,
                                 progress=not args.no_progress, skip_bad=args.skip_bad)
     report |= {"model": model.describe(), "manifest": str(args.manifest), "cache": str(args.cache),
                "cache_model": {k: cache.meta.get(k) for k in ("model", "pretrained")},

@@ -100,7 +100,7 @@ def plan(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from senclip.commands.common import load_model_from_args, resolve_device, resolve_workers
+    from senclip.commands.common import load_model_from_args, resolve_device
     from senclip.data import get_dataset
     from senclip.data.bigearthnet import rgb_transforms
     from senclip.evaluate.embeddings import default_cache_dir
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     result = evaluate_zeroshot(
         model, dataset, specs, batch_size=args.batch_size, device=device,
-        workers=resolve_workers(args.workers),
+        workers=args.workers,
         cache_dir=cache, progress=not args.no_progress, calibrate=args.calibrate, threshold=args.threshold,
         protocol=args.protocol,
     )
