@@ -39,17 +39,22 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0, devic
     return best
 
 
-def flops_per_sample(module: torch.nn.Module, example: torch.Tensor) -> float:
-    """FLOPs of one forward of ``module`` on ``example`` (a batch), per sample (torch's counter:
-    matrix products and convolutions, 2 FLOPs per multiply-add).
+def flops_of(fn, samples: int) -> float:
+    """FLOPs of calling ``fn()`` (a forward, or a whole training step), per sample of its batch of
+    ``samples`` (torch's counter: matrix products and convolutions, 2 FLOPs per multiply-add).
 
     Counted with autograd on: without it, ``nn.TransformerEncoderLayer`` and ``nn.MultiheadAttention``
     take fused inference kernels the counter does not know, and count as nothing.
     """
     counter = FlopCounterMode(display=False)
     with counter, torch.enable_grad():
-        module(example)
-    return counter.get_total_flops() / example.shape[0]
+        fn()
+    return counter.get_total_flops() / samples
+
+
+def flops_per_sample(module: torch.nn.Module, example: torch.Tensor) -> float:
+    """FLOPs of one forward of ``module`` on ``example`` (a batch), per sample (:func:`flops_of`)."""
+    return flops_of(lambda: module(example), example.shape[0])
 
 
 def cpu_name() -> str:

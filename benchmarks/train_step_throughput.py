@@ -33,8 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lightning.pytorch.callbacks import Callback
-from machine import Machine
-from torch.utils.flop_counter import FlopCounterMode
+from machine import Machine, flops_of
 from zeroshot_throughput import link_subset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eurosat_rgb" / "train"
@@ -67,10 +66,7 @@ def bare_steps(tower, batch: int, steps: int, precision: str, dim: int) -> tuple
         loss.backward()
         opt.step()
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step()
-    flops = counter.get_total_flops() / batch
+    flops = flops_of(step, batch)
     step()
     t = time.perf_counter()
     for _ in range(steps):

@@ -41,10 +41,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import Machine, flops_per_sample
+from machine import Machine, flops_of, flops_per_sample
 
 VIEWS = 4
 
@@ -167,10 +166,8 @@ def main() -> None:
               f"{VIEWS} ground views, {args.steps} timed steps per mode, fp32")
         # FLOPs per point: the training step, plus VIEWS frozen forwards online (torch's counter)
         x = _read(chips[: args.batch], tower.preprocess.image_size).to(args.device)
-        counter = FlopCounterMode(display=False)
-        with counter:
-            _step(tower, opt, loss_fn, x, torch.randn(args.batch, VIEWS, dim, device=args.device))
-        step_flops = counter.get_total_flops() / args.batch
+        target = torch.randn(args.batch, VIEWS, dim, device=args.device)
+        step_flops = flops_of(lambda: _step(tower, opt, loss_fn, x, target), args.batch)
         side = frozen.preprocess.image_size
         photo = torch.rand(2, 3, side, side, device=args.device)
         flops = {"cached": step_flops, "online": step_flops + VIEWS * flops_per_sample(frozen, photo)}
