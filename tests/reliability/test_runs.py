@@ -9,7 +9,6 @@ rerun of a finished job reports it done without touching it.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -119,19 +118,16 @@ def reference(big, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ref")
     refs = {}
-    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1): same kernels, same bytes
-    os.environ["OMP_NUM_THREADS"] = "1"  # which the commands' own thread setting keeps
     try:
-        for tool in TOOLS:
-            refs[tool] = root / f"ref-{tool}{SUFFIX[tool]}"
-            assert main([str(a) for a in argv(tool, big, refs[tool], slow=True)]) == 0
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("OMP_NUM_THREADS", "1")  # which the commands' own thread setting keeps
+            for tool in TOOLS:
+                refs[tool] = root / f"ref-{tool}{SUFFIX[tool]}"
+                assert main([str(a) for a in argv(tool, big, refs[tool], slow=True)]) == 0
     finally:
         torch.set_num_threads(threads)
-        if omp is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = omp
     return refs
 
 
