@@ -8,18 +8,18 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from timesen_published import loader_input
 from torch import nn
 
 from senclip.errors import SenclipError
+from senclip.models.timesen_checkpoints import read_reference_checkpoint, tower_from_state
 from senclip.models.timesen_reference import (
     REFERENCE_MEAN,
     REFERENCE_STD,
     TimeSenRefConfig,
     TimeSenReferenceTower,
     count_parameters,
-    read_reference_checkpoint,
     reduce_time_steps,
-    tower_from_state,
 )
 
 
@@ -65,9 +65,8 @@ def _random_reference(seed=0, **shape):
 
 
 def _reference_input(raw):
-    mean = torch.tensor(REFERENCE_MEAN).view(1, 1, -1, 1, 1)
-    std = torch.tensor(REFERENCE_STD).view(1, 1, -1, 1, 1)
-    return ((raw - mean) / std).clamp(0, 1)
+    """The default rule (reference-clamped) as the published evaluation loader applied it."""
+    return loader_input(raw.reshape(*raw.shape[:3]), "reference-clamped")
 
 
 def _published_reduce(x, steps):
@@ -85,9 +84,9 @@ def test_reference_size_and_shapes():
     assert abs(n - 8.2e6) <= 0.1e6, n
     assert n == count_parameters(PlainReference())
     keys = set(tower.state_dict())
-    assert keys == set(PlainReference().state_dict())
+    assert keys == {"time_token" if k == "class_token" else k for k in PlainReference().state_dict()}
     assert tower.time_pos_encoding.shape == (1, 12, 512) and not tower.time_pos_encoding.any()
-    assert tower.class_token.shape == (1, 1, 512) and not tower.class_token.any()
+    assert tower.time_token.shape == (1, 1, 512) and not tower.time_token.any()
     layer = tower.transformer.layers[0]
     assert not layer.norm_first and layer.activation_relu_or_gelu == 1  # post-norm, ReLU
 
@@ -103,7 +102,7 @@ def test_published_checkpoint_matches_the_plain_forward(tmp_path, layout):
         torch.save({"epoch": 3, "global_step": 100,
                     "state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()}
                     | {"learner.other.weight": torch.zeros(2)}}, path)
-    tower = tower_from_state(read_reference_checkpoint(path)).eval()
+    tower = tower_from_state(read_reference_checkpoint(path).state).eval()
     assert tower.config.width == 512 and tower.config.layers == 6 and tower.config.mlp_dim == 256
     torch.manual_seed(1)
     raw = torch.rand(5, 12, 10, 1, 1) * 4000
@@ -130,7 +129,7 @@ def test_filled_months_take_the_median_and_mask_hides_them():
     gap[:, [2, 5]] = float("nan")
     filled = gap.clone()
     # per-band median of the valid months after normalisation (monotone, so the same month order)
-    z = ((gap - torch.tensor(REFERENCE_MEAN)) / torch.tensor(REFERENCE_STD)).clamp(0, 1)
+    z = loader_input(gap, "reference-clamped")[..., 0, 0]
     med = torch.nanmedian(z, dim=1, keepdim=True).values
     z_filled = torch.where(torch.isnan(z), med, z)
     plain = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, dropout=0.0,
@@ -158,6 +157,9 @@ def test_bad_checkpoints_and_inputs(tmp_path):
     state.pop("mlp_head.1.bias")
     with pytest.raises(SenclipError, match="do not fit"):
         tower_from_state(state, heads=4)
+    torch.save(state, tmp_path / "short.pt")
+    with pytest.raises(SenclipError, match=r"closest is bare / class_token with missing mlp_head\.1\.bias"):
+        read_reference_checkpoint(tmp_path / "short.pt")
     tower = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16))
     with pytest.raises(SenclipError, match="12, 4 or 1 time steps"):
         tower(torch.rand(2, 6, 10))
@@ -319,7 +321,13 @@ def test_shipped_reference_config_prints_its_size(capsys):
     assert cfg["model"]["tower"] == "timesen-reference" and cfg["model"]["head"] is False
 
 
+class _Unknown:
+    pass
+
+
 def test_a_checkpoint_with_python_objects_is_refused_with_a_hint(tmp_path, tiny_vit):
+    """Lightning's argparse.Namespace of hyper-parameters is read (a plain container); any other class
+    is refused, never run."""
     import argparse
 
     from senclip.models.checkpoint import load_image_tower
@@ -327,6 +335,54 @@ def test_a_checkpoint_with_python_objects_is_refused_with_a_hint(tmp_path, tiny_
     state = _random_reference(dim=128, depth=1, heads=4, mlp_dim=16).state_dict()
     path = tmp_path / "lightning.ckpt"
     torch.save({"state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()},
-                "hyper_parameters": argparse.Namespace(lr=1e-4)}, path)
-    with pytest.raises(SenclipError, match=r"without running its code.*state_dict"):
+                "hyper_parameters": argparse.Namespace(lr=1e-4, channels=["B4", "B3"])}, path)
+    model = copy.deepcopy(tiny_vit)
+    load_image_tower(model, path)
+    assert model.image_tower.tower_kind == "timesen-reference"
+    torch.save({"state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()},
+                "hyper_parameters": _Unknown()}, path)
+    with pytest.raises(SenclipError, match=r"objects other than plain tensors.*state_dict"):
         load_image_tower(copy.deepcopy(tiny_vit), path)
+
+
+@pytest.mark.parametrize("rule", ["reference-eval", "reference-clamped", "reference-train"])
+def test_normalisation_rules_are_the_published_loaders(rule):
+    """Each rule equals its loader transcribed from the published code (timesen_published.py)."""
+    from timesen_published import series
+
+    raw = series()
+    tower = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16, norm=rule))
+    expected = loader_input(raw, rule)
+    torch.testing.assert_close(tower.prepare(raw), expected, rtol=1e-6, atol=1e-6)
+    others = {r: loader_input(raw, r) for r in ("reference-eval", "reference-clamped", "reference-train")}
+    assert all(not torch.allclose(expected, v) for r, v in others.items() if r != rule)
+    tower.set_normalisation("none")
+    torch.testing.assert_close(tower.prepare(raw), raw[..., None, None])
+    assert TimeSenRefConfig(norm="reference").norm == "reference-clamped"  # older senclip headers
+    with pytest.raises(SenclipError, match="both or neither"):
+        TimeSenRefConfig(bands=("B02", "B03"), norm="reference-train")
+
+
+def test_training_positions_follow_the_newest_forward():
+    """Kept months at their calendar positions, a collapsed year at the mean position (every published
+    training forward), random-ts keeps at most 11 months (a48994f; 12 before)."""
+    from senclip.models.timesen_reference import augment_series
+
+    tower = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16))
+    with torch.no_grad():
+        tower.time_pos_encoding.normal_()
+    pos = tower.time_pos_encoding
+    torch.testing.assert_close(tower.positions(1, list(range(12))), pos.mean(dim=1, keepdim=True))
+    torch.testing.assert_close(tower.positions(1), pos[:, :1])          # inference: nearest = January
+    torch.testing.assert_close(tower.positions(3, [2, 5, 9]), pos[:, [2, 5, 9]])
+    old = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16,
+                                                 positions="renumbered"))
+    old.load_state_dict(tower.state_dict())
+    torch.testing.assert_close(old.positions(3, [2, 5, 9]), pos[:, :3])
+    z = torch.rand(2, 12, 10, 1, 1) + 0.1
+    kept = [len(augment_series(z, ("random-ts",), torch.Generator().manual_seed(s), 1.0)[1])
+            for s in range(80)]
+    assert max(kept) == 11 and min(kept) >= 1
+    kept12 = [len(augment_series(z, ("random-ts",), torch.Generator().manual_seed(s), 1.0, 12)[1])
+              for s in range(80)]
+    assert max(kept12) == 12

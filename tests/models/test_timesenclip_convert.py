@@ -1,10 +1,11 @@
 """TimeSenCLIP checkpoints as published: `senclip convert` to a senclip tower file, the registry
 entry `timesenclip-1x1` as `--checkpoint NAME`, and bad input refused in one line.
 
-Fake checkpoints are written the way the publishers wrote theirs: `torch.save(encoder.state_dict())`
-(TimeSenCLIP_1x1.ckpt on Hugging Face pallavijainpj/TimeSenCLIP) or a Lightning checkpoint whose
-`state_dict` keys carry `learner.TS_ViT.`. The encoder is random at width 128 (the tiny base's text
-width); its zero-initialised positions and class token are randomised so that they matter.
+Fake checkpoints are written from the published key table (timesen_published.py, not senclip's
+module): `torch.save(encoder.state_dict())` (TimeSenCLIP_1x1.ckpt on Hugging Face
+pallavijainpj/TimeSenCLIP) or a Lightning checkpoint whose `state_dict` keys carry
+`learner.ts_encoder.`. The encoder is random at width 128 (the tiny base's text width); its positions
+and class token are random too, so that they matter.
 """
 
 from __future__ import annotations
@@ -15,40 +16,27 @@ import re
 import open_clip
 import pytest
 import torch
+from timesen_published import random_encoder, write_published
 
 from senclip.cli import main
 from senclip.errors import SenclipError
 from senclip.models import create_model, read_metadata
 from senclip.models.convert import TowerWeights
-from senclip.models.timesen_reference import (
-    LIGHTNING_PREFIX,
-    PUBLISHED_BASE,
-    TimeSenRefConfig,
-    TimeSenReferenceTower,
-    reduce_time_steps,
-)
+from senclip.models.timesen_reference import PUBLISHED_BASE, reduce_time_steps
 
 BASE = "senclip-tiny-vit"  # 128-d text embeddings
-SHAPE = {"width": 128, "layers": 2, "heads": 8, "mlp_dim": 64}
+DIMS = {"D": 128, "F": 64, "P": 10, "T": 12, "L": 2, "heads": 8}
+LIGHTNING_PREFIX = "learner.ts_encoder."
 
 
 def _encoder_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    tower = TimeSenReferenceTower(TimeSenRefConfig(**SHAPE))
-    with torch.no_grad():
-        tower.time_pos_encoding.normal_()
-        tower.class_token.normal_()
-    return tower.state_dict()
+    return random_encoder(DIMS, seed=seed)
 
 
-def _publish(path, layout: str, state: dict) -> None:
-    """Save ``state`` as the publishers did: the bare state dict, or inside a Lightning checkpoint."""
-    if layout == "bare":
-        torch.save(state, path)
-    else:
-        torch.save({"epoch": 7, "global_step": 1200, "pytorch-lightning_version": "2.1.0",
-                    "state_dict": {LIGHTNING_PREFIX + k: v for k, v in state.items()}
-                    | {"learner.clip_model.logit_scale": torch.tensor(4.6)}}, path)
+def _publish(path, layout: str, state: dict | None = None, seed: int = 0) -> None:
+    """A published-layout file: the bare state dict, or a Lightning checkpoint of the newest trainer."""
+    form = "bare" if layout == "bare" else "lightning-learner.ts_encoder"
+    write_published(path, f"{form}/time_token", DIMS, seed=seed)
 
 
 def _series(n: int = 6) -> torch.Tensor:
@@ -66,7 +54,7 @@ def _embed(model, x):
 @pytest.mark.parametrize("layout", ["bare", "lightning"])
 def test_converted_tower_embeds_exactly_as_the_imported_ckpt(tmp_path, capsys, layout):
     ckpt = tmp_path / "TimeSenCLIP_1x1.ckpt"
-    _publish(ckpt, layout, _encoder_state())
+    _publish(ckpt, layout)
     out = tmp_path / "tower.safetensors"
     assert main(["convert", str(ckpt), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -75,7 +63,9 @@ def test_converted_tower_embeds_exactly_as_the_imported_ckpt(tmp_path, capsys, l
     assert meta["kind"] == "image" and meta["tower"] == "timesen-reference"
     assert (meta["arch"], meta["base_pretrained"]) == PUBLISHED_BASE
     assert meta["tower_config"]["width"] == 128 and meta["tower_config"]["layers"] == 2
-    assert meta["extra"]["converted"] == {"source": str(ckpt.resolve()), "layout": "timesenclip"}
+    expected = "bare / time_token" if layout == "bare" else "lightning learner.ts_encoder. / time_token"
+    assert meta["extra"]["converted"] == {"source": str(ckpt.resolve()), "layout": "timesenclip",
+                                          "encoder_layout": expected}
 
     imported = create_model(BASE, checkpoint=str(ckpt))
     converted = create_model(BASE, checkpoint=str(out))
@@ -87,13 +77,13 @@ def test_converted_tower_embeds_exactly_as_the_imported_ckpt(tmp_path, capsys, l
         assert torch.isfinite(a).all() and a.std(dim=0).min() > 0  # distinct embeddings, not a constant
     # another encoder gives other embeddings: the comparison can fail
     other = tmp_path / "other.ckpt"
-    _publish(other, layout, _encoder_state(seed=1))
+    _publish(other, layout, seed=1)
     assert (_embed(create_model(BASE, checkpoint=str(other)), x) - _embed(converted, x)).abs().max() > 1e-3
 
 
 def _truncated(tmp_path):
     full = tmp_path / "full.ckpt"
-    _publish(full, "bare", _encoder_state())
+    _publish(full, "bare")
     path = tmp_path / "truncated.ckpt"
     path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     return path
@@ -120,7 +110,7 @@ def _clip_ckpt(tmp_path):
 
 def _timesen_ckpt(tmp_path):
     path = tmp_path / "TimeSenCLIP_1x1.ckpt"
-    _publish(path, "bare", _encoder_state())
+    _publish(path, "bare")
     return path
 
 
@@ -153,7 +143,7 @@ def test_bad_tower_files_are_refused_in_one_line_and_nothing_is_written(tmp_path
         _run_refused(argv, message, tmp_path, capsys)
     # --checkpoint / --pretrained through create_model, as every evaluation command loads them
     for checkpoint, message in [(truncated, "not a readable checkpoint .truncated or corrupt"),
-                                (code, "without running its code"),
+                                (code, "objects other than plain tensors.*keep its tensors alone"),
                                 (clip, "not a tower checkpoint .*CLIP weights go to --pretrained")]:
         with pytest.raises(SenclipError, match=message):
             create_model(BASE, checkpoint=str(checkpoint))
@@ -194,7 +184,7 @@ def test_registry_entry_is_listed_and_loads_by_name_from_the_cache(cache, tmp_pa
 
     cached = cache / "weights" / "timesenclip-1x1" / "TimeSenCLIP_1x1.ckpt"
     cached.parent.mkdir(parents=True)
-    _publish(cached, "bare", _encoder_state())
+    _publish(cached, "bare")
     model = create_model(BASE, checkpoint="timesenclip-1x1")
     assert model.checkpoint == str(cached) and model.image_tower.tower_kind == "timesen-reference"
     x = _series()

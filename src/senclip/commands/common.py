@@ -47,6 +47,20 @@ def add_bands_arg(p: argparse.ArgumentParser) -> None:
                        "bands' first-layer filters start at zero (see senclip.models.multiband)")
 
 
+def add_series_normalisation_arg(g) -> None:
+    """``--series-normalisation``: the input rule of a TimeSenCLIP (timesen-reference) tower."""
+    from senclip.models.series_rules import NORMALISATIONS
+
+    g.add_argument("--series-normalisation", choices=NORMALISATIONS, default=None, metavar="RULE",
+                   help="TimeSenCLIP (timesen-reference) towers: how L2A digital numbers are normalised "
+                        "with the published Sen4Map constants. reference-clamped: (x - mean) / std "
+                        "clamped to [0, 1], the evaluation loader of the published code when its numbers "
+                        "were made (default of the published weights); reference-eval: the newest "
+                        "evaluation loader, not clamped; reference-train: the training loader of the "
+                        "published weights' time (clamped, B2 and B4 with each other's constants); none: "
+                        "as given. Default: the tower's own (docs/timeseries.md)")
+
+
 def add_cache_args(g) -> None:
     """``--cache-dir`` / ``--no-cache`` of the image-embedding cache (zeroshot, fewshot)."""
     g.add_argument("--cache-dir", default=None,
@@ -186,6 +200,10 @@ def load_model_from_args(args: argparse.Namespace):
                          device=device,
                          bands=getattr(args, "model_bands", None),
                          preprocess=getattr(args, "preprocess", None))
+    if getattr(args, "series_normalisation", None):
+        from senclip.models.kinds import set_series_normalisation
+
+        set_series_normalisation(model.image_tower, args.series_normalisation)
     return set_precision_from_args(model, args)
 
 

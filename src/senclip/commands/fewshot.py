@@ -10,6 +10,7 @@ from senclip.commands.common import (
     add_model_args,
     add_overwrite_arg,
     add_runtime_args,
+    add_series_normalisation_arg,
     model_inputs,
     plan_options,
     result_paths,
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seeds", type=int, default=5, help="draws per k (default 5)")
     g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
+    add_series_normalisation_arg(g)
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, metavar="FEWSHOT.json")
     o.add_argument("--save-classifier", metavar="CLF.safetensors", default=None,

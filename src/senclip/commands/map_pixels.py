@@ -9,6 +9,7 @@ from senclip.commands.common import (
     add_device_args,
     add_model_args,
     add_overwrite_arg,
+    add_series_normalisation_arg,
     model_inputs,
     plan_options,
     spec_inputs,
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="steps the tower sees: 12 months, 4 seasonal or 1 annual median of the "
                         "monthly composites (default: 12)")
+    add_series_normalisation_arg(s)
     s.add_argument("--year", type=int, default=None,
                    help="composite only this year's acquisitions (default: pool all years by month)")
     r = p.add_argument_group("runtime")

@@ -22,7 +22,12 @@ example:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from senclip.commands.common import add_model_args, add_overwrite_arg, add_runtime_args
+    from senclip.commands.common import (
+        add_model_args,
+        add_overwrite_arg,
+        add_runtime_args,
+        add_series_normalisation_arg,
+    )
 
     p = sub.add_parser("retrieval", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true", help="report and skip bad manifest rows")
     p.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
+    add_series_normalisation_arg(p)
     add_overwrite_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=run, plan=plan)

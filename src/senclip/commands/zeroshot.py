@@ -10,6 +10,7 @@ from senclip.commands.common import (
     add_model_args,
     add_overwrite_arg,
     add_runtime_args,
+    add_series_normalisation_arg,
     model_inputs,
     plan_options,
     result_paths,
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="sen4map: leave out unreadable points (one line each) instead of stopping")
     g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
+    add_series_normalisation_arg(g)
     g.add_argument("--bigearthnet-rgb", choices=("rgb", "reference-bgr"), default="rgb",
                    help="bigearthnet with an RGB tower: the bands fed as red, green, blue. rgb: B04,B03,B02 "
                         "(default); reference-bgr: B02,B03,B04, the order of the SenCLIP reference code "

@@ -23,9 +23,11 @@ Layouts of a local weights file (:func:`detect_layout`):
     safetensors), built as the architecture given.
 ``timesenclip``
     not a CLIP: the TimeSenCLIP time-series encoder of Hugging Face
-    ``pallavijainpj/TimeSenCLIP`` (``TimeSenCLIP_1x1.ckpt``, the bare state
-    dict, or a Lightning checkpoint with ``learner.TS_ViT.`` keys), recognised
-    by :func:`senclip.models.timesen_reference.reference_layout`. Where CLIP
+    ``pallavijainpj/TimeSenCLIP`` (``TimeSenCLIP_1x1.ckpt`` / ``.pt``) in any
+    published layout (bare, Lightning ``learner.ts_encoder.`` / ``learner.TS_ViT.``,
+    prefixed ``ts_encoder.`` / ``TS_ViT.``; class token ``time_token`` or
+    ``class_token``), recognised by
+    :func:`senclip.models.timesen_checkpoints.find_encoder`. Where CLIP
     weights are expected it raises :class:`TowerWeights`; ``senclip convert``
     writes it as a senclip tower checkpoint (``--checkpoint``).
 
@@ -46,13 +48,13 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from senclip.errors import SenclipError, SenclipNote
+from senclip.models.pickles import load_pickle
 
 LAYOUTS = ("auto", "senclip", "openai", "clip-prefixed", "open_clip", "timesenclip")
 TOWER_LAYOUTS = {"timesenclip": "timesen-reference"}  # layouts of a satellite tower alone -> its tower kind
@@ -65,24 +67,6 @@ QUICKGELU = "-quickgelu"
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
-def load_pickle(path: Path):
-    """``torch.load(weights_only=True)``: tensors and containers only; any failure is one line."""
-    import torch
-
-    try:
-        with warnings.catch_warnings():  # torch notes pickle protocols it does not expect; the error says it
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise SenclipError(f"refused to load {path}: it holds objects other than plain tensors (code or "
-                           "classes), and checkpoints are loaded without executing code "
-                           "(torch.load weights_only=True)") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, TypeError,
-            IndexError) as exc:
-        raise SenclipError(f"{path} is not a readable checkpoint "
-                           f"(truncated or corrupt? {_first_line(exc)})") from exc
 
 
 def _is_clip_state(obj) -> bool:
@@ -171,6 +155,7 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
     suffix = path.suffix.lower()
     found = "open_clip"
     state = None
+    tower_layout = None
     if suffix == ".safetensors":
         if read_metadata(path) is not None:
             found = "senclip"
@@ -179,13 +164,15 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
             if keys and all(k.startswith("clip.") for k in keys):
                 found = "clip-prefixed"
     elif suffix in PICKLE_SUFFIXES and layout in ("auto", "openai", "timesenclip"):
-        from senclip.models.timesen_reference import reference_layout, reference_state_dict
+        from senclip.models.timesen_checkpoints import find_encoder
 
         obj = load_pickle(path)
+        match = None if _is_clip_state(obj) else find_encoder(obj, source=str(path))
         if _is_clip_state(obj):
             found, state = "openai", obj
-        elif reference_layout(obj) is not None:
-            found, state = "timesenclip", reference_state_dict(obj)
+        elif match is not None:
+            found, state = "timesenclip", match.state
+            tower_layout = match.layout.name
         elif isinstance(obj, dict) and "hyper_parameters" in obj and any(
                 str(k).startswith("image_tower.") for k in obj.get("state_dict", {})):
             raise SenclipError(f"{path} is a senclip training checkpoint; export it first: "
@@ -199,6 +186,7 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
         weights.state = _clean(state, path)
     elif found in TOWER_LAYOUTS:
         weights.state = state
+        weights.config = {"encoder_layout": tower_layout}
     elif found == "clip-prefixed":
         from safetensors.torch import load_file
 

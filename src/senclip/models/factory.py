@@ -282,7 +282,8 @@ def _convert_tower(weights, out: str | Path, name: str | None, preprocess) -> di
     """``senclip convert`` of a TimeSenCLIP checkpoint: the tower as a senclip ``image`` file, paired in
     its header with the base CLIP the published checkpoints use (another base is chosen when loading)."""
     from senclip.models.checkpoint import save_tower
-    from senclip.models.timesen_reference import PUBLISHED_BASE, tower_from_state
+    from senclip.models.timesen_checkpoints import tower_from_state
+    from senclip.models.timesen_reference import PUBLISHED_BASE
 
     if name is not None or preprocess is not None:
         flag = "--model" if name is not None else "--preprocess"
@@ -291,7 +292,8 @@ def _convert_tower(weights, out: str | Path, name: str | None, preprocess) -> di
                            "--checkpoint TOWER.safetensors)")
     tower = tower_from_state(weights.state, source=str(weights.path)).eval()
     arch, base = PUBLISHED_BASE
-    extra = {"converted": {"source": str(weights.path.resolve()), "layout": weights.layout}}
+    extra = {"converted": {"source": str(weights.path.resolve()), "layout": weights.layout,
+                           "encoder_layout": weights.config.get("encoder_layout")}}
     path = save_tower(tower, out, arch, base, extra)
     return {"out": str(path), "arch": arch, "base_pretrained": base, "preprocess": None,
             "tower": tower.tower_kind}

@@ -98,6 +98,9 @@ class SenCLIP(nn.Module):
         pre = getattr(self.image_tower, "preprocess", None)
         if getattr(pre, "profile", None):
             info["preprocess"] = pre.settings()
+        rule = getattr(self.image_tower, "normalisation", None)
+        if rule is not None:  # a series tower's input rule (cache keys and results tell them apart)
+            info["series_normalisation"] = rule
         return info
 
 

@@ -2,47 +2,51 @@
 
 senclip's own time-series tower (:mod:`senclip.models.timesen`) was written from the
 paper's description; the published code differs in shape and conventions, so its
-checkpoints (Hugging Face ``pallavijainpj/TimeSenCLIP``, ``TimeSenCLIP_1x1.ckpt``) need
-this module. Parameter names follow the published state dict, so a checkpoint loads
-without renaming:
+checkpoints need this module. Parameter names follow the newest published state dict
+(commit a48994f), so its checkpoints load without renaming:
 
 - ``spectral_embedding.1``: ``Linear(C*H*W -> width)`` on each month's flattened band
   vector (index 0 is the parameter-free flattening);
-- ``time_pos_encoding`` ``(1, 12, width)`` and ``class_token`` ``(1, 1, width)``, zero-initialised;
+- ``time_pos_encoding`` ``(1, 12, width)`` and ``time_token`` ``(1, 1, width)``, zero-initialised
+  (commits before 8dfc8e6 call the token ``class_token``; both load,
+  :mod:`senclip.models.timesen_checkpoints`);
 - ``transformer``: PyTorch ``nn.TransformerEncoder`` with the layer's defaults (post-norm,
   ReLU), width 512, 8 heads, feed-forward 256, 6 layers;
 - ``mlp_head``: ``LayerNorm`` + ``Linear(width -> width)``; no projection head (about 8.17M
   parameters for 10 bands at 1x1 pixel).
 
-Input conventions (options of :class:`TimeSenRefConfig`):
+Input conventions (options of :class:`TimeSenRefConfig`; docs/timeseries.md cites each source):
 
-- ``norm: reference``: per band ``(x - mean) / std`` with the published Sen4Map
-  constants on L2A digital numbers, then clamped to ``[0, 1]`` (``none``: used as given);
+- ``norm``: how L2A digital numbers are normalised with the published Sen4Map constants
+  (:data:`NORMALISATIONS`): ``reference-clamped`` (default: per band ``(x - mean) / std``,
+  clamped to ``[0, 1]``), ``reference-eval`` (the newest evaluation loader: no clamp),
+  ``reference-train`` (the training loader of the published weights' time: clamped, ``+1e-6``
+  on the std, and B2 and B4 normalised with each other's constants) or ``none``;
 - ``fill: median``: a month without a clear observation (NaN) takes the per-band median
   of the year's valid months, as the published data fills clouded acquisitions
   (``mask``: hidden from attention instead);
 - fewer time steps: ``T=12`` months, ``T=4`` seasonal medians (each quarter's position is
   the element-wise median of its three month positions) or ``T=1`` (the year's median;
-  ``single_position: first`` uses January's position, which is what the published
+  ``single_position: first`` uses January's position, which is what the newest published
   ``inference()`` computes with its nearest-neighbour interpolation; ``mean`` uses the
-  mean month position, as its training path does).
+  mean month position, as ``inference()`` at commit bde6e02 did).
 
 Augmentations (``augment``, training only, one draw per batch from a generator seeded by
 the training step): ``tsmixaug`` (with probability ``augment_p`` either collapse the year to
-its median or drop three consecutive months), ``random-ts`` (keep a random subset of
-months), ``spectral-dropout`` (zero a random subset of bands, always keeping the first
-three). Kept months keep their calendar positions (``positions: calendar``); the
-published code renumbers them from 0 (``positions: reference``), which misaligns every
-month after a gap. The published spectral dropout slices the bands away, which the band
-embedding cannot take; here the dropped bands are zeroed instead.
+its median, which then sits at the mean month position as in every published training
+forward, or drop three consecutive months), ``random-ts`` (keep a random subset of 1 to
+``random_ts_max`` months), ``spectral-dropout`` (zero a random subset of bands, always keeping
+the first three). Kept months keep their calendar positions (``positions: calendar``, the
+newest training forward); commits before 8dfc8e6 renumber them from 0 (``positions:
+renumbered``), which misaligns every month after a gap. The published spectral dropout
+slices the bands away, which the band embedding cannot take; here the dropped bands are
+zeroed instead.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -57,13 +61,23 @@ N_MONTHS = 12
 REFERENCE_MEAN = (67.0, 122.0, 93.27, 158.5, 160.77, 174.27, 162.27, 149.0, 84.5, 66.27)
 REFERENCE_STD = (2089.0, 2598.45, 3214.5, 3620.45, 4033.61, 4613.0, 4825.45, 4945.72, 5140.84, 4414.45)
 
+from senclip.models.series_rules import NORMALISATIONS  # noqa: E402  (rules, default first)
+
+LEGACY_NAMES = {"norm": {"reference": "reference-clamped"}, "positions": {"reference": "renumbered"}}
+"""Values older senclip checkpoints and configs hold, and what they mean now."""
+TRAIN_SWAP = {"B02": "B04", "B04": "B02"}
+"""``reference-train``: the training loader indexes the constants by the channel list
+``B4, B3, B2, B5, ...`` (``cli_args.py`` at 8dfc8e6 / ca79a49) without reordering the image
+(``CrossViewDataset``, ``src/Data/lucas_sen_data.py``), so B2 takes B4's constants and B4 B2's."""
+TRAIN_STD_EPS = 1e-6
+"""``reference-train``: ``normalize_tensor`` (src/Data/dataset_utils.py, 8dfc8e6) divides by std + 1e-6."""
+
 AUGMENTS = ("tsmixaug", "random-ts", "spectral-dropout")
 TIME_STEPS = (12, 4, 1)
-LIGHTNING_PREFIX = "learner.TS_ViT."
 # The base CLIP (open_clip architecture, pretrained tag) whose text tower the published
 # checkpoints pair with: zeroshot.py embeds the prompts with OpenAI's clip.load(--clip_arch
 # "ViT-B/32"), which builds QuickGELU; src/utils/configs/cli_args.py trains against ViT-B/32 CLIP
-# embeddings of the ground photos (--ARCH "ViT-B/32", --emb_path ..._hfclipemb512_ViTB32.pt).
+# embeddings of the ground photos (--ARCH "ViT-B/32", --emb_path ..._clipemb512_ViTB32.pt).
 PUBLISHED_BASE = ("ViT-B-32-quickgelu", "openai")
 
 
@@ -76,14 +90,15 @@ class TimeSenRefConfig:
         image_size: pixels per side of each input patch (1 for ``TimeSenCLIP_1x1``).
         width: transformer width, also the output size.
         layers, heads, mlp_dim, dropout: the encoder's shape.
-        norm: ``reference`` ((x - mean) / std, clamp to [0, 1]) or ``none``.
-        mean, std: per-band constants of ``norm: reference`` (default: the published ones
-            of the named Sentinel-2 bands).
+        norm: input rule, one of :data:`NORMALISATIONS`.
+        mean, std: per-band constants of the ``reference-*`` rules, in band order (default:
+            the published ones of the named Sentinel-2 bands).
         fill: ``median`` (fill missing months) or ``mask`` (hide them from attention).
-        single_position: position of a ``T=1`` input: ``first`` or ``mean``.
-        positions: ``calendar`` or ``reference`` numbering of months kept by an augmentation.
+        single_position: position of a ``T=1`` input at inference: ``first`` or ``mean``.
+        positions: ``calendar`` or ``renumbered`` positions of months kept by an augmentation.
         augment: names from :data:`AUGMENTS`, applied while training.
         augment_p: probability of applying the temporal augmentation to a batch.
+        random_ts_max: ``random-ts`` keeps at most this many months (11 in the newest code, 12 before).
     """
 
     bands: tuple[str, ...] = S2_BANDS
@@ -93,7 +108,7 @@ class TimeSenRefConfig:
     heads: int = 8
     mlp_dim: int = 256
     dropout: float = 0.2
-    norm: str = "reference"
+    norm: str = "reference-clamped"
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     fill: str = "median"
@@ -101,12 +116,15 @@ class TimeSenRefConfig:
     positions: str = "calendar"
     augment: tuple[str, ...] = ()
     augment_p: float = 0.5
+    random_ts_max: int = 11
 
     def __post_init__(self) -> None:
         n = len(self.bands)
         if n == 0:
             raise SenclipError("a time-series tower needs at least one band")
         object.__setattr__(self, "bands", tuple(self.bands))
+        for name, legacy in LEGACY_NAMES.items():
+            object.__setattr__(self, name, legacy.get(getattr(self, name), getattr(self, name)))
         for name, table in (("mean", REFERENCE_MEAN), ("std", REFERENCE_STD)):
             if len(getattr(self, name)):
                 continue
@@ -115,7 +133,7 @@ class TimeSenRefConfig:
             elif self.norm == "none":
                 value = (0.0,) if name == "mean" else (1.0,)
             else:
-                raise SenclipError(f"timesen-reference norm: reference needs {name} values for bands "
+                raise SenclipError(f"timesen-reference norm: {self.norm} needs {name} values for bands "
                                    f"{list(self.bands)} (the published ones cover {', '.join(S2_BANDS)})")
             object.__setattr__(self, name, value)
         for name in ("mean", "std"):
@@ -132,18 +150,24 @@ class TimeSenRefConfig:
             raise SenclipError(f"timesen-reference width {self.width} is not divisible by heads {self.heads}")
         augment = (self.augment,) if isinstance(self.augment, str) else tuple(self.augment)
         object.__setattr__(self, "augment", augment)
-        for name, value, allowed in (("norm", self.norm, ("reference", "none")),
+        for name, value, allowed in (("norm", self.norm, NORMALISATIONS),
                                      ("fill", self.fill, ("median", "mask")),
                                      ("single_position", self.single_position, ("first", "mean")),
-                                     ("positions", self.positions, ("calendar", "reference"))):
+                                     ("positions", self.positions, ("calendar", "renumbered"))):
             if value not in allowed:
                 raise SenclipError(f"timesen-reference {name} must be one of {', '.join(allowed)}, "
                                    f"not {value!r}")
+        if self.norm == "reference-train" and any(b in self.bands for b in TRAIN_SWAP) and not all(
+                b in self.bands for b in TRAIN_SWAP):
+            raise SenclipError("norm: reference-train swaps the constants of B02 and B04; the tower needs "
+                               f"both or neither, not {list(self.bands)}")
         bad = [a for a in augment if a not in AUGMENTS]
         if bad:
             raise SenclipError(f"unknown augmentation(s) {bad}; known: {', '.join(AUGMENTS)}")
         if not 0.0 <= self.augment_p <= 1.0:
             raise SenclipError(f"augment_p must be in [0, 1], not {self.augment_p}")
+        if not 1 <= self.random_ts_max <= N_MONTHS:
+            raise SenclipError(f"random_ts_max must be in 1..12, not {self.random_ts_max}")
         if self.image_size < 1:
             raise SenclipError("image_size must be positive")
 
@@ -158,6 +182,15 @@ class TimeSenRefConfig:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def input_constants(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` per input band as :attr:`norm` applies them (``reference-train``: B02/B04
+        exchanged and ``+1e-6`` on the std)."""
+        if self.norm != "reference-train":
+            return self.mean, self.std
+        at = {b: i for i, b in enumerate(self.bands)}
+        src = [at[TRAIN_SWAP.get(b, b)] for b in self.bands]
+        return (tuple(self.mean[i] for i in src), tuple(self.std[i] + TRAIN_STD_EPS for i in src))
 
 
 class TimeSenReferenceTower(nn.Module):
@@ -174,12 +207,14 @@ class TimeSenReferenceTower(nn.Module):
         self.config = cfg = config or TimeSenRefConfig()
         self.bands = cfg.bands
         d = cfg.width
-        self.register_buffer("in_mean", torch.tensor(cfg.mean).view(len(cfg.bands), 1, 1), persistent=False)
-        self.register_buffer("in_std", torch.tensor(cfg.std).view(len(cfg.bands), 1, 1), persistent=False)
-        patch = len(cfg.bands) * cfg.image_size ** 2
+        c = len(cfg.bands)
+        self.register_buffer("in_mean", torch.zeros(c, 1, 1), persistent=False)
+        self.register_buffer("in_std", torch.ones(c, 1, 1), persistent=False)
+        self._set_constants()
+        patch = c * cfg.image_size ** 2
         self.spectral_embedding = nn.Sequential(nn.Flatten(2), nn.Linear(patch, d))
         self.time_pos_encoding = nn.Parameter(torch.zeros(1, N_MONTHS, d))
-        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.time_token = nn.Parameter(torch.zeros(1, 1, d))
         layer = nn.TransformerEncoderLayer(d_model=d, nhead=cfg.heads, dim_feedforward=cfg.mlp_dim,
                                            dropout=cfg.dropout, batch_first=True)
         self.transformer = nn.TransformerEncoder(layer, num_layers=cfg.layers, enable_nested_tensor=False)
@@ -193,6 +228,22 @@ class TimeSenReferenceTower(nn.Module):
     @property
     def embed_dim(self) -> int:
         return self.config.width
+
+    @property
+    def normalisation(self) -> str:
+        """The input rule in use (:data:`NORMALISATIONS`); part of the model's identity in results."""
+        return self.config.norm
+
+    def set_normalisation(self, rule: str) -> None:
+        """Normalise inputs by ``rule`` from now on (``--series-normalisation``)."""
+        self.config = replace(self.config, norm=rule)
+        self._set_constants()
+
+    def _set_constants(self) -> None:
+        mean, std = self.config.input_constants()
+        c = len(self.bands)
+        self.in_mean.copy_(torch.tensor(mean, dtype=torch.float32).view(c, 1, 1))
+        self.in_std.copy_(torch.tensor(std, dtype=torch.float32).view(c, 1, 1))
 
     def set_augment_seed(self, seed: int) -> None:
         """Seed the next training forward's augmentation draw (the trainer passes a function of the
@@ -212,13 +263,19 @@ class TimeSenReferenceTower(nn.Module):
         if x.shape[1] not in TIME_STEPS:
             raise SenclipError(f"timesen-reference tower takes 12, 4 or 1 time steps, got {x.shape[1]}")
         x = x.float()
-        if self.config.norm == "reference":
-            x = ((x - self.in_mean) / self.in_std).clamp(0.0, 1.0)
+        rule = self.config.norm
+        if rule != "none":
+            x = (x - self.in_mean) / self.in_std
+            if rule != "reference-eval":
+                x = x.clamp(0.0, 1.0)
         return x
 
     def positions(self, t: int, months: Sequence[int] | None = None) -> torch.Tensor:
-        """``(1, t, width)`` position encodings of a ``t``-step input (``months``: kept calendar months)."""
+        """``(1, t, width)`` position encodings of a ``t``-step input (``months``: the calendar months
+        kept by a training augmentation; all twelve for a year collapsed to one step)."""
         pos = self.time_pos_encoding
+        if months is not None and len(months) == N_MONTHS and t == 1:
+            return pos.mean(dim=1, keepdim=True)  # every published training forward: the mean position
         if months is not None and len(months) == t:
             return pos[:, list(months) if self.config.positions == "calendar" else list(range(t))]
         if t == N_MONTHS:
@@ -249,7 +306,7 @@ class TimeSenReferenceTower(nn.Module):
                 z = torch.nan_to_num(z, nan=0.0)
                 pad = torch.cat([torch.zeros_like(missing[:, :1]), missing], dim=1)
         tokens = self.spectral_embedding(z) + self.positions(z.shape[1], months)
-        tokens = torch.cat([self.class_token.expand(z.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1)
+        tokens = torch.cat([self.time_token.expand(z.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1)
         h = self.transformer(tokens, src_key_padding_mask=pad)
         out = self.head(self.mlp_head(h[:, 0]))
         return F.normalize(out, dim=-1) if normalize else out
@@ -259,7 +316,7 @@ class TimeSenReferenceTower(nn.Module):
         self._draws = getattr(self, "_draws", 0) + 1
         gen = self._generator if self._generator is not None else torch.Generator().manual_seed(self._draws)
         self._generator = None
-        return augment_series(z, self.config.augment, gen, self.config.augment_p)
+        return augment_series(z, self.config.augment, gen, self.config.augment_p, self.config.random_ts_max)
 
     def extra_repr(self) -> str:
         cfg = self.config
@@ -267,6 +324,8 @@ class TimeSenReferenceTower(nn.Module):
 
 
 _TIME_STEPS_KEY = "_time_steps"
+OLD_TOKEN = "class_token"
+"""The class token's name before commit 8dfc8e6 (and in senclip files written before this release)."""
 
 
 def _time_steps_to_state(module, state, prefix, local_metadata):
@@ -279,6 +338,8 @@ def _time_steps_to_state(module, state, prefix, local_metadata):
 def _time_steps_from_state(module, state, prefix, local_metadata, strict, missing, unexpected, errors):
     value = state.pop(prefix + _TIME_STEPS_KEY, None)
     module.time_steps = int(value) if value is not None else N_MONTHS
+    if prefix + OLD_TOKEN in state and prefix + "time_token" not in state:
+        state[prefix + "time_token"] = state.pop(prefix + OLD_TOKEN)
 
 
 def _uniform(gen: torch.Generator) -> float:
@@ -291,7 +352,7 @@ def _randint(lo: int, hi: int, gen: torch.Generator) -> int:
 
 
 def augment_series(z: torch.Tensor, names: Sequence[str], gen: torch.Generator,
-                   p: float = 0.5) -> tuple[torch.Tensor, list[int] | None]:
+                   p: float = 0.5, random_ts_max: int = 11) -> tuple[torch.Tensor, list[int] | None]:
     """Apply the named augmentations to a ``(B, T, C, H, W)`` batch (one draw for the batch).
 
     Returns the augmented batch and the calendar months it keeps (``None``: all ``T``
@@ -313,7 +374,7 @@ def augment_series(z: torch.Tensor, names: Sequence[str], gen: torch.Generator,
         start = _randint(0, t - 3, gen)
         months = [m for m in range(t) if not start <= m < start + 3]
     elif "random-ts" in names:
-        n_keep = _randint(1, t, gen)
+        n_keep = _randint(1, min(random_ts_max, t), gen)
         months = sorted(int(i) for i in torch.randperm(t, generator=gen)[:n_keep])
     if months is None:
         return z, None
@@ -334,99 +395,11 @@ def reduce_time_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.nanmedian(x, dim=1, keepdim=True).values
 
 
-# ---- published checkpoints ---------------------------------------------------------------
-def reference_layout(state: dict) -> str | None:
-    """``bare`` (the encoder's own state dict), ``lightning`` (``state_dict`` with the
-    ``learner.TS_ViT.`` prefix) or ``None`` when ``state`` is neither."""
-    if not isinstance(state, dict):
-        return None
-    inner = state.get("state_dict")
-    if isinstance(inner, dict) and f"{LIGHTNING_PREFIX}time_pos_encoding" in inner:
-        return "lightning"
-    if "time_pos_encoding" in state and "spectral_embedding.1.weight" in state:
-        return "bare"
-    return None
-
-
-def reference_state_dict(state: dict) -> dict[str, torch.Tensor]:
-    """The encoder's tensors from either published layout (Lightning prefix removed)."""
-    layout = reference_layout(state)
-    if layout == "lightning":
-        n = len(LIGHTNING_PREFIX)
-        return {k[n:]: v for k, v in state["state_dict"].items() if k.startswith(LIGHTNING_PREFIX)}
-    if layout == "bare":
-        return dict(state)
-    raise SenclipError("not a TimeSenCLIP encoder state dict (no time_pos_encoding / spectral_embedding.1)")
-
-
-def config_from_state(state: dict[str, torch.Tensor], heads: int = 8, **options) -> TimeSenRefConfig:
-    """The :class:`TimeSenRefConfig` whose shapes fit a published state dict (heads cannot be read off)."""
-    try:
-        width = int(state["time_pos_encoding"].shape[-1])
-        patch = int(state["spectral_embedding.1.weight"].shape[1])
-        mlp_dim = int(state["transformer.layers.0.linear1.weight"].shape[0])
-    except KeyError as exc:
-        raise SenclipError(f"TimeSenCLIP state dict lacks {exc.args[0]}") from exc
-    layers = len({k.split(".")[2] for k in state if k.startswith("transformer.layers.")})
-    bands = tuple(options.pop("bands", S2_BANDS))
-    size = math.isqrt(patch // len(bands)) if patch % len(bands) == 0 else 0
-    if size < 1 or len(bands) * size * size != patch:
-        raise SenclipError(f"TimeSenCLIP band embedding takes {patch} inputs, not {len(bands)} bands x H x W")
-    if int(state["time_pos_encoding"].shape[1]) != N_MONTHS:
-        raise SenclipError("TimeSenCLIP checkpoints with other than 12 time frames are not supported")
-    return TimeSenRefConfig(bands=bands, image_size=size, width=width, layers=layers, heads=heads,
-                            mlp_dim=mlp_dim, **options)
-
-
-class UnreadableCheckpoint(SenclipError):
-    """The file is not a torch checkpoint that loads with ``weights_only=True``."""
-
-
-def read_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """The encoder tensors of a published ``.ckpt`` (either layout), read without running code."""
-    import pickle
-
-    path = Path(path)
-    if not path.is_file():
-        raise SenclipError(f"checkpoint not found: {path}")
-    try:
-        raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not isinstance(exc, pickle.UnpicklingError):
-            raise UnreadableCheckpoint(f"{path} is not a readable checkpoint (truncated or corrupt? "
-                                       f"{first[:160]})") from exc
-        raise UnreadableCheckpoint(
-            f"{path}: not a torch checkpoint senclip reads without running its code ({first[:160]}); "
-            "a Lightning checkpoint holding Python objects besides tensors: save its tensors alone with "
-            "torch.save(torch.load(path, weights_only=False)['state_dict'], 'encoder.ckpt') where you trust "
-            "the file") from exc
-    if reference_layout(raw) is None:
-        raise SenclipError(f"{path}: not a TimeSenCLIP checkpoint (expected the encoder's state dict or a "
-                           f"Lightning 'state_dict' with '{LIGHTNING_PREFIX}' keys)")
-    return reference_state_dict(raw)
-
-
-def tower_from_state(state: dict[str, torch.Tensor], source: str = "state dict",
-                     **options) -> TimeSenReferenceTower:
-    """A tower built to fit ``state`` (published key names) with its weights loaded strictly."""
-    tower = TimeSenReferenceTower(config_from_state(state, **options))
-    try:
-        tower.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise SenclipError(f"{source}: weights do not fit the TimeSenCLIP encoder: "
-                           f"{str(exc).splitlines()[0]}") from exc
-    return tower
-
-
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = [
-    "AUGMENTS", "LIGHTNING_PREFIX", "PUBLISHED_BASE", "REFERENCE_MEAN", "REFERENCE_STD", "TIME_STEPS",
-    "TimeSenRefConfig",
-    "TimeSenReferenceTower", "augment_series", "config_from_state", "count_parameters",
-    "read_reference_checkpoint", "reduce_time_steps", "reference_layout", "reference_state_dict",
-    "tower_from_state",
+    "AUGMENTS", "NORMALISATIONS", "PUBLISHED_BASE", "REFERENCE_MEAN", "REFERENCE_STD", "TIME_STEPS",
+    "TimeSenRefConfig", "TimeSenReferenceTower", "augment_series", "count_parameters", "reduce_time_steps",
 ]

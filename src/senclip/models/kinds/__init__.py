@@ -108,6 +108,17 @@ def set_time_steps(tower, steps: int) -> None:
     tower.time_steps = steps
 
 
+def set_series_normalisation(tower, rule: str | None) -> None:
+    """Make a series tower normalise its input by ``rule`` (``--series-normalisation``; ``None``: keep
+    the tower's own); :class:`SenclipError` if the tower has no such rules."""
+    if rule is None:
+        return
+    if not hasattr(tower, "set_normalisation"):
+        raise SenclipError(f"the {kind_of(tower).name} tower has no series normalisation rules "
+                           "(--series-normalisation applies to the timesen-reference tower)")
+    tower.set_normalisation(rule)
+
+
 def build_tower(model_cfg, base_model, target_dim: int | None = None):
     """The trainable tower for a training config's ``model`` section, installed in ``base_model``.
 

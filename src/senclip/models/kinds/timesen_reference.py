@@ -1,9 +1,9 @@
 """``timesen-reference``: the TimeSenCLIP encoder as published, on 12, 4 or 1 time steps.
 
 Built from scratch (``model.tower_options`` are :class:`~senclip.models.timesen_reference.TimeSenRefConfig`
-fields) or imported from a published checkpoint (``TimeSenCLIP_1x1.ckpt``: the bare state
-dict, or a Lightning checkpoint with the ``learner.TS_ViT.`` prefix; by name, the registry
-entry ``timesenclip-1x1``; ``senclip convert`` writes it as a senclip tower file); the header
+fields) or imported from a published checkpoint (``TimeSenCLIP_1x1.ckpt`` / ``.pt`` in any published
+layout, :mod:`senclip.models.timesen_checkpoints`; by name, the registry entries ``timesenclip-1x1``
+and ``timesenclip-1x1-pt``; ``senclip convert`` writes it as a senclip tower file); the header
 records the config, so a senclip checkpoint fits any base model with a text embedding of its width.
 """
 
@@ -39,22 +39,23 @@ def _import_file(path):
     """A tower from a published TimeSenCLIP ``.ckpt`` (``None``: not that layout)."""
     from pathlib import Path
 
-    from senclip.errors import SenclipError
-    from senclip.models.timesen_reference import (
+    from senclip.models.timesen_checkpoints import (
         UnreadableCheckpoint,
-        read_reference_checkpoint,
+        find_encoder,
+        load_checkpoint_file,
         tower_from_state,
     )
 
     try:
-        state = read_reference_checkpoint(path)
+        obj = load_checkpoint_file(path)
     except UnreadableCheckpoint:
         if Path(path).suffix.lower() in (".ckpt", ".pt", ".pth"):
             raise  # a torch file that cannot be read safely: say so, not "not a safetensors file"
         return None
-    except SenclipError:
+    match = find_encoder(obj, source=str(path))  # near misses stop here, in one line
+    if match is None:
         return None
-    return tower_from_state(state, source=str(path))
+    return tower_from_state(match.state, source=str(path))
 
 
 KIND = register_tower(TowerKind("timesen-reference", input="series", build=_build, load=_load,
