@@ -55,7 +55,8 @@ def sen4map_file(tmp_path_factory):
 
 
 def test_label_sets_and_bad_groups(sen4map_file, capsys):
-    assert [len(label_classes(s)) for s in ("lc1", "lu1", "crop")] == [8, 16, 40]
+    sets = ("lc1", "lu1", "crop", "eunis", "bioregion")
+    assert [len(label_classes(s)) for s in sets] == [8, 16, 40, 44, 12]
     with pytest.raises(SenclipError, match="group Lucas_Point_900: no 'image' dataset"):
         Sen4Map(sen4map_file)
     lc = Sen4Map(sen4map_file, skip_bad=True)
@@ -64,16 +65,16 @@ def test_label_sets_and_bad_groups(sen4map_file, capsys):
         "Lucas_Point_900", "Lucas_Point_901", "Lucas_Point_902"]
     assert "unknown lc1 code 'Z99'" in err[2] and "shape (12, 3, 1, 1)" in err[1]
     assert len(lc) == len(GOOD) and lc.bad == ["Lucas_Point_900", "Lucas_Point_901", "Lucas_Point_902"]
-    assert [lc.classes[i] for i in lc.labels] == ["cropland", "woodland", "grassland", "artificial land",
-                                                  "cropland", "water"]
+    assert [lc.classes[i] for i in lc.labels] == ["Cropland", "Woodland", "Grassland", "Artificial Land",
+                                                  "Cropland", "Water"]
     sample = lc[0]
     assert sample["image"].shape == (12, 10) and torch.isfinite(sample["image"]).all()
     lu = Sen4Map(f"{sen4map_file}:lu1:skip-bad")
     assert lu.labels_name == "lu1" and [lu.classes[i] for i in lu.labels] == [
-        "agriculture", "forestry", "agriculture", "residential", "agriculture",
-        "semi-natural and natural areas not in use"]
+        "Agriculture", "Forestry", "Agriculture", "Residential", "Agriculture",
+        "Semi-natural and natural areas not in use"]
     crop = Sen4Map(sen4map_file, labels="crop", skip_bad=True)
-    assert [crop.classes[i] for i in crop.labels] == ["maize", "vineyards"] and crop.skipped == 4
+    assert [crop.classes[i] for i in crop.labels] == ["Maize", "Vineyards"] and crop.skipped == 4
     assert lc.fingerprint() != lu.fingerprint()
     with pytest.raises(SenclipError, match="unknown Sen4Map label set"):
         Sen4Map(sen4map_file, labels="lc2")

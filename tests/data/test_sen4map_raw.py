@@ -115,7 +115,7 @@ def test_raw_layout_composite_matches_the_reference_rule(raw_file, capsys):
     assert "Lucas_Point_904: raw layout without dataset(s) SCL" in err
     assert "Lucas_Point_905: raw layout without Image_ID" in err
     assert "Lucas_Point_906: 9 Image_ID dates for 10 acquisitions" in err
-    assert ds.paths == ["Lucas_Point_201", "Lucas_Point_202"] and ds.classes[ds.labels[0]] == "woodland"
+    assert ds.paths == ["Lucas_Point_201", "Lucas_Point_202"] and ds.classes[ds.labels[0]] == "Woodland"
     raw, filled = ds[0], ds[1]
     np.testing.assert_array_equal(raw["image"].numpy(), expected)
     torch.testing.assert_close(raw["image"], filled["image"])  # both layouts, one sample

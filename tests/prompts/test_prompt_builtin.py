@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from senclip.data.sen4map_labels import LABEL_SETS, label_classes
 from senclip.prompts import STYLES, available_prompt_sets, class_info, load_prompts
 from senclip.prompts.loading import builtin_prompt_file
 
@@ -28,21 +29,9 @@ LULC = [  # eo-learn LULC, the labels of the time-series dataset
     "cultivated land", "forest", "grassland", "shrubland", "water", "wetlands", "tundra", "artificial surface",
     "bareland", "snow and ice",
 ]
-SEN4MAP = [  # Sen4Map / LUCAS label sets lc1 (8), lu1 (16), crop (40), one file
-    *("artificial land", "cropland", "woodland", "shrubland", "grassland", "bare land", "water", "wetlands"),
-    *("agriculture", "forestry", "aquaculture and fishing", "mining and quarrying", "other primary production",
-      "energy production", "industry and manufacturing",
-      "transport, communication networks, storage and protection works", "water and waste treatment",
-      "construction", "commerce, financial, professional and information services", "community services",
-      "recreation, leisure and sport", "residential", "abandoned areas",
-      "semi-natural and natural areas not in use"),
-    *("common wheat", "durum wheat", "barley", "rye", "oats", "maize", "rice", "triticale", "other cereals",
-      "potatoes", "sugar beet", "other root crops", "sunflower", "rape and turnip rape", "soya", "cotton",
-      "other fibre and oleaginous crops", "tobacco", "other non-permanent industrial crops", "dry pulses",
-      "tomatoes", "other fresh vegetables", "floriculture and ornamental plants", "strawberries", "clovers",
-      "lucerne", "other leguminous and mixtures for fodder", "mix of cereals", "temporary grassland",
-      "apple fruit", "pear fruit", "cherry fruit", "nut trees", "other fruit trees and berries", "oranges",
-      "other citrus fruit", "olive groves", "vineyards", "nurseries", "permanent industrial crops"),
+SEN4MAP = [  # Sen4Map label sets lc1 (8), lu1 (16), crop (40), eunis (44), bioregion (12), one file; their
+    # strings are checked against the reference's in tests/data/test_sen4map_points.py
+    c for labels in LABEL_SETS for c in label_classes(labels)
 ]
 DATASETS = {
     "eurosat": EUROSAT, "eurosat-ms": EUROSAT, "bigearthnet": BIGEARTHNET, "lucas": list(LUCAS.values()),

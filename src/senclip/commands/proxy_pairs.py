@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "or a Sen4Map file FILE.h5 (FILE.h5:skip-bad leaves unreadable points out)")
     p.add_argument("--labels", metavar="RASTER|SET",
                    help="with --series: LULC label raster on the series' grid (an EOPatch has its own); "
-                        "for a Sen4Map file the label set lc1 (default), lu1 or crop")
+                        "for a Sen4Map file the label set lc1 (default), lu1, crop, eunis or bioregion")
     p.add_argument("--prompts", default="ground", metavar="SPEC",
                    help="prompt set for the views: ground (default) | aerial | generic | all | "
                         "a YAML/JSON prompt file (PATH or PATH:style)")

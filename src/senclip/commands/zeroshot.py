@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from senclip.commands.common import (
     add_bands_arg,
@@ -16,6 +17,7 @@ from senclip.commands.common import (
     result_paths,
     spec_inputs,
 )
+from senclip.data.sen4map_labels import LABEL_SETS
 
 HELP = "zero-shot classification of a labelled dataset with text prompts"
 DESCRIPTION = """\
@@ -47,8 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dataset", required=True, metavar="NAME",
                    help="eurosat | eurosat-ms | bigearthnet | timeseries")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root folder")
-    g.add_argument("--labels", choices=("lc1", "lu1", "crop"), default=None,
-                   help="sen4map: label set (LUCAS land cover, land use or crop type; default lc1)")
+    g.add_argument("--labels", choices=LABEL_SETS, default=None,
+                   help="sen4map: label set: LUCAS land cover, land use, crop type, ecosystem type (EUNIS) "
+                        "or biogeographical region (default lc1); classes as the TimeSenCLIP reference "
+                        "names them")
+    g.add_argument("--points", default=None, metavar="TEST.csv",
+                   help="sen4map: evaluate only the points of a test list in the published format "
+                        "(im_id, lat, lon, lc_label, lu_label, crop_label, nuts_label, bioregion_class, "
+                        "eunis_class; e.g. the reference's Sen4Map_Test_all_labels.csv), with the labels of "
+                        "its columns; listed points the file lacks are counted and reported")
     g.add_argument("--skip-bad", action="store_true",
                    help="sen4map: leave out unreadable points (one line each) instead of stopping")
     g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
@@ -96,7 +105,7 @@ def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
     return Plan("zeroshot", outputs=report_paths(args.out), options=plan_options(args),
-                inputs=[*model_inputs(args), args.data, *spec_inputs(args.prompts)])
+                inputs=[*model_inputs(args), args.data, args.points, *spec_inputs(args.prompts)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,9 +131,10 @@ def run(args: argparse.Namespace) -> int:
     from senclip.models.kinds import set_time_steps
 
     set_time_steps(model.image_tower, args.time_steps)
-    extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad)) if v}
+    extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad), ("points", args.points))
+             if v}
     if extra and args.dataset != "sen4map":
-        raise SenclipError("--labels and --skip-bad apply to --dataset sen4map")
+        raise SenclipError("--labels, --points and --skip-bad apply to --dataset sen4map")
     rgb_order = _bigearthnet_rgb(args, model.image_tower.bands)
     transforms = "default" if rgb_order is None else rgb_transforms(rgb_order["order"])
     dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands, transforms=transforms,
@@ -137,6 +147,11 @@ def run(args: argparse.Namespace) -> int:
         protocol=args.protocol,
     )
     result["data"] = str(Path(args.data).resolve())
+    if getattr(dataset, "points_info", None):
+        result["points"] = info = dataset.points_info
+        if info["missing_from_h5"]:
+            print(f"note: {info['missing_from_h5']} of {info['listed']} points listed in {info['file']} are "
+                  f"not in {args.data} (e.g. {', '.join(info['missing_examples'][:3])})", file=sys.stderr)
     if rgb_order is not None:
         result["bigearthnet_rgb"] = rgb_order
     md = markdown_zeroshot(result)

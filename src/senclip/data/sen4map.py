@@ -26,13 +26,19 @@ kind of sample, the ``(12, 10)`` series of the group's centre pixel:
   Note what follows from the rule: a month whose acquisitions are all cloudy is 1 (zeros'
   median + 1), and cloudy zeros pull a month's median down; nothing is masked.
 
-Label sets (``labels``), grouped as the TimeSenCLIP code groups LUCAS codes
-(``src/Data/label_mapping.py``, ``src/Data/lucas_class_mapping.py``):
+Label sets (``labels``; classes and texts as the TimeSenCLIP reference names them,
+:mod:`senclip.data.sen4map_labels`):
 
-- ``lc1``: 8 land-cover classes by the code's letter (A artificial land ... H wetlands);
-- ``lu1``: 16 land-use classes by the code's first three characters (U11 agriculture ... U42);
+- ``lc1``: 8 land-cover classes by the code's letter (A Artificial Land ... H Wetlands);
+- ``lu1``: 16 land-use classes by the code's first three characters (U11 Agriculture ... U42);
 - ``crop``: 40 crop types (cropland codes B11 ... B84); points of other land cover are
-  not part of this set and are left out (counted in :attr:`Sen4Map.skipped`).
+  not part of this set and are left out (counted in :attr:`Sen4Map.skipped`);
+- ``eunis``: 44 ecosystem types (EUNIS level-2 habitats) from ``EUNIS_L2``;
+- ``bioregion``: 12 biogeographical regions from ``bioregion_class_code``.
+
+``points`` (a CSV in the published test list's format, :mod:`senclip.data.sen4map_points`) restricts
+the samples to the listed points, in the list's order, with labels from its columns; listed points
+the file lacks are counted (:attr:`Sen4Map.points_info`), not errors.
 
 A group in neither layout, with another shape, a raw group missing a band, ``SCL`` or
 ``Image_ID`` or whose lengths disagree, non-finite values or a label code the set does not
@@ -60,38 +66,19 @@ from typing import ClassVar
 
 import numpy as np
 
+from senclip.data.sen4map_labels import (
+    CROP_CLASSES,
+    LABEL_SETS,
+    LC1_CLASSES,
+    LU1_CLASSES,
+    class_index,
+    label_classes,
+    label_of,
+)
 from senclip.data.series.base import SeriesDataset
 from senclip.data.series.io import DATE_RE, S2_BANDS, SeriesSource
 from senclip.errors import SenclipError
 
-LC1_CLASSES = {  # LC1 letter -> class
-    "A": "artificial land", "B": "cropland", "C": "woodland", "D": "shrubland",
-    "E": "grassland", "F": "bare land", "G": "water", "H": "wetlands",
-}
-LU1_CLASSES = {  # LU1 code prefix -> class
-    "U11": "agriculture", "U12": "forestry", "U13": "aquaculture and fishing",
-    "U14": "mining and quarrying", "U15": "other primary production", "U21": "energy production",
-    "U22": "industry and manufacturing",
-    "U31": "transport, communication networks, storage and protection works",
-    "U32": "water and waste treatment", "U33": "construction",
-    "U34": "commerce, financial, professional and information services", "U35": "community services",
-    "U36": "recreation, leisure and sport", "U37": "residential", "U41": "abandoned areas",
-    "U42": "semi-natural and natural areas not in use",
-}
-CROP_CLASSES = {  # LC1 cropland code -> crop type
-    "B11": "common wheat", "B12": "durum wheat", "B13": "barley", "B14": "rye", "B15": "oats",
-    "B16": "maize", "B17": "rice", "B18": "triticale", "B19": "other cereals", "B21": "potatoes",
-    "B22": "sugar beet", "B23": "other root crops", "B31": "sunflower", "B32": "rape and turnip rape",
-    "B33": "soya", "B34": "cotton", "B35": "other fibre and oleaginous crops", "B36": "tobacco",
-    "B37": "other non-permanent industrial crops", "B41": "dry pulses", "B42": "tomatoes",
-    "B43": "other fresh vegetables", "B44": "floriculture and ornamental plants", "B45": "strawberries",
-    "B51": "clovers", "B52": "lucerne", "B53": "other leguminous and mixtures for fodder",
-    "B54": "mix of cereals", "B55": "temporary grassland", "B71": "apple fruit", "B72": "pear fruit",
-    "B73": "cherry fruit", "B74": "nut trees", "B75": "other fruit trees and berries", "B76": "oranges",
-    "B77": "other citrus fruit", "B81": "olive groves", "B82": "vineyards", "B83": "nurseries",
-    "B84": "permanent industrial crops",
-}
-LABEL_SETS = ("lc1", "lu1", "crop")
 SEN4MAP_BANDS = S2_BANDS
 """Band order of ``image`` (B2 ... B12 in senclip's spelling)."""
 RAW_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
@@ -103,35 +90,6 @@ RAW_OFFSET = 1.0
 SEN4MAP_YEAR = 2018
 """The LUCAS survey year of Sen4Map (the nominal year of its monthly steps)."""
 H5_SUFFIXES = (".h5", ".hdf5")
-
-
-def label_classes(labels: str) -> list[str]:
-    """The class names of a label set, in label order."""
-    table = {"lc1": LC1_CLASSES, "lu1": LU1_CLASSES, "crop": CROP_CLASSES}.get(labels)
-    if table is None:
-        raise SenclipError(f"unknown Sen4Map label set {labels!r}; choose one of {', '.join(LABEL_SETS)}")
-    return list(table.values())
-
-
-def label_of(labels: str, attrs) -> int | None:
-    """Class index of a point (``None``: not in a ``crop`` set); :class:`ValueError` for an unknown code."""
-    key = "lu1" if labels == "lu1" else "lc1"
-    if key not in attrs:
-        raise ValueError(f"no '{key}' attribute")
-    code = _text(attrs[key]).strip().upper()
-    if labels == "lc1":
-        table, token = LC1_CLASSES, code[:1]
-        if len(code) < 2:
-            token = ""
-    elif labels == "lu1":
-        table, token = LU1_CLASSES, code[:3]
-    else:
-        if code[:1] in LC1_CLASSES and code not in CROP_CLASSES and len(code) >= 2:
-            return None  # another land cover: not a crop point
-        table, token = CROP_CLASSES, code
-    if token not in table:
-        raise ValueError(f"unknown {key} code {code!r}")
-    return list(table).index(token)
 
 
 def _text(value) -> str:
@@ -313,10 +271,13 @@ class Sen4Map(SeriesDataset):
     Args:
         root: the HDF5 file (optionally ``FILE:labels[:skip-bad]``).
         transforms: dict -> dict per sample (default: the tower's bands, ``SelectBands``).
-        labels: ``lc1`` (default), ``lu1`` or ``crop``.
+        labels: ``lc1`` (default), ``lu1``, ``crop``, ``eunis`` or ``bioregion``.
         skip_bad: leave unreadable points out (one line each on stderr) instead of stopping.
+        points: a test list (CSV, the published format): only its points, labels from its columns.
 
     ``source`` is the :class:`Sen4MapSource` read; ``rows``/``cols`` place each sample in it.
+    ``points_info`` (with ``points``): the list's file, how many points it lists, how many the HDF5
+    file holds and lacks, how many have no label in the set, and its coordinate columns' order.
     """
 
     name = "sen4map"
@@ -326,7 +287,7 @@ class Sen4Map(SeriesDataset):
     download_spec = None  # distributed by its publishers; not fetched by senclip
 
     def __init__(self, root, transforms: Callable | None = None, labels: str | None = None,
-                 skip_bad: bool = False) -> None:
+                 skip_bad: bool = False, points=None) -> None:
         path, root_labels, root_skip = _root_options(root)
         self.labels_name = labels or root_labels or "lc1"
         self.classes = label_classes(self.labels_name)
@@ -337,7 +298,11 @@ class Sen4Map(SeriesDataset):
         if not path.is_file():
             raise SenclipError(f"Sen4Map file not found: {path}")
         self.source = Sen4MapSource(path)
-        self.labels, self.cols, self.skipped, self.bad = self._select()
+        self.points_info = None
+        if points is not None:
+            self.labels, self.cols, self.skipped, self.bad = self._select_listed(points)
+        else:
+            self.labels, self.cols, self.skipped, self.bad = self._select()
         if not len(self.labels):
             raise SenclipError(f"{path}: no valid Sen4Map point for label set {self.labels_name}")
         self.rows = np.zeros_like(self.cols)
@@ -364,6 +329,44 @@ class Sen4Map(SeriesDataset):
             labels.append(label)
             cols.append(i)
         return np.asarray(labels, dtype=np.int64), np.asarray(cols, dtype=np.int64), skipped, bad
+
+    def _select_listed(self, points):
+        from senclip.data.sen4map_points import COLUMNS, read_points
+
+        plist = read_points(points)
+        column = COLUMNS[self.labels_name]
+        if self.labels_name not in plist.labels:
+            raise SenclipError(f"{plist.path}: no '{column}' column for label set {self.labels_name}")
+        at = {name: i for i, name in enumerate(self.source.points)}
+        labels, cols, bad, missing, unlabelled = [], [], [], [], 0
+        for pid, value in zip(plist.ids, plist.labels[self.labels_name], strict=True):
+            if pid not in at:
+                missing.append(pid)
+                continue
+            if value is None:
+                unlabelled += 1
+                continue
+            if pid in self.source.errors:
+                message = f"{self.root}: group {pid}: {self.source.errors[pid]}"
+            else:
+                try:
+                    label = class_index(self.labels_name, value)
+                    message = None
+                except ValueError as exc:
+                    message = f"{plist.path}: point {pid}, column {column}: {exc}"
+            if message is not None:
+                if not self.skip_bad:
+                    raise SenclipError(message + " (skip such points with --skip-bad)")
+                print(f"skipped {message}", file=sys.stderr)
+                bad.append(pid)
+                continue
+            labels.append(label)
+            cols.append(at[pid])
+        self.points_info = {"file": str(plist.path), "listed": len(plist.ids), "present": len(plist.ids) -
+                            len(missing), "missing_from_h5": len(missing), "missing_examples": missing[:5],
+                            "without_label": unlabelled, "duplicate_rows": plist.duplicates,
+                            "label_column": column, "coordinates": plist.coordinates}
+        return (np.asarray(labels, dtype=np.int64), np.asarray(cols, dtype=np.int64), unlabelled, bad)
 
     def fingerprint(self) -> str:
         """Digest of the points read, their labels and the label set."""

@@ -29,6 +29,8 @@ def markdown_zeroshot(result: dict) -> str:
                  + (f", precision: {result['model']['precision']}"
                     if result["model"].get("precision") else ""))
     lines.append(f"protocol: {result['protocol']}, n = {result['n']}")
+    if "points" in result:
+        lines.append(_points_line(result["points"]))
     if "bigearthnet_rgb" in result:
         rgb = result["bigearthnet_rgb"]
         lines.append(f"fed as R, G, B: {', '.join(rgb['bands'])} (--bigearthnet-rgb {rgb['order']})"
@@ -71,12 +73,38 @@ def markdown_zeroshot(result: dict) -> str:
             for name, r in ref["runs"].items():
                 lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top5'])} | "
                              f"{_fmt(r['balanced_accuracy'])} |")
+    if "timesenclip_protocol" in result:
+        lines += _timesenclip_lines(result["timesenclip_protocol"])
     if "transductive" in result:
         lines += ["", "Transductive (calibrated on the evaluation set; NOT zero-shot):", ""]
         for name, r in result["transductive"]["runs"].items():
             key = "map_macro" if result.get("multilabel") else "top1"
             lines.append(f"- {name}: {key} {_fmt(r[key])}")
     return "\n".join(lines) + "\n"
+
+
+def _timesenclip_lines(ref: dict) -> list[str]:
+    """The TimeSenCLIP reference protocol's table: raw and column-mean-normalised scores, both averages."""
+    lines = ["", "TimeSenCLIP reference protocol (bare class names, cos/2+1; the normalised row divides each "
+             "class by its evaluation-set mean: transductive, NOT zero-shot):", "",
+             f"n = {ref['n']}, {ref.get('classes_present', '?')} of {len(ref['prompts']['classes'])} classes "
+             "present", "",
+             "| scores | top-1 | top-5 | average class acc. (reference: all classes, absent = 0) | "
+             "mean class acc. (senclip: classes present) |", "|---|---|---|---|---|"]
+    for name, r in (("raw (cos/2+1)", ref["raw"]), ("column-mean normalised", ref)):
+        lines.append(f"| {name} | {_fmt(r['top1'])} | {_fmt(r['top5'])} | "
+                     f"{_fmt(r['average_class_accuracy'])} | {_fmt(r['mean_class_accuracy'])} |")
+    return lines
+
+
+def _points_line(info: dict) -> str:
+    coords = info.get("coordinates") or {}
+    order = coords.get("order")
+    where = ("; its lat/lon columns are swapped (lat holds longitudes)" if order == "swapped" else
+             "; its lat/lon columns are in order" if order == "as labelled" else "")
+    return (f"points: {info['present']} of {info['listed']} listed in {info['file']} are in the file, "
+            f"{info['missing_from_h5']} missing; {info['without_label']} without a {info['label_column']} "
+            f"label{where}")
 
 
 def _save(fig, path: str | Path) -> Path:

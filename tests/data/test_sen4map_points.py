@@ -1,0 +1,251 @@
+"""Sen4Map as the TimeSenCLIP reference evaluates it: its class texts (listed here from the reference),
+the eunis and bioregion label sets, the published test list (CSV, swapped coordinate columns and all)
+and the reference's metrics under --protocol timesenclip."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+h5py = pytest.importorskip("h5py")
+
+from senclip.cli import main  # noqa: E402
+from senclip.data.sen4map import Sen4Map  # noqa: E402
+from senclip.data.sen4map_labels import label_classes  # noqa: E402
+from senclip.data.sen4map_points import coordinate_order, read_points  # noqa: E402
+from senclip.errors import SenclipError  # noqa: E402
+
+# The reference's strings (pallavijain-pj/TimeSenCLIP): class_list_lc / class_list_lu of
+# src/Data/lucas_label_mapping.py (8dfc8e6); crop_labels, bioregion_mapping, eunis_mapping of
+# src/Data/lucas_class_mapping.py (a48994f); the test CSV's columns hold these strings.
+REFERENCE = {
+    "lc1": ["Artificial Land", "Cropland", "Woodland", "Shrubland", "Grassland", "Bare Land", "Water",
+            "Wetlands"],
+    "lu1": ["Agriculture", "Forestry", "Aquaculture and Fishing", "Mining and Quarrying",
+            "Other primary production", "Energy production", "Industry and Manufacturing",
+            "Transport, Communication Networks, Storage, Protection Works", "Water and Waste Treatment",
+            "Construction", "Commerce, Financial, Professional and Information Services",
+            "Community services", "Recreation, Leisure, Sport", "Residential", "Abandoned areas",
+            "Semi-natural and natural areas not in use"],
+    "crop": ["Common wheat", "Durum wheat", "Barley", "Rye", "Oats", "Maize", "Rice", "Triticale",
+             "Other cereals", "Potatoes", "Sugar beet", "Other root crops", "Sunflower",
+             "Rape and turnip rape", "Soya", "Cotton", "Other fibre and oleaginous crops", "Tobacco",
+             "Other non-permanent industrial crops", "Dry pulses", "Tomatoes", "Other fresh vegetables",
+             "Floriculture and ornamental plants", "Strawberries", "Clovers", "Lucerne",
+             "Other leguminous and mixtures for fodder", "Mix of cereals", "Temporary grassland",
+             "Apple fruit", "Pear fruit", "Cherry fruit", "Nuts trees", "Other fruit trees and berries",
+             "Oranges", "Other citrus fruit", "Olive groves", "Vineyards", "Nurseries",
+             "Permanent industrial crops"],
+    "bioregion": ["Alpine", "Anatolian", "Arctic", "Atlantic", "BlackSea", "Boreal", "Continental",
+                  "Macaronesia", "Mediterranean", "Outside", "Pannonian", "Steppic"],
+    "eunis": ["Arable land and market gardens", "Low density buildings", "Mesic grasslands",
+              "Broadleaved deciduous woodland", "Coniferous woodland",
+              "Temperate and mediterranean-montane scrub", "Seasonally wet and wet grasslands",
+              "Surface running waters", "Buildings of cities, towns and villages",
+              "Mixed deciduous and coniferous woodland", "Dry grasslands",
+              "Arctic, alpine and subalpine scrub", "Alpine and subalpine grasslands",
+              "Broadleaved evergreen woodland",
+              "Lines of trees, small anthropogenic woodlands, recently felled woodland, early-stage "
+              "woodland and coppice",
+              "Shrub plantations", "Maquis, arborescent matorral and thermo-Mediterranean brushes",
+              "Temperate shrub heathland", "Raised and blanket bogs",
+              "Transport networks and other constructed hard-surfaced areas",
+              "Extractive industrial sites",
+              "Spiny Mediterranean heaths (phrygana, hedgehog-heaths and related coastal cliff vegetation)",
+              "Surface standing waters", "Tundra", "Inland cliffs, rock pavements and outcrops",
+              "Garrigue", "Aapa, palsa and polygon mires", "Cultivated areas of gardens and parks",
+              "Waste deposits", "Miscellaneous inland habitats with very sparse or no vegetation",
+              "Inland salt steppes", "Sparsely wooded grasslands",
+              "Sedge and reedbeds, normally without free-standing water",
+              "Valley mires, poor fens and transition mires", "Riverine and fen scrubs", "Screes",
+              "Inland saline and brackish marshes and reedbeds", "Coastal dunes and sandy shores",
+              "Littoral zone of inland surface waterbodies",
+              "Highly artificial man-made waters and associated structures",
+              "Base-rich fens and calcareous spring mires", "Snow or ice-dominated habitats",
+              "Rock cliffs, ledges and shores, including the supralittoral", "Coastal shingle"],
+}
+HEADER = ["im_id", "lat", "lon", "lc_label", "lu_label", "crop_label", "nuts_label", "bioregion_class",
+          "eunis_class"]
+# (LUCAS POINT_ID, lc, lu, crop, bioregion, eunis); in the HDF5 or not
+LISTED = [
+    (40683280, "Grassland", "Agriculture", "NA", "Atlantic", "Mesic grasslands", True),
+    (55082360, "Cropland", "Agriculture", "Sunflower", "Continental", "Arable land and market gardens", True),
+    (49542520, "Woodland", "Forestry", "NA", "Continental", "Broadleaved deciduous woodland", True),
+    (30041976, "Shrubland", "Semi-natural and natural areas not in use", "NA", "Mediterranean",
+     "Broadleaved deciduous woodland", True),
+    (56542192, "Artificial Land", "Residential", "NA", "Continental",
+     "Buildings of cities, towns and villages", True),
+    (57641486, "Shrubland", "Semi-natural and natural areas not in use", "NA", "Mediterranean",
+     "Spiny Mediterranean heaths (phrygana, hedgehog-heaths and related coastal cliff vegetation)", True),
+    (30961986, "Artificial Land", "Transport, Communication Networks, Storage, Protection Works", "NA",
+     "Mediterranean", "Buildings of cities, towns and villages", True),
+    (50964938, "Artificial Land", "Residential", "NA", "Boreal", "Low density buildings", False),
+    (49845074, "Wetlands", "Semi-natural and natural areas not in use", "NA", "Boreal",
+     "Aapa, palsa and polygon mires", False),
+]
+
+
+def test_class_texts_are_the_references():
+    for labels, classes in REFERENCE.items():
+        assert label_classes(labels) == classes, labels
+
+
+def _lon_lat(point_id: int) -> tuple[float, float]:
+    """The geographic position of a LUCAS grid point (POINT_ID = ETRS89-LAEA easting, northing in km)."""
+    from rasterio.warp import transform
+
+    e, n = point_id // 10_000 * 1000.0, point_id % 10_000 * 1000.0
+    lon, lat = transform("EPSG:3035", "EPSG:4326", [e], [n])
+    return lon[0], lat[0]
+
+
+def _write_csv(path, swapped=True):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for pid, lc, lu, crop, bio, eunis, _ in LISTED:
+            lon, lat = _lon_lat(pid)
+            first, second = (lon, lat) if swapped else (lat, lon)  # the published file: lat holds longitudes
+            w.writerow([f"Lucas_Point_{pid}", first, second, lc, lu, crop, "Spain", bio, eunis])
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """An HDF5 file of the 1x1 layout (7 of the 9 listed points, plus 2 unlisted ones, one broken) whose
+    EUNIS attributes disagree with the list, and the list in the published format."""
+    root = tmp_path_factory.mktemp("published")
+    rng = np.random.default_rng(0)
+    h5 = root / "test.h5"
+    with h5py.File(h5, "w") as f:
+        for pid, *_rest, present in LISTED:
+            if present:
+                g = f.create_group(f"Lucas_Point_{pid}")
+                g.create_dataset("image", data=rng.uniform(100, 4000, (12, 10, 1, 1)).astype(np.float32))
+                g.attrs.update({"lc1": "A11", "lu1": "U370", "nuts0": "ES", "bioregion_class_code": 0,
+                                "EUNIS_L2": 23})
+        f.create_group("Lucas_Point_11112222").create_dataset("image", data=np.zeros((12, 3, 1, 1)))
+        g = f.create_group("Lucas_Point_33334444")
+        g.create_dataset("image", data=rng.uniform(100, 4000, (12, 10, 1, 1)).astype(np.float32))
+    points = root / "Sen4Map_Test_all_labels.csv"
+    _write_csv(points)
+    return h5, points
+
+
+def test_published_list_is_read_as_it_is(published, tmp_path):
+    h5, points = published
+    plist = read_points(points)
+    assert plist.ids[0] == "Lucas_Point_40683280" and len(plist.ids) == len(LISTED)
+    assert plist.labels["crop"][:2] == [None, "Sunflower"]  # NA: not a crop point
+    assert plist.labels["eunis"][5].startswith("Spiny Mediterranean heaths (phrygana,")  # quoted commas kept
+    assert plist.coordinates["order"] == "swapped" and plist.coordinates["method"] == "lucas-grid"
+    assert plist.coordinates["evidence"].startswith(f"{len(LISTED)} of {len(LISTED)} points")
+    straight = tmp_path / "straight.csv"
+    _write_csv(straight, swapped=False)
+    assert read_points(straight).coordinates["order"] == "as labelled"
+    # ids that are not LUCAS ids: European coordinate ranges decide
+    ranges = coordinate_order(["a", "b"], np.array([8.0, -3.0]), np.array([52.0, 40.0]))
+    assert ranges["order"] == "swapped" and ranges["method"] == "europe-range"
+
+    ds = Sen4Map(h5, labels="eunis", points=points)
+    assert len(ds) == 7 and ds.paths[0] == "Lucas_Point_40683280"
+    assert [ds.classes[i] for i in ds.labels] == [row[5] for row in LISTED if row[6]]  # the list's labels
+    info = ds.points_info
+    assert (info["listed"], info["present"], info["missing_from_h5"]) == (9, 7, 2)
+    assert info["missing_examples"] == ["Lucas_Point_50964938", "Lucas_Point_49845074"]
+    crop = Sen4Map(h5, labels="crop", points=points)
+    assert [crop.classes[i] for i in crop.labels] == ["Sunflower"] and crop.points_info["without_label"] == 6
+    # the HDF5 attributes alone: EUNIS_L2 23 is the 24th class (Tundra), bioregion 0 Alpine
+    attrs = Sen4Map(f"{h5}:eunis:skip-bad")
+    assert {attrs.classes[i] for i in attrs.labels} == {"Tundra"} and len(attrs) == 7
+    assert {c for c in (Sen4Map(h5, labels="bioregion", skip_bad=True).classes[i] for i in
+                        Sen4Map(h5, labels="bioregion", skip_bad=True).labels)} == {"Alpine"}
+
+
+def test_bad_lists_and_values_are_refused_in_one_line(published, tmp_path):
+    h5, _ = published
+    bad = tmp_path / "bad.csv"
+    rows = [HEADER, ["Lucas_Point_40683280", "1", "50", "Grassland", "Agriculture", "NA", "Spain", "Atlantic",
+                     "Mesic grassland"]]
+    with open(bad, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with pytest.raises(SenclipError, match=r"bad\.csv: point Lucas_Point_40683280, column eunis_class: "
+                                           r"'Mesic grassland' is not a eunis class"):
+        Sen4Map(h5, labels="eunis", points=bad)
+    assert len(Sen4Map(h5, labels="lc1", points=bad)) == 1
+    (tmp_path / "noid.csv").write_text("id,lat\n1,2\n")
+    with pytest.raises(SenclipError, match="no 'im_id' column"):
+        Sen4Map(h5, points=tmp_path / "noid.csv")
+    with h5py.File(tmp_path / "odd.h5", "w") as f:
+        g = f.create_group("Lucas_Point_1")
+        g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
+        g.attrs["EUNIS_L2"] = "E2"
+    with pytest.raises(SenclipError, match=r"EUNIS_L2 'E2' is not a eunis class .* or an index 0 \.\.\. 43"):
+        Sen4Map(tmp_path / "odd.h5", labels="eunis")
+
+
+def test_reference_average_class_accuracy_counts_absent_classes_as_zero():
+    from senclip.evaluate.timesenclip_protocol import average_class_accuracy
+
+    scores = np.array([[3, 1, 0, 0], [0, 2, 1, 0], [0, 3, 1, 0], [1, 0, 0, 2.0]])
+    labels = np.array([0, 1, 2, 2])  # class 3 has no point; class 2's two points: 0 right
+    assert average_class_accuracy(scores, labels, 4) == pytest.approx((1 + 1 + 0 + 0) / 4)
+
+
+def test_zeroshot_with_the_published_list_and_the_references_metrics(published, tmp_path, capsys):
+    from timesen_published import write_published
+
+    h5, points = published
+    ckpt = tmp_path / "TimeSenCLIP_1x1.pt"
+    write_published(ckpt, "bare/time_token", {"D": 128, "F": 64, "P": 10, "T": 12, "L": 1, "heads": 8})
+    out = tmp_path / "eunis.json"
+    assert main(["zeroshot", "--model", "senclip-tiny-vit", "--checkpoint", str(ckpt), "--dataset", "sen4map",
+                 "--data", str(h5), "--points", str(points), "--labels", "eunis", "--protocol", "timesenclip",
+                 "--out", str(out), "--no-cache", "--no-progress", "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "note: 2 of 9 points listed in" in captured.err
+    result = json.loads(out.read_text())
+    assert result["n"] == 7 and len(result["classes"]) == 44
+    assert result["points"]["missing_from_h5"] == 2 and result["points"]["coordinates"]["order"] == "swapped"
+    block = result["timesenclip_protocol"]
+    assert block["n"] == 7 and block["prompts"]["classes"] == REFERENCE["eunis"]
+    for scores in (block, block["raw"]):
+        assert 0 <= scores["average_class_accuracy"] <= scores["mean_class_accuracy"] <= 1
+        # all 44 classes count in the reference's average, the 5 present in senclip's
+        recalls = [v for v in scores["per_class"].values() if v is not None]
+        assert len(recalls) == block["classes_present"] == 5
+        assert scores["average_class_accuracy"] == pytest.approx(sum(recalls) / 44)
+        assert scores["mean_class_accuracy"] == pytest.approx(sum(recalls) / 5)
+    md = out.with_suffix(".md").read_text()
+    assert "average class acc. (reference: all classes, absent = 0)" in md
+    assert "points: 7 of 9 listed" in md and "swapped" in md
+    assert "| raw (cos/2+1) |" in md and "| column-mean normalised |" in md
+    assert main(["zeroshot", "--model", "senclip-tiny-vit", "--dataset", "eurosat", "--data", str(tmp_path),
+                 "--points", str(points), "--out", str(tmp_path / "x.json")]) == 2
+    assert "apply to --dataset sen4map" in capsys.readouterr().err
+
+
+def test_series_normalisation_is_an_option_of_the_commands(published, tmp_path):
+    from timesen_published import write_published
+
+    h5, points = published
+    ckpt = tmp_path / "TimeSenCLIP_1x1.pt"
+    write_published(ckpt, "bare/time_token", {"D": 128, "F": 64, "P": 10, "T": 12, "L": 1, "heads": 8})
+    tops = {}
+    for rule in ("reference-clamped", "reference-eval"):
+        out = tmp_path / f"{rule}.json"
+        assert main(["zeroshot", "--model", "senclip-tiny-vit", "--checkpoint", str(ckpt), "--dataset",
+                     "sen4map", "--data", str(h5), "--points", str(points), "--series-normalisation", rule,
+                     "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+                     "--device", "cpu"]) == 0
+        result = json.loads(out.read_text())
+        assert result["model"]["series_normalisation"] == rule
+        tops[rule] = result
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # two rules, two cache entries
+    with pytest.raises(SenclipError, match="has no series normalisation rules"):
+        from senclip.models.kinds import set_series_normalisation
+
+        set_series_normalisation(torch.nn.Linear(1, 1), "reference-eval")
