@@ -117,7 +117,7 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up and cosine decay, or the reference's StepLR."""
+    """AdamW with linear warm-up and cosine decay, or the references' StepLR / CosineAnnealingLR."""
 
     lr: float = _opt(5e-6, "peak learning rate (senclip's default; the reference code: 1e-5)")
     weight_decay: float = _opt(0.1, "AdamW weight decay (the reference: 1e-2)")
@@ -126,15 +126,18 @@ class OptimConfig:
     betas: list = _opt([0.9, 0.98], "AdamW betas (the reference: torch's default 0.9, 0.999)")  # noqa: RUF009
     eps: float = _opt(1e-6, "AdamW epsilon (the reference: torch's default 1e-8)")
     scheduler: str = _opt("cosine", "cosine: linear warm-up, then cosine decay to min_lr_ratio x lr; "
-                                    "step: StepLR, lr x step_gamma every step_size step_units (the "
-                                    "reference)", ("cosine", "step"))
+                                    "step: StepLR, lr x step_gamma every step_size step_units (the SenCLIP "
+                                    "reference); annealing: CosineAnnealingLR(T_max=t_max) in step_units, "
+                                    "lr down to 0 and back up every 2 t_max (the TimeSenCLIP reference)",
+                          ("cosine", "step", "annealing"))
     warmup_steps: int = _opt(100, "linear warm-up steps (cosine scheduler only)")
     min_lr_ratio: float = _opt(0.0, "final learning rate as a fraction of lr (cosine scheduler)")
     step_size: int = _opt(10, "step scheduler: decay every this many step_units (the reference: 10)")
     step_gamma: float = _opt(0.95, "step scheduler: multiply lr by this (the reference: 0.95)")
-    step_unit: str = _opt("epoch", "step scheduler counts epochs (the reference: Lightning's default "
-                                   "for a scheduler returned without interval) or optimizer steps",
+    step_unit: str = _opt("epoch", "step / annealing schedulers count epochs (the references: Lightning's "
+                                   "default for a scheduler returned without interval) or optimizer steps",
                           ("epoch", "step"))
+    t_max: int = _opt(10, "annealing scheduler: T_max of CosineAnnealingLR in step_units (TimeSenCLIP: 10)")
     grad_clip: float = _opt(1.0, "clip the gradient norm to this value (0: off; the reference: off)")
 
 

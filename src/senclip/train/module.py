@@ -198,6 +198,9 @@ class SenclipModule(L.LightningModule):
         if o.scheduler == "step":  # the reference: StepLR, stepped per epoch (Lightning's default interval)
             sched = torch.optim.lr_scheduler.StepLR(opt, step_size=o.step_size, gamma=o.step_gamma)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": o.step_unit}}
+        if o.scheduler == "annealing":  # TimeSenCLIP: CosineAnnealingLR(T_max=10), stepped per epoch
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.t_max)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": o.step_unit}}
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(o.warmup_steps, total, o.min_lr_ratio))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -240,10 +243,12 @@ def check_recipe(cfg: TrainConfig) -> None:
         raise SenclipError("loss.name queue-ce scores each positive against the queue only; set "
                            "loss.queue_size > 0 (the reference: 512, with loss.queue_init: random)")
     o = cfg.optim
+    if o.scheduler in ("step", "annealing") and o.warmup_steps > 0:
+        raise SenclipError("optim.warmup_steps belongs to the cosine scheduler; set "
+                           f"optim.warmup_steps: 0 with optim.scheduler: {o.scheduler}")
+    if o.scheduler == "annealing" and o.t_max < 1:
+        raise SenclipError(f"optim.t_max must be >= 1, got {o.t_max}")
     if o.scheduler == "step":
-        if o.warmup_steps > 0:
-            raise SenclipError("optim.warmup_steps belongs to the cosine scheduler; set "
-                               "optim.warmup_steps: 0 with optim.scheduler: step")
         if o.step_size < 1 or o.step_gamma <= 0:
             raise SenclipError(f"optim.step_size must be >= 1 and optim.step_gamma > 0, got {o.step_size} "
                                f"and {o.step_gamma}")
