@@ -46,7 +46,8 @@ def _publish(key: str, root) -> dict:
     (mvrl / "config.json").write_text(json.dumps({
         "architecture": gelu, "device": 0, "embed_dim": 1024, "pool_out": "mean", "pooling": "avgpool",
         "queue_data": None, "queue_size": 256, "trainable_layers": ["visual"]}))
-    return {"arch": gelu, "clip": clip, "ckpt": ckpt, "safetensors": mvrl / "model.safetensors", "root": root}
+    return {"arch": gelu, "clip": clip, "ckpt": ckpt, "safetensors": mvrl / "model.safetensors",
+            "folder": mvrl, "root": root}
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHS))
@@ -90,7 +91,7 @@ def test_layouts_are_detected(published, which):
         assert weights.architecture_hint == published["arch"] and weights.is_senclip_release
 
 
-@pytest.mark.parametrize("which", ["ckpt", "safetensors"])
+@pytest.mark.parametrize("which", ["ckpt", "safetensors", "folder"])
 def test_create_model_equals_open_clip_with_quickgelu(published, which):
     path, arch = str(published[which]), published["arch"]
     with pytest.warns(SenclipNote, match=rf"QuickGELU: built as {arch}-quickgelu, not {arch}"):
@@ -104,7 +105,7 @@ def test_create_model_equals_open_clip_with_quickgelu(published, which):
     x = _images()
     torch.testing.assert_close(inferred.encode_image(x), model.encode_image(x), rtol=0, atol=0)
     # the MVRL config.json marks a SenCLIP run: its evaluation preprocessing comes with it
-    want = "senclip" if which == "safetensors" else None
+    want = None if which == "ckpt" else "senclip"
     assert model.image_tower.preprocess.profile == want
 
 
@@ -139,6 +140,24 @@ def test_convert_command_writes_senclip_format(published_vit, tmp_path, capsys):
     assert meta["preprocess"]["name"] == "senclip"
 
 
+def test_a_downloaded_hub_folder_loads_as_it_is(published_vit, tmp_path, capsys):
+    """`--pretrained DIR` / `senclip convert DIR` for a local copy of an MVRL/senclip-* repository."""
+    published = published_vit
+    folder = published["folder"]
+    assert read_weights(folder).layout == "clip-prefixed" and read_weights(folder).config["pooling"] == "avgpool"
+    out = tmp_path / "folder.safetensors"
+    assert main(["convert", str(folder), "--out", str(out)]) == 0
+    meta = read_metadata(out)
+    assert meta["extra"]["converted"]["config.json"]["pooling"] == "avgpool"
+    assert meta["extra"]["converted"]["source"] == str((folder / "model.safetensors").resolve())
+    _compare(create_model(None, pretrained=str(out)), published["clip"], "convert folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README.md").write_text("x")
+    with pytest.raises(SenclipError, match=r"a folder without model\.safetensors .* it holds README\.md"):
+        create_model(None, pretrained=str(empty))
+
+
 def test_convert_layout_open_clip_keeps_gelu(published_vit, tmp_path):
     """The escape for a GELU state dict pickled like OpenAI's: --layout open_clip builds it as named."""
     published = published_vit
@@ -159,7 +178,7 @@ def eurosat_small(tmp_path_factory, eurosat_rgb):
     return root
 
 
-@pytest.mark.parametrize("which", ["ckpt", "safetensors"])
+@pytest.mark.parametrize("which", ["ckpt", "safetensors", "folder"])
 def test_zeroshot_pretrained_path_equals_open_clip(published_vit, which, eurosat_small, tmp_path, capsys):
     from senclip.data import get_dataset
 

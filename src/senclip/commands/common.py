@@ -11,8 +11,9 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--model", required=required, metavar="NAME",
                    help="open_clip architecture (e.g. ViT-B-32, RN50, senclip-tiny-vit)")
     g.add_argument("--pretrained", metavar="P", default=None,
-                   help="open_clip tag (openai, …), hf-hub:ORG/REPO id, or a local weights file; "
-                        "default: random initialisation")
+                   help="open_clip tag (openai, …), registry name (`senclip models`), hf-hub:ORG/REPO id, "
+                        "a local weights file, or a downloaded MVRL/senclip-* folder (model.safetensors "
+                        "+ config.json); default: random initialisation")
     g.add_argument("--checkpoint", metavar="C", default=None,
                    help="senclip image-tower checkpoint (from `senclip export`) that replaces "
                         "the image tower; the text tower stays the one of --model/--pretrained")

@@ -18,6 +18,7 @@ Layouts of a local weights file (:func:`detect_layout`):
     ``ViT-B/32``, ``pooling``, ``pool_out``, ``queue_size``): what
     ``huggingface_hub.PyTorchModelHubMixin`` writes for a module holding an
     OpenAI CLIP as ``self.clip``, i.e. the ``MVRL/senclip-*`` repositories.
+    The downloaded repository folder is accepted as it is (:func:`weights_path`).
 ``open_clip``
     anything else open_clip loads (its training checkpoints, ``.bin``, plain
     safetensors), built as the architecture given.
@@ -138,6 +139,29 @@ def _clean(state: dict, path: Path) -> dict:
     return out
 
 
+HUB_FOLDER_WEIGHTS = ("model.safetensors",)
+"""Weights files of a downloaded Hugging Face repository folder (``MVRL/senclip-*``:
+``model.safetensors`` beside ``config.json``), looked for when a folder is given."""
+
+
+def weights_path(path: str | Path) -> Path:
+    """``path`` itself, or for a folder (a downloaded Hub repository) the weights file inside it.
+
+    Raises:
+        SenclipError: a folder holding none of :data:`HUB_FOLDER_WEIGHTS`.
+    """
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return path
+    for name in HUB_FOLDER_WEIGHTS:
+        if (path / name).is_file():
+            return path / name
+    found = sorted(p.name for p in path.iterdir() if p.is_file())[:6]
+    raise SenclipError(f"{path} is a folder without {' or '.join(HUB_FOLDER_WEIGHTS)} (a downloaded "
+                       f"MVRL/senclip-* repository holds model.safetensors and config.json); it holds "
+                       f"{', '.join(found) or 'no files'}; pass the weights file itself")
+
+
 def read_weights(path: str | Path, layout: str = "auto") -> Weights:
     """Detect (``layout="auto"``) or check the layout of ``path``; read the state dict of OpenAI layouts.
 
@@ -147,7 +171,7 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
     """
     from senclip.models.checkpoint import read_metadata
 
-    path = Path(path).expanduser()
+    path = weights_path(path)
     if layout not in LAYOUTS:
         raise SenclipError(f"unknown layout {layout!r}; choose {', '.join(LAYOUTS)}")
     if not path.is_file():

@@ -258,15 +258,16 @@ def convert_file(src: str | Path, out: str | Path, name: str | None = None, layo
     of a tower file, else ``None``).
     """
     from senclip.models.checkpoint import save_model
-    from senclip.models.convert import _read_config
+    from senclip.models.convert import _read_config, weights_path
     from senclip.models.registry import get_entry, resolve_checkpoint
 
-    source = Path(str(src)).expanduser()
+    source = weights_path(str(src)) if Path(str(src)).expanduser().is_dir() else Path(str(src)).expanduser()
     entry = get_entry(str(src)) if not source.exists() else None
     if entry is not None and entry.tower:
         src = resolve_checkpoint(str(src))
     try:
-        model = create_model(name, pretrained=str(src), preprocess=preprocess, layout=layout)
+        model = create_model(name, pretrained=str(source) if source.exists() else str(src),
+                             preprocess=preprocess, layout=layout)
     except TowerWeights as tower_file:
         return _convert_tower(tower_file.weights, out, name, preprocess)
     config = _read_config(source.with_name("config.json")) if source.suffix == ".safetensors" else {}
