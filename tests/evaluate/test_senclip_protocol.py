@@ -45,7 +45,11 @@ def test_reference_subset_is_random_split_after_seed_42():
     with torch.random.fork_rng():
         torch.manual_seed(42)
         first, _ = torch.utils.data.random_split(range(30_000), [27_000, 3_000])
-    assert list(reference_subset(30_000)) == list(first.indices)
+    assert list(reference_subset(30_000, rule="random-split")) == list(first.indices)
+    # as the reference ran it: DataLoader(batch_size=32, drop_last=True) over the 27,000 evaluates 26,976
+    loader = torch.utils.data.DataLoader(first, batch_size=32, shuffle=True, drop_last=True)
+    assert sum(len(b) for b in loader) == 26_976
+    assert list(reference_subset(30_000)) == list(first.indices)[:26_976]
     assert list(reference_subset(6)) == list(range(6))
 
 
@@ -180,3 +184,41 @@ def test_bigearthnet_reference_bgr_is_recorded_and_cached_apart(weights, bigeart
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "applies only to --dataset bigearthnet" in err
     assert not (tmp_path / "es.json").exists()
+
+
+def test_bigearthnet_as_the_reference_ran_it(weights, bigearthnet_root, tmp_path, capsys):
+    """torchgeo's split file in its order, the reference's min-max stretch, recorded in the results."""
+    import rasterio
+
+    from senclip.data import get_dataset
+    from senclip.data.bigearthnet import rgb_transforms
+
+    names = sorted(p.name for p in bigearthnet_root.iterdir() if p.is_dir())
+    order = [names[i] for i in (4, 1, 5, 0)]
+    split = tmp_path / "bigearthnet-test.csv"  # torchgeo's format: S2 patch, S1 patch, no header
+    split.write_text("".join(f"{n},S1A_IW_GRDH_1SDV_{i}\n" for i, n in enumerate(order)))
+    ds = get_dataset("bigearthnet", bigearthnet_root, split_file=split,
+                     transforms=rgb_transforms("reference-bgr", "reference-minmax"))
+    assert [p.split("/")[-1] for p in ds.paths] == order
+    image = ds[0]["image"].numpy()
+    bands = []
+    for b in ("B02", "B03", "B04"):  # 10 m bands: read as they are, like torchgeo's out_shape (120, 120)
+        with rasterio.open(bigearthnet_root / order[0] / f"{order[0]}_{b}.tif") as src:
+            bands.append(src.read(1).astype(np.float64))
+    raw = np.stack(bands)
+    # cv2.normalize(..., 0, 255, NORM_MINMAX) over the whole array, then np.uint8, then ToTensor
+    want = np.floor((raw - raw.min()) * 255.0 / (raw.max() - raw.min())) / 255.0
+    np.testing.assert_allclose(image, want, atol=1e-6)
+    assert image.min() == 0.0 and image.max() == 1.0 and len(np.unique(image)) > 50
+    out = tmp_path / "ben.json"
+    assert main(_zs(weights, "bigearthnet", bigearthnet_root, out, "ground", "--protocol", "senclip",
+                    "--bigearthnet-rgb", "reference-bgr", "--bigearthnet-stretch", "reference-minmax",
+                    "--bigearthnet-split", str(split), "--bigearthnet-subset", "random-split")) == 0
+    r = json.loads(out.read_text())
+    assert r["n"] == 4 and r["bigearthnet_split"]["patches"] == 4
+    assert r["bigearthnet_rgb"]["stretch"] == "reference-minmax"
+    assert r["senclip_protocol"]["subset"]["rule"] == "random-split"
+    assert "stretch reference-minmax" in out.with_suffix(".md").read_text()
+    assert main(_zs(weights, "eurosat", bigearthnet_root, tmp_path / "x.json", "ground",
+                    "--bigearthnet-subset", "random-split")) == 2
+    assert "--bigearthnet-subset applies to --dataset bigearthnet" in capsys.readouterr().err

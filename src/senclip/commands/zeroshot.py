@@ -68,6 +68,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default); reference-bgr: B02,B03,B04, the order of the SenCLIP reference code "
                         "(src/dataset_bigearthnet.py), which puts blue in the red channel of a CLIP trained "
                         "on RGB photos: only to reproduce the reference's numbers; recorded in the results")
+    g.add_argument("--bigearthnet-stretch", choices=("true-colour", "reference-minmax"),
+                   default="true-colour",
+                   help="bigearthnet with an RGB tower: true-colour (default: reflectance x 3.5, clipped) or "
+                        "reference-minmax, the SenCLIP reference's per-image stretch (the three bands' "
+                        "digital numbers together to 0-255, truncated to 8 bit; src/dataset_bigearthnet.py)")
+    g.add_argument("--bigearthnet-split", default=None, metavar="SPLIT.csv",
+                   help="bigearthnet: the patches of a split file, in its order (first column: patch "
+                        "name), e.g. torchgeo's bigearthnet-test.csv, the reference's evaluation set; "
+                        "default: every patch folder under --data, sorted")
+    g.add_argument("--bigearthnet-subset", choices=("random-split-drop-last", "random-split"), default=None,
+                   help="bigearthnet with --protocol senclip: the reference's subset, 27,000 images of "
+                        "random_split after manual_seed(42), of which its DataLoader(batch 32, drop_last) "
+                        "evaluates 26,976 (random-split-drop-last, default) or all 27,000 (random-split)")
     g.add_argument("--download", action="store_true",
                    help="fetch, verify and extract the dataset into --data if it is missing")
     g.add_argument("--prompts", default="generic", metavar="SPEC[,SPEC…]",
@@ -105,7 +118,8 @@ def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
     return Plan("zeroshot", outputs=report_paths(args.out), options=plan_options(args),
-                inputs=[*model_inputs(args), args.data, args.points, *spec_inputs(args.prompts)])
+                inputs=[*model_inputs(args), args.data, args.points, args.bigearthnet_split,
+                        *spec_inputs(args.prompts)])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,7 +150,14 @@ def run(args: argparse.Namespace) -> int:
     if extra and args.dataset != "sen4map":
         raise SenclipError("--labels, --points and --skip-bad apply to --dataset sen4map")
     rgb_order = _bigearthnet_rgb(args, model.image_tower.bands)
-    transforms = "default" if rgb_order is None else rgb_transforms(rgb_order["order"])
+    transforms = "default" if rgb_order is None else rgb_transforms(rgb_order["order"],
+                                                                    args.bigearthnet_stretch)
+    if args.bigearthnet_split and args.dataset != "bigearthnet":
+        raise SenclipError("--bigearthnet-split applies to --dataset bigearthnet")
+    if args.bigearthnet_subset and not (args.dataset == "bigearthnet" and args.protocol == "senclip"):
+        raise SenclipError("--bigearthnet-subset applies to --dataset bigearthnet with --protocol senclip")
+    if args.bigearthnet_split:
+        extra["split_file"] = args.bigearthnet_split
     dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands, transforms=transforms,
                           **extra)
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
@@ -144,9 +165,12 @@ def run(args: argparse.Namespace) -> int:
         model, dataset, specs, batch_size=args.batch_size, device=device,
         workers=args.workers,
         cache_dir=cache, progress=not args.no_progress, calibrate=args.calibrate, threshold=args.threshold,
-        protocol=args.protocol,
+        protocol=args.protocol, subset_rule=args.bigearthnet_subset or "random-split-drop-last",
     )
     result["data"] = str(Path(args.data).resolve())
+    if args.bigearthnet_split:
+        result["bigearthnet_split"] = {"file": str(Path(args.bigearthnet_split).resolve()),
+                                       "patches": len(dataset), "order": "as listed"}
     if getattr(dataset, "points_info", None):
         result["points"] = info = dataset.points_info
         if info["missing_from_h5"]:
@@ -175,10 +199,12 @@ def _bigearthnet_rgb(args: argparse.Namespace, tower_bands) -> dict | None:
     from senclip.errors import SenclipError
 
     rgb_tower = tuple(tower_bands) == RGB_BANDS
-    if args.bigearthnet_rgb != "rgb" and not (args.dataset == "bigearthnet" and rgb_tower):
-        raise SenclipError(f"--bigearthnet-rgb {args.bigearthnet_rgb} applies only to --dataset bigearthnet "
-                           f"with an RGB tower ({','.join(RGB_BANDS)}); got --dataset {args.dataset} and a "
-                           f"tower of {','.join(tower_bands)}")
+    for flag, value, default in (("--bigearthnet-rgb", args.bigearthnet_rgb, "rgb"),
+                                 ("--bigearthnet-stretch", args.bigearthnet_stretch, "true-colour")):
+        if value != default and not (args.dataset == "bigearthnet" and rgb_tower):
+            raise SenclipError(f"{flag} {value} applies only to --dataset bigearthnet with an RGB tower "
+                               f"({','.join(RGB_BANDS)}); got --dataset {args.dataset} and a tower of "
+                               f"{','.join(tower_bands)}")
     if args.dataset != "bigearthnet" or not rgb_tower:
         return None
     record = {"order": args.bigearthnet_rgb, "bands": list(RGB_ORDERS[args.bigearthnet_rgb])}
@@ -186,4 +212,6 @@ def _bigearthnet_rgb(args: argparse.Namespace, tower_bands) -> dict | None:
         record["note"] = ("reproduction only: the SenCLIP reference's band order "
                           "(src/dataset_bigearthnet.py), blue fed into the red channel of a CLIP trained on "
                           "RGB photos, red into the blue")
+    if args.bigearthnet_stretch != "true-colour":
+        record["stretch"] = args.bigearthnet_stretch
     return record

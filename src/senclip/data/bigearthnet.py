@@ -65,6 +65,29 @@ photos, and red the blue one.
 """
 RGB_ORDERS: dict[str, tuple[str, ...]] = {"rgb": RGB_BANDS, "reference-bgr": REFERENCE_BGR_BANDS}
 """``zeroshot --bigearthnet-rgb`` choices: the bands fed as R, G, B."""
+STRETCHES = ("true-colour", "reference-minmax")
+"""``zeroshot --bigearthnet-stretch`` choices: senclip's reflectance stretch, or the SenCLIP reference's
+per-image min-max to 8 bit (:class:`ReferenceMinMax`)."""
+
+
+class ReferenceMinMax:
+    """The SenCLIP reference's per-image stretch of BigEarthNet (``BigEarthNetDataset.__getitem__`` in
+    ``src/dataset_bigearthnet.py`` of ``yghlc/SenCLIP``, 4ae3131 and 921c4c3): the three bands' digital
+    numbers stretched together, one minimum and one maximum over the whole ``(3, H, W)`` array, to
+    0 ... 255 (``cv2.normalize(..., 0, 255, cv2.NORM_MINMAX)``), truncated to 8 bit (``np.uint8``), then
+    handed to PIL and ``ToTensor`` (/ 255). A constant image becomes 0. Values in [0, 1], 1/255 steps;
+    computed in float64, the maximum maps to 255 exactly (OpenCV's float32 arithmetic may truncate it to
+    254, a difference of one 8-bit step on that pixel).
+    """
+
+    def __call__(self, sample: dict) -> dict:
+        image = sample["image"].to(torch.float64)
+        lo, hi = image.min(), image.max()
+        scaled = (image - lo) * 255.0 / (hi - lo) if hi > lo else torch.zeros_like(image)
+        return sample | {"image": (torch.floor(scaled) / 255.0).to(torch.float32)}
+
+    def __repr__(self) -> str:
+        return "ReferenceMinMax(joint over bands, 8 bit)"
 _LABEL_TABLE = Path(__file__).with_name("bigearthnet_labels.json")
 
 
@@ -118,18 +141,25 @@ def encode_labels(names: Iterable[str], nomenclature: int = 19, source: str = "l
     return target
 
 
-def rgb_transforms(order: str = "rgb") -> Transform:
-    """True-colour transforms for an RGB tower with the bands of ``RGB_ORDERS[order]`` as R, G, B.
+def rgb_transforms(order: str = "rgb", stretch: str = "true-colour") -> Transform:
+    """Transforms for an RGB tower with the bands of ``RGB_ORDERS[order]`` as R, G, B.
 
-    ``"rgb"`` is the default transform (``B04, B03, B02``); ``"reference-bgr"`` feeds
+    ``"rgb"`` is the default order (``B04, B03, B02``); ``"reference-bgr"`` feeds
     :data:`REFERENCE_BGR_BANDS` and exists only to reproduce the SenCLIP reference's
-    BigEarthNet numbers. Both use the same stretch (:func:`~senclip.data.transforms.true_colour`).
+    BigEarthNet numbers. ``stretch``: ``true-colour`` (default,
+    :func:`~senclip.data.transforms.true_colour`) or ``reference-minmax`` (:class:`ReferenceMinMax`).
 
     Raises:
-        SenclipError: Unknown order.
+        SenclipError: Unknown order or stretch.
     """
+    from senclip.data.transforms import Compose, SelectBands
+
     if order not in RGB_ORDERS:
         raise SenclipError(f"unknown BigEarthNet RGB order {order!r}; choose from {', '.join(RGB_ORDERS)}")
+    if stretch not in STRETCHES:
+        raise SenclipError(f"unknown BigEarthNet stretch {stretch!r}; choose from {', '.join(STRETCHES)}")
+    if stretch == "reference-minmax":
+        return Compose([SelectBands(RGB_ORDERS[order]), ReferenceMinMax()])
     return true_colour(bands=RGB_ORDERS[order])
 
 

@@ -34,7 +34,11 @@ def markdown_zeroshot(result: dict) -> str:
     if "bigearthnet_rgb" in result:
         rgb = result["bigearthnet_rgb"]
         lines.append(f"fed as R, G, B: {', '.join(rgb['bands'])} (--bigearthnet-rgb {rgb['order']})"
+                     + (f", stretch {rgb['stretch']}" if rgb.get("stretch") else "")
                      + (f"; {rgb['note']}" if rgb.get("note") else ""))
+    if "bigearthnet_split" in result:
+        split = result["bigearthnet_split"]
+        lines.append(f"patches: {split['patches']} of {split['file']}, in its order")
     lines.append("")
     runs = result["runs"]
     if result.get("multilabel"):

@@ -8,9 +8,13 @@ Reproduced from the published evaluation code (``src/zeroshot.py`` for EuroSAT,
   set (plus ``1e-6``) before top-1 / top-5 (:func:`column_mean_division`).
   This uses statistics of the evaluation set: it is **transductive**, a
   prediction changes when other images are added or removed.
-* **BigEarthNet-19 (multi-label)**: a subset of 27,000 test images drawn by
-  ``torch.utils.data.random_split`` after ``torch.manual_seed(42)``
-  (:func:`reference_subset`); score: the share of true labels found among each
+* **BigEarthNet-19 (multi-label)**: torchgeo's test split (``bigearthnet-test.csv``, in its order:
+  ``zeroshot --bigearthnet-split``), a subset of 27,000 of its images drawn by
+  ``torch.utils.data.random_split`` after ``torch.manual_seed(42)``, evaluated through a
+  ``DataLoader(batch_size=32, shuffle=True, drop_last=True)``, i.e. 26,976 of them
+  (:func:`reference_subset`; which 24 the shuffled loader drops depends on random draws made while
+  OpenAI's ``clip`` builds its model, so senclip drops the last 24 of the subset's order); score: the
+  share of true labels found among each
   image's top-|y| predicted classes, |y| its number of true labels, summed over
   images and divided by the total number of true labels
   (:func:`top_label_share`). The reference script ranks ``cosine / 2 + 1``
@@ -26,6 +30,10 @@ import numpy as np
 
 SUBSET_SIZE = 27_000
 SUBSET_SEED = 42
+LOADER_BATCH = 32
+"""``zeroshot_bigearthnet.py``: ``DataLoader(test_dataset, batch_size=32, ..., drop_last=True)``."""
+SUBSET_RULES = ("random-split-drop-last", "random-split")
+"""``zeroshot --bigearthnet-subset``: the reference as run (26,976 of 27,000), or all 27,000."""
 EPS = 1e-6
 
 
@@ -54,23 +62,30 @@ def top_label_share(scores: np.ndarray, targets: np.ndarray) -> float:
     return hits / total
 
 
-def reference_subset(n: int, size: int = SUBSET_SIZE, seed: int = SUBSET_SEED) -> np.ndarray:
+def reference_subset(n: int, size: int = SUBSET_SIZE, seed: int = SUBSET_SEED,
+                     rule: str = "random-split-drop-last") -> np.ndarray:
     """Indices of the reference's evaluation subset of a dataset of ``n`` images.
 
     ``random_split(dataset, [size, n - size])`` after ``torch.manual_seed(seed)`` takes the first
     ``size`` entries of ``torch.randperm(n)`` drawn from the seeded default generator; the same
-    permutation comes from a fresh generator seeded alike. With ``n <= size`` (where the
-    reference's split would fail) every image is kept, in order.
+    permutation comes from a fresh generator seeded alike. ``random-split-drop-last`` then keeps
+    ``size - size % 32`` of them, as many as the reference's loader evaluates. With ``n <= size``
+    (where the reference's split would fail) every image is kept, in order.
     """
+    if rule not in SUBSET_RULES:
+        from senclip.errors import SenclipError
+
+        raise SenclipError(f"unknown BigEarthNet subset rule {rule!r}; choose from {', '.join(SUBSET_RULES)}")
     if n <= size:
         return np.arange(n)
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    return torch.randperm(n, generator=gen)[:size].numpy()
+    keep = size - size % LOADER_BATCH if rule == "random-split-drop-last" else size
+    return torch.randperm(n, generator=gen)[:keep].numpy()
 
 
-def senclip_protocol_metrics(cosine: np.ndarray, dataset) -> dict:
+def senclip_protocol_metrics(cosine: np.ndarray, dataset, rule: str = "random-split-drop-last") -> dict:
     """The reference protocol's numbers for one prompt set, from cosine logits ``(N, C)``."""
     from senclip.evaluate.metrics import single_label_metrics
 
@@ -78,7 +93,7 @@ def senclip_protocol_metrics(cosine: np.ndarray, dataset) -> dict:
         divided = column_mean_division(cosine)
         return single_label_metrics(divided, dataset.labels, dataset.classes) | {
             "column_mean_division": True}
-    idx = reference_subset(len(cosine))
+    idx = reference_subset(len(cosine), rule=rule)
     targets = np.asarray(dataset.labels)[idx].astype(bool)
     sub = np.asarray(cosine)[idx]
     return {

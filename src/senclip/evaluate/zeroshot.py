@@ -65,6 +65,7 @@ def evaluate_zeroshot(
     threshold: float | None = None,
     return_logits: bool = False,
     protocol: str = "inductive",
+    subset_rule: str = "random-split-drop-last",
 ) -> dict:
     """Zero-shot evaluation of ``model`` on ``dataset`` with one or more prompt sets.
 
@@ -80,7 +81,8 @@ def evaluate_zeroshot(
             protocol (:mod:`senclip.evaluate.senclip_protocol`: display class
             names, column-mean division, BigEarthNet top-|y| share on the seeded
             subset) under the separate, transductive ``"senclip_protocol"`` key;
-            the inductive numbers are unchanged. ``"timesenclip"`` likewise adds the
+            the inductive numbers are unchanged (``subset_rule``: the BigEarthNet subset,
+            :data:`~senclip.evaluate.senclip_protocol.SUBSET_RULES`). ``"timesenclip"`` likewise adds the
             TimeSenCLIP reference protocol (:mod:`senclip.evaluate.timesenclip_protocol`)
             under ``"timesenclip_protocol"``.
 
@@ -140,7 +142,12 @@ def evaluate_zeroshot(
             "runs": trans,
         }
     if ref_sets is not None:
-        from senclip.evaluate.senclip_protocol import SUBSET_SEED, SUBSET_SIZE, senclip_protocol_metrics
+        from senclip.evaluate.senclip_protocol import (
+            LOADER_BATCH,
+            SUBSET_SEED,
+            SUBSET_SIZE,
+            senclip_protocol_metrics,
+        )
 
         result["senclip_protocol"] = {
             "protocol": "senclip",
@@ -148,11 +155,13 @@ def evaluate_zeroshot(
             "note": "SenCLIP reference scripts' protocol: uses evaluation-set statistics (column-mean "
                     "division), not zero-shot; never compare with the inductive numbers",
             "class_names": names,
-            **({"subset": {"size": SUBSET_SIZE, "seed": SUBSET_SEED, "of": len(dataset),
-                           "sampling": "first SIZE of torch.randperm(N) after manual_seed(SEED), "
-                                       "all images when N <= SIZE"}} if dataset.multilabel else {}),
-            "runs": {spec: {"prompts": s["info"]}
-                     | senclip_protocol_metrics(zeroshot_logits(emb, s["classifier"], 1.0), dataset)
+            **({"subset": {"size": SUBSET_SIZE, "seed": SUBSET_SEED, "of": len(dataset), "rule": subset_rule,
+                           "sampling": "first SIZE of torch.randperm(N) after manual_seed(SEED)"
+                                       + (f", less SIZE mod {LOADER_BATCH} (the reference loader's "
+                                          "drop_last)" if subset_rule == "random-split-drop-last" else "")
+                                       + "; all images when N <= SIZE"}} if dataset.multilabel else {}),
+            "runs": {spec: {"prompts": s["info"]} | senclip_protocol_metrics(
+                         zeroshot_logits(emb, s["classifier"], 1.0), dataset, subset_rule)
                      for spec, s in ref_sets.items()},
         }
     if protocol == "timesenclip":
