@@ -71,6 +71,7 @@ from senclip.data.sen4map_labels import (
     LABEL_SETS,
     LC1_CLASSES,
     LU1_CLASSES,
+    attr_text,
     class_index,
     label_classes,
     label_of,
@@ -90,14 +91,6 @@ RAW_OFFSET = 1.0
 SEN4MAP_YEAR = 2018
 """The LUCAS survey year of Sen4Map (the nominal year of its monthly steps)."""
 H5_SUFFIXES = (".h5", ".hdf5")
-
-
-def _text(value) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.ndarray) and value.size == 1:
-        return _text(value.reshape(()).item())
-    return str(value)
 
 
 def _root_options(root) -> tuple[Path, str | None, bool]:
@@ -160,7 +153,7 @@ def reference_composite(values: np.ndarray, scl: np.ndarray, dates: Sequence[dt.
 
 
 def _id_date(value) -> dt.date:
-    text = _text(value)
+    text = attr_text(value)
     m = DATE_RE.search(text)
     try:
         return dt.date(int(m[1]), int(m[2]), int(m[3]))

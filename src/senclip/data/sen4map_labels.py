@@ -100,13 +100,14 @@ def label_classes(labels: str) -> list[str]:
     return list(table)
 
 
-def _text(value) -> str:
+def attr_text(value) -> str:
+    """An HDF5 attribute as text (bytes decoded, one-element arrays unwrapped)."""
     import numpy as np
 
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, np.ndarray) and value.size == 1:
-        return _text(value.reshape(()).item())
+        return attr_text(value.reshape(()).item())
     return str(value)
 
 
@@ -114,7 +115,7 @@ def class_index(labels: str, value) -> int:
     """Index of a class given by name (exact, else case-insensitive) or, for ``eunis``/``bioregion``,
     by its index in the published mapping; :class:`ValueError` otherwise."""
     classes = label_classes(labels)
-    text = _text(value).strip()
+    text = attr_text(value).strip()
     if text in classes:
         return classes.index(text)
     lower = {c.lower(): i for i, c in enumerate(classes)}
@@ -142,7 +143,7 @@ def label_of(labels: str, attrs) -> int | None:
         label_classes(labels)
     if key not in attrs:
         raise ValueError(f"no '{key}' attribute")
-    code = _text(attrs[key]).strip().upper()
+    code = attr_text(attrs[key]).strip().upper()
     if labels == "lc1":
         table, token = LC1_CLASSES, code[:1]
         if len(code) < 2:
@@ -159,4 +160,4 @@ def label_of(labels: str, attrs) -> int | None:
 
 
 __all__ = ["ATTRIBUTES", "BIOREGION_CLASSES", "CROP_CLASSES", "EUNIS_CLASSES", "LABEL_SETS", "LC1_CLASSES",
-           "LU1_CLASSES", "class_index", "label_classes", "label_of"]
+           "LU1_CLASSES", "attr_text", "class_index", "label_classes", "label_of"]
