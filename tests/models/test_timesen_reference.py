@@ -8,7 +8,6 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from timesen_published import loader_input
 from torch import nn
 
 from senclip.errors import SenclipError
@@ -21,6 +20,7 @@ from senclip.models.timesen_reference import (
     count_parameters,
     reduce_time_steps,
 )
+from timesen_published import loader_input
 
 
 class _Flatten(nn.Module):
@@ -373,6 +373,7 @@ def test_training_positions_follow_the_newest_forward():
         tower.time_pos_encoding.normal_()
     pos = tower.time_pos_encoding
     torch.testing.assert_close(tower.positions(1, list(range(12))), pos.mean(dim=1, keepdim=True))
+    torch.testing.assert_close(tower.positions(1, [5]), pos.mean(dim=1, keepdim=True))  # x.size(1) == 1
     torch.testing.assert_close(tower.positions(1), pos[:, :1])          # inference: nearest = January
     torch.testing.assert_close(tower.positions(3, [2, 5, 9]), pos[:, [2, 5, 9]])
     old = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16,

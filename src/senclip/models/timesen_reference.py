@@ -33,12 +33,12 @@ Input conventions (options of :class:`TimeSenRefConfig`; docs/timeseries.md cite
 
 Augmentations (``augment``, training only, one draw per batch from a generator seeded by
 the training step): ``tsmixaug`` (with probability ``augment_p`` either collapse the year to
-its median, which then sits at the mean month position as in every published training
-forward, or drop three consecutive months), ``random-ts`` (keep a random subset of 1 to
-``random_ts_max`` months), ``spectral-dropout`` (zero a random subset of bands, always keeping
-the first three). Kept months keep their calendar positions (``positions: calendar``, the
-newest training forward); commits before 8dfc8e6 renumber them from 0 (``positions:
-renumbered``), which misaligns every month after a gap. The published spectral dropout
+its median, or drop three consecutive months), ``random-ts`` (keep a random subset of 1 to
+``random_ts_max`` months; a single kept step, like the collapsed year, sits at the mean month
+position, as in every published training forward), ``spectral-dropout`` (zero a random subset of
+bands, always keeping the first three). Kept months keep their calendar positions
+(``positions: calendar``, the newest training forward); commits before 8dfc8e6 renumber them
+from 0 (``positions: renumbered``), which misaligns every month after a gap. The published spectral dropout
 slices the bands away, which the band embedding cannot take; here the dropped bands are
 zeroed instead.
 """
@@ -274,8 +274,8 @@ class TimeSenReferenceTower(nn.Module):
         """``(1, t, width)`` position encodings of a ``t``-step input (``months``: the calendar months
         kept by a training augmentation; all twelve for a year collapsed to one step)."""
         pos = self.time_pos_encoding
-        if months is not None and len(months) == N_MONTHS and t == 1:
-            return pos.mean(dim=1, keepdim=True)  # every published training forward: the mean position
+        if months is not None and t == 1:  # a collapsed year, or one kept month: every published training
+            return pos.mean(dim=1, keepdim=True)  # forward takes the mean position for a 1-step input
         if months is not None and len(months) == t:
             return pos[:, list(months) if self.config.positions == "calendar" else list(range(t))]
         if t == N_MONTHS:
