@@ -73,13 +73,15 @@ def test_packaged_registry_is_complete_and_consistent():
         assert (e.preprocess["mean"], e.preprocess["std"]) == ([0.347, 0.376, 0.296], [0.269, 0.261, 0.276])
     assert entries["senclip-vit-b-32-avgpool"].filename == "SenCLIP_AvgPool_ViTB32.ckpt"
     assert "filename" in entries["senclip-rn50-attpool"].unverified  # named from the pattern only
-    # TimeSenCLIP: the one tower entry, paired with the base the published code embeds prompts with
+    # TimeSenCLIP: the tower entries (the file names of both README versions), paired with the base the
+    # published code embeds prompts with
     from senclip.models.timesen_reference import PUBLISHED_BASE
 
     towers = [e for e in entries.values() if e.tower]
     assert [(e.name, e.tower, e.repo, e.filename) for e in towers] == [
-        ("timesenclip-1x1", "timesen-reference", "pallavijainpj/TimeSenCLIP", "TimeSenCLIP_1x1.ckpt")]
-    assert (towers[0].arch, towers[0].base_pretrained) == PUBLISHED_BASE
+        ("timesenclip-1x1", "timesen-reference", "pallavijainpj/TimeSenCLIP", "TimeSenCLIP_1x1.ckpt"),
+        ("timesenclip-1x1-pt", "timesen-reference", "pallavijainpj/TimeSenCLIP", "TimeSenCLIP_1x1.pt")]
+    assert all((t.arch, t.base_pretrained) == PUBLISHED_BASE for t in towers)
 
 
 def test_pretrained_name_downloads_once_and_loads(http_server, tmp_path, monkeypatch, tiny_state):
