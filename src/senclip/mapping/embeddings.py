@@ -128,20 +128,13 @@ def search_tiles(model, tiles: str | Path, query: str, output: str | Path, png: 
         SenclipError: unreadable tiles file, empty query, unwritable output,
             embeddings of another size than the model's.
     """
-    if not query.strip():
-        raise SenclipError("empty search query; give a text such as 'solar park'")
+    check_query(query)
     output = Path(output)
     check_writable(output)
     rows, cols, emb, meta = read_tiles(tiles)
-    text = model.encode_text([query]).float().cpu()
-    if text.shape[-1] != emb.shape[1]:
-        raise SenclipError(f"{tiles} holds {emb.shape[1]}-d embeddings but the model gives "
-                           f"{text.shape[-1]}-d; use the model that wrote the file")
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
-    sim = emb @ text.numpy()[0]
-    grid = TileGrid(meta["width"], meta["height"], meta["tile"], meta["stride"], Affine(*meta["transform"]))
+    sim = tile_similarity(model, unit_rows(emb), query, tiles)
+    grid, crs = tiles_grid(meta)
     heat = cell_mean(grid, rows, cols, sim)
-    crs = rasterio.crs.CRS.from_wkt(meta["crs"]) if meta.get("crs") else None
     profile = tiff_profile(grid.cells_x, grid.cells_y, 1, "float32", crs, grid.cell_transform, float("nan"))
     work = output.with_name(output.name + ".partial")
     work.mkdir(exist_ok=True)
@@ -157,6 +150,37 @@ def search_tiles(model, tiles: str | Path, query: str, output: str | Path, png: 
     best = int(np.argmax(sim))
     return {"output": str(output), "tiles": int(sim.size), "max": float(sim.max()),
             "best_tile": [int(rows[best]), int(cols[best])]}
+
+
+def check_query(query: str) -> None:
+    """Refuse an empty (or blank) text query."""
+    if not query.strip():
+        raise SenclipError("empty search query; give a text such as 'solar park'")
+
+
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """Tile embeddings scaled to unit length (what the cosine similarity is taken against)."""
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
+
+
+def tile_similarity(model, unit_emb: np.ndarray, query: str, tiles: str | Path = "the tiles file",
+                    ) -> np.ndarray:
+    """Cosine similarity ``(N,)`` of each unit tile embedding with the text embedding of ``query``.
+
+    The one scoring rule of ``senclip search`` and ``senclip explore``: the model's text tower
+    (fp32 output) against :func:`unit_rows` embeddings.
+    """
+    text = model.encode_text([query]).float().cpu()
+    if text.shape[-1] != unit_emb.shape[1]:
+        raise SenclipError(f"{tiles} holds {unit_emb.shape[1]}-d embeddings but the model gives "
+                           f"{text.shape[-1]}-d; use the model that wrote the file")
+    return unit_emb @ text.numpy()[0]
+
+
+def tiles_grid(meta: dict) -> tuple[TileGrid, rasterio.crs.CRS | None]:
+    """The tile grid and CRS an ``embed`` file records (its heat maps are on the grid's cells)."""
+    grid = TileGrid(meta["width"], meta["height"], meta["tile"], meta["stride"], Affine(*meta["transform"]))
+    return grid, (rasterio.crs.CRS.from_wkt(meta["crs"]) if meta.get("crs") else None)
 
 
 def cell_mean(grid: TileGrid, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
