@@ -93,3 +93,17 @@ def test_cell_mean_of_overlapping_tiles():
             if cover.size:
                 expected[r, c] = np.mean(cover.astype(np.float64))
     np.testing.assert_allclose(cell_mean(grid, rows, cols, values), expected, rtol=1e-6)
+
+
+def test_read_tiles_refuses_embeddings_of_different_lengths(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from senclip.errors import SenclipError
+    from senclip.mapping.embeddings import META_KEY, read_tiles
+
+    table = pa.table({"row": [0, 0], "col": [0, 1], "embedding": [[1.0, 2.0, 3.0], [1.0, 2.0]]})
+    pq.write_table(table.replace_schema_metadata({META_KEY: "{}"}), tmp_path / "t.parquet")
+    with pytest.raises(SenclipError, match="different lengths"):
+        read_tiles(tmp_path / "t.parquet")

@@ -117,7 +117,12 @@ def read_tiles(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, di
         meta = json.loads((table.schema.metadata or {})[META_KEY])
     except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
         raise SenclipError(f"{path}: not a `senclip embed` GeoParquet file ({exc})") from exc
-    emb = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    lists = table.column("embedding").combine_chunks()
+    sizes = np.diff(lists.offsets.to_numpy())
+    if sizes.size and (sizes != sizes[0]).any():
+        raise SenclipError(f"{path}: embeddings of different lengths; write the file with `senclip embed`")
+    # one (N, D) block from the flat values instead of a copy per row (100,000 x 512: 1.26 s -> 0.01 s)
+    emb = lists.flatten().to_numpy().reshape(len(lists), -1).astype(np.float32, copy=False)
     return table.column("row").to_numpy(), table.column("col").to_numpy(), emb, meta
 
 
