@@ -159,3 +159,28 @@ def test_click_shows_the_class_rasterio_reads_there(page, made):
         assert page.page.locator(".probability").count() == 3
         assert made.classes[value] in page.page.inner_text("#point-class")
     page.check_clean()
+
+
+def test_a_class_map_alone(browser, made):
+    """`senclip explore map.tif` with nothing else: the other layers' controls stay hidden, clicks work."""
+    from senclip.explore import Explorer, resolve_files
+    from senclip.explore.app import LOOPBACK_HOSTS, create_app
+    from senclip.explore.server import ServerThread
+
+    with ServerThread(create_app(Explorer(resolve_files(made.map)), LOOPBACK_HOSTS)) as server:
+        page = Page(browser, server.url)
+        try:
+            for hidden in ("#search", "#layer-composite", "#layer-probability", "#layer-search"):
+                assert page.page.locator(hidden).is_hidden(), hidden
+            lon, lat, values = cell_centres_lonlat(made.map)
+            x, y = page.point_of(lon[0], lat[0])
+            page.page.locator("#map").click(position={"x": x, "y": y})
+            page.page.wait_for_selector("#point-class")
+            assert int(page.page.get_attribute("#point-class", "data-value")) == values[0]
+            assert page.page.locator(".probability").count() == 0
+            page.page.locator("#map").click(position={"x": 5, "y": 5})  # off the map: said, not asked
+            page.page.wait_for_function("() => document.querySelector('#point-info').textContent"
+                                        " === 'outside the map'")
+            page.check_clean()
+        finally:
+            page.close()

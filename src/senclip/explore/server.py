@@ -43,11 +43,8 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(app, sock: socket.socket, open_browser: bool = True) -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C (or SIGTERM); print the URL first."""
-    import uvicorn
-
     url = url_of(sock)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                           timeout_graceful_shutdown=5))
+    server = _uvicorn(app)
     print(f"senclip explore: {url} (Ctrl-C to stop)", flush=True)
     if open_browser:
         threading.Thread(target=_open_when_ready, args=(server, url), daemon=True).start()
@@ -58,6 +55,42 @@ def serve(app, sock: socket.socket, open_browser: bool = True) -> None:
     finally:
         sock.close()
     print("senclip explore: stopped", file=sys.stderr, flush=True)
+
+
+def _uvicorn(app):
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                         timeout_graceful_shutdown=5))
+
+
+class ServerThread:
+    """An app served by uvicorn in a background thread (a notebook, a test, a benchmark).
+
+    ``with ServerThread(app) as s: ... s.url ...``; the socket is bound as :func:`serve` binds it.
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0) -> None:
+        import time
+
+        self.sock = bind(host, port)
+        self.url = url_of(self.sock)
+        self.server = _uvicorn(app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        while not self.server.started and self.thread.is_alive():
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def _open_when_ready(server, url: str) -> None:

@@ -97,12 +97,13 @@
     const bounds = L.latLngBounds(info.bounds);
     const maxZoom = Math.min(24, Math.max(22, info.maxzoom + 4));  // the server draws every zoom up to 24
     // no fade: a tile is drawn at once in its final colours (and a screenshot shows them)
+    // whole zoom levels only: Leaflet 1.9's setUrl/redraw would ask for tiles at a fractional zoom
     const map = L.map("map", { attributionControl: Boolean(info.basemap), maxZoom: maxZoom, fadeAnimation: false });
     window.senclip = { map: map, info: info };
     const hash = readHash();
     const view = hash.view && hash.view.split("/").map(Number);
     if (view && view.length === 3 && view.every(Number.isFinite)) map.setView([view[1], view[2]], view[0]);
-    else map.fitBounds(bounds);
+    else map.fitBounds(bounds, { padding: [12, 12] });
 
     // panes fix the stacking whatever order layers are switched on: composite, classes, probability, search
     [["composite", 210], ["classes", 220], ["probability", 230], ["search", 240]].forEach(([name, z]) => {
