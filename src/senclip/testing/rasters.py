@@ -62,9 +62,10 @@ def eurosat_mosaic(eurosat_rgb: Path, path: Path, grid: int = GRID) -> dict:
     return {"path": path, "images": images, "labels": labels, "data": data}
 
 
-def class_map_cog(path: Path, size: int, n_classes: int = 10, patch: int = 97, seed: int = 0) -> Path:
+def class_map_cog(path: Path, size: int, n_classes: int = 10, patch: int = 32, seed: int = 0) -> Path:
     """A ``size`` x ``size`` uint8 class-map COG (255 nodata, colour table, ``CLASSES`` tag) of random
-    ``patch``-pixel squares, with nearest overviews, as ``senclip map`` writes one."""
+    classes in ``patch``-pixel squares, with nearest overviews: what ``senclip map --resolution input``
+    writes for a stride of ``patch``."""
     import json
 
     import rasterio.shutil
