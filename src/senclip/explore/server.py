@@ -1,8 +1,8 @@
 """Run the explorer's app with uvicorn on a socket bound here (so ``port 0`` gives a known free port).
 
-:func:`serve` binds the socket, prints the page's URL, opens the browser once the server listens
-(unless told not to), and returns when the server stops: Ctrl-C or SIGTERM let uvicorn finish the
-requests in flight and close, then ``serve`` returns normally.
+:func:`serve` runs the app on a socket :func:`bind` made; once the server listens, it prints the
+page's URL and opens the browser (unless told not to), and it returns when the server stops:
+Ctrl-C or SIGTERM let uvicorn finish the requests in flight and close, then ``serve`` returns.
 """
 
 from __future__ import annotations
@@ -43,16 +43,21 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(app, sock: socket.socket, open_browser: bool = True) -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C (or SIGTERM); print the URL first."""
+    import signal
+
     url = url_of(sock)
     server = _uvicorn(app)
-    print(f"senclip explore: {url} (Ctrl-C to stop)", flush=True)
-    if open_browser:
-        threading.Thread(target=_open_when_ready, args=(server, url), daemon=True).start()
+    threading.Thread(target=_announce, args=(server, url, open_browser), daemon=True).start()
+    # uvicorn handles Ctrl-C and SIGTERM itself (finishing the requests in flight), then sends the
+    # signal again to the handler that was there before: Ctrl-C's KeyboardInterrupt is caught below,
+    # and SIGTERM finds a handler that lets serve() return instead of the default that kills.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled once it has shut down
+    except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         sock.close()
     print("senclip explore: stopped", file=sys.stderr, flush=True)
 
@@ -93,12 +98,15 @@ class ServerThread:
         self.stop()
 
 
-def _open_when_ready(server, url: str) -> None:
+def _announce(server, url: str, open_browser: bool) -> None:
+    """Print the URL (and open it) once the server listens and handles Ctrl-C and SIGTERM."""
     import time
     import webbrowser
 
-    for _ in range(200):
-        if server.started:
-            webbrowser.open(url)
+    while not server.started:
+        if server.should_exit:
             return
-        time.sleep(0.05)
+        time.sleep(0.02)
+    print(f"senclip explore: {url} (Ctrl-C to stop)", flush=True)
+    if open_browser:
+        webbrowser.open(url)
