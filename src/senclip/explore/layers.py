@@ -116,15 +116,20 @@ class RasterLayer:
         Raises:
             BadRequest: not a longitude/latitude. NotFound: the point is off the map.
         """
+        from rio_tiler.errors import PointOutsideBounds
         from rio_tiler.io import Reader
 
         check_lonlat(lon, lat)
         xs, ys = transform_coords(WGS84, self.crs, [lon], [lat])
         row, col = rasterio.transform.rowcol(self.transform, xs[0], ys[0])
+        outside = NotFound(f"({lon:.6f}, {lat:.6f}) is outside the map")
         if not (0 <= row < self.shape[0] and 0 <= col < self.shape[1]):
-            raise NotFound(f"({lon:.6f}, {lat:.6f}) is outside the map")
+            raise outside
         with Reader(str(self.path)) as reader:
-            point = reader.point(lon, lat)
+            try:
+                point = reader.point(lon, lat)
+            except PointOutsideBounds:  # on the map's very edge, which rio-tiler counts as outside
+                raise outside from None
         where = {"x": xs[0], "y": ys[0], "row": int(row), "col": int(col)}
         return where, point.array
 
