@@ -24,6 +24,7 @@ LAYERS = [  # "download" and "timeseries" are packages of before the redesign (i
     {"prompts"},
     {"evaluate"},
     {"train", "mapping", "acquire"},
+    {"explore"},
     {"commands", "cli"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}

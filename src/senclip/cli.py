@@ -23,7 +23,7 @@ COMMANDS = [
     "senclip.commands.zeroshot",
     "senclip.commands.fewshot",
     "senclip.commands.models",
-    "senclip.commands.map", "senclip.commands.embed", "senclip.commands.search",
+    "senclip.commands.map", "senclip.commands.embed", "senclip.commands.search", "senclip.commands.explore",
     "senclip.commands.acquire", "senclip.commands.harmonise",
     "senclip.commands.map_pixels",
     "senclip.commands.download",

@@ -40,6 +40,14 @@ def test_linear_probe_on_separable_embeddings_and_classifier_file(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(xte).sum(1), 1, rtol=1e-5)
 
 
+def test_classifier_file_keeps_fortran_ordered_weights(tmp_path):
+    """scikit-learn's coef_ can be Fortran-ordered; safetensors 0.8 would store its memory as C order."""
+    coef = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    clf = LinearClassifier(["a", "b", "c"], coef, np.zeros(3, np.float32))
+    loaded = LinearClassifier.load(clf.save(tmp_path / "f.safetensors"))
+    np.testing.assert_array_equal(loaded.coef_, coef)
+
+
 def test_cli_end_to_end_on_real_eurosat(eurosat_rgb, tmp_path, capsys, make_tree):
     train = make_tree(eurosat_rgb / "train", tmp_path / "train", per_class=15)
     test = make_tree(eurosat_rgb / "valid", tmp_path / "test", per_class=10)

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mapping_helpers import BLOCK, GRID, encode_blocks, eurosat_blocks, write_raster
+from mapping_helpers import GRID, encode_blocks
+
+from senclip.testing.rasters import eurosat_mosaic
 
 
 @pytest.fixture(scope="session")
 def mosaic(tmp_path_factory, eurosat_rgb):
     """4x4 blocks of 64 px EuroSAT tiles (RGB, B04/B03/B02 descriptions) with known classes."""
-    images, labels = eurosat_blocks(eurosat_rgb, GRID * GRID)
-    data = np.zeros((3, GRID * BLOCK, GRID * BLOCK), dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, GRID)
-        data[:, r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK] = img.transpose(2, 0, 1)
-    path = write_raster(tmp_path_factory.mktemp("mosaic") / "mosaic.tif", data, ["B04", "B03", "B02"])
-    return {"path": path, "images": images, "labels": labels, "data": data}
+    return eurosat_mosaic(eurosat_rgb, tmp_path_factory.mktemp("mosaic") / "mosaic.tif", GRID)
 
 
 @pytest.fixture(scope="session")

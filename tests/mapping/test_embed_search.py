@@ -73,3 +73,37 @@ def test_map_reads_a_url_over_http(tiny_vit, probe, mosaic, tmp_path):
     with rasterio.open(a) as ua, rasterio.open(b) as lb:
         np.testing.assert_array_equal(ua.read(), lb.read())
         assert ua.transform == lb.transform
+
+
+def test_cell_mean_of_overlapping_tiles():
+    """Each cell is the mean of the tiles covering it (k x k cells per tile), NaN where none does."""
+    from senclip.mapping.embeddings import cell_mean
+    from senclip.mapping.grid import TileGrid
+
+    grid = TileGrid(64 + 4 * 32, 64 + 3 * 32, 64, 32, Affine.identity())  # 5 x 4 tiles, k = 2
+    rng = np.random.default_rng(0)
+    rows, cols = np.divmod(np.arange(20), 5)
+    keep = np.arange(20) != 7
+    rows, cols = rows[keep], cols[keep]
+    values = rng.standard_normal(rows.size).astype(np.float32)
+    expected = np.full((grid.cells_y, grid.cells_x), np.nan, np.float32)
+    for r in range(grid.cells_y):
+        for c in range(grid.cells_x):
+            cover = values[(rows <= r) & (r <= rows + 1) & (cols <= c) & (c <= cols + 1)]
+            if cover.size:
+                expected[r, c] = np.mean(cover.astype(np.float64))
+    np.testing.assert_allclose(cell_mean(grid, rows, cols, values), expected, rtol=1e-6)
+
+
+def test_read_tiles_refuses_embeddings_of_different_lengths(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from senclip.errors import SenclipError
+    from senclip.mapping.embeddings import META_KEY, read_tiles
+
+    table = pa.table({"row": [0, 0], "col": [0, 1], "embedding": [[1.0, 2.0, 3.0], [1.0, 2.0]]})
+    pq.write_table(table.replace_schema_metadata({META_KEY: "{}"}), tmp_path / "t.parquet")
+    with pytest.raises(SenclipError, match="different lengths"):
+        read_tiles(tmp_path / "t.parquet")

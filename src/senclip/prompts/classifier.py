@@ -50,7 +50,10 @@ class Classifier:
         from senclip.outputs import atomic_path, io_errors
 
         with atomic_path(path) as tmp, io_errors():
-            save_file({"coef": self.coef_.astype(np.float32), "intercept": self.intercept_.astype(np.float32)},
+            # C order: safetensors 0.8 writes a Fortran-ordered array's memory as if it were C-ordered
+            # (safetensors#825), and scikit-learn's coef_ can be Fortran-ordered
+            save_file({"coef": np.ascontiguousarray(self.coef_, np.float32),
+                       "intercept": np.ascontiguousarray(self.intercept_, np.float32)},
                       str(tmp), metadata={"senclip_classifier": json.dumps(meta)})
         return path
 

@@ -1,0 +1,163 @@
+"""The web layer: a FastAPI app over one :class:`~senclip.explore.explorer.Explorer`.
+
+Each route parses typed parameters and returns what one Explorer method gives; nothing else happens
+here. Errors are JSON, ``{"error": message, "status": status}``: the explorer's own (400, 404, 422,
+see :mod:`senclip.explore.errors`), parameters that do not parse (400), routes that do not exist
+(404), anything unexpected (500, logged). The page and its JavaScript are served from memory: the
+files under ``static/`` are read once when the app is made, and a request path is only ever a key
+of that table. Every response carries a Content-Security-Policy that lets the page load from this
+server alone (plus the ``--basemap`` origin, if one was given). When the server listens on the
+loopback address, a request must name it in its Host header (a guard against DNS rebinding: a web
+page elsewhere cannot read the map through a name that resolves to 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from importlib import resources
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from senclip.errors import SenclipError
+from senclip.explore.errors import ExploreError, NotFound
+from senclip.explore.explorer import Explorer
+
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+log = logging.getLogger("senclip.explore")
+
+
+def static_files() -> dict[str, tuple[bytes, str]]:
+    """``relative name -> (content, media type)`` of every file under ``senclip/explore/static``."""
+    files = {}
+
+    def walk(node, prefix: str) -> None:
+        for child in node.iterdir():
+            name = f"{prefix}{child.name}"
+            if child.is_dir():
+                walk(child, name + "/")
+            else:
+                kind = mimetypes.guess_type(child.name)[0] or "text/plain"
+                files[name] = (child.read_bytes(), kind + ("; charset=utf-8" if kind.startswith("text/") or
+                                                            kind.endswith("javascript") else ""))
+
+    walk(resources.files("senclip.explore").joinpath("static"), "")
+    return files
+
+
+def content_policy(basemap_origin: str | None) -> str:
+    images = "'self' data:" + (f" {basemap_origin}" if basemap_origin else "")
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            f"img-src {images}; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+
+
+def _hostname(header: str) -> str:
+    """The host of a Host header without its port (``[::1]:8000`` -> ``[::1]``)."""
+    return header[:header.find("]") + 1] if header.startswith("[") else header.split(":", 1)[0]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e.get("loc", ())[1:]) or "request"
+        parts.append(f"{where}: {e.get('msg', 'invalid')} (got {e.get('input')!r})")
+    return "; ".join(parts)
+
+
+def create_app(explorer: Explorer, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app serving ``explorer``; ``allowed_hosts`` are the Host headers accepted (``None``: any)."""
+    app = FastAPI(title="senclip explore", docs_url=None, redoc_url=None, openapi_url=None)
+    static = static_files()
+    policy = content_policy(explorer.basemap_origin)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if allowed_hosts is not None and _hostname(request.headers.get("host", "")) not in allowed_hosts:
+            response = _error(400, f"this server answers requests for {', '.join(allowed_hosts)} only")
+        else:
+            response = await call_next(request)
+        response.headers["Content-Security-Policy"] = policy
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+    @app.exception_handler(ExploreError)
+    async def explore_error(request: Request, exc: ExploreError):
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(SenclipError)
+    async def senclip_error(request: Request, exc: SenclipError):
+        return _error(500, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request: Request, exc: RequestValidationError):
+        return _error(400, _validation_message(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        message = "no such page or endpoint" if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):
+        log.exception("explore: %s failed", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    @app.get("/")
+    def page() -> Response:
+        content, kind = static["index.html"]
+        return Response(content, media_type=kind)
+
+    @app.get("/static/{name:path}")
+    def static_file(name: str) -> Response:
+        if name not in static:
+            raise NotFound(f"no static file {name!r}")
+        content, kind = static[name]
+        return Response(content, media_type=kind)
+
+    @app.get("/api/info")
+    def info() -> dict:
+        return explorer.info()
+
+    @app.get("/api/legend")
+    def legend() -> dict:
+        return explorer.legend()
+
+    @app.get("/api/point")
+    def point(lon: float, lat: float) -> dict:
+        return explorer.point(lon, lat)
+
+    @app.get("/api/search")
+    def search(q: str = "") -> dict:
+        return explorer.search_summary(q)
+
+    @app.get("/api/search.tif")
+    def search_tif(q: str = "") -> Response:
+        return Response(explorer.search_geotiff(q), media_type="image/tiff",
+                        headers={"Content-Disposition": 'attachment; filename="senclip-search.tif"'})
+
+    @app.get("/api/search.geojson")
+    def search_geojson(q: str = "", threshold: float | None = None) -> Response:
+        import json
+
+        body = json.dumps(explorer.search_geojson(q, threshold)).encode()
+        return Response(body, media_type="application/geo+json",
+                        headers={"Content-Disposition": 'attachment; filename="senclip-search.geojson"'})
+
+    @app.get("/tiles/{layer}/{z}/{x}/{y}.png")
+    def tile(layer: str, z: int, x: int, y: int, lo: float | None = Query(None, alias="min"),
+             hi: float | None = Query(None, alias="max"), cls: int | None = Query(None, alias="class"),
+             q: str = "", threshold: float | None = None) -> Response:
+        png = explorer.tile(layer, z, x, y, lo=lo, hi=hi, index=cls, query=q, threshold=threshold)
+        return Response(png, media_type="image/png")
+
+    return app
