@@ -126,7 +126,8 @@ def plan(args: argparse.Namespace):
     outputs = []
     for out in maps:
         side = sidecar_paths(out)
-        outputs += [out, side["legend"]] + ([] if args.no_quicklook else [side["quicklook"]])
+        outputs += [out, side["legend"], side["item"], side["style"]] + \
+            ([] if args.no_quicklook else [side["quicklook"]])
     if args.probabilities:
         outputs.append(args.probabilities)
     inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args),
