@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 
+import area_reference as reference
 import numpy as np
 import pystac
 import pytest
 import rasterio
-import reference
+from area_helpers import BBOX, composite_args
 
-from conftest import BBOX, composite_args
 from senclip.cli import main
 
 BANDS = ("B04", "B03", "B02", "B8A")

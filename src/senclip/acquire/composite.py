@@ -52,6 +52,7 @@ from senclip.acquire.area import Area, AreaGrid, Block, block_lonlat_bounds, blo
 from senclip.acquire.chips import RESAMPLING, SCL_UNUSABLE
 from senclip.acquire.radiometry import Decision, check_data, decide, harmonise, warn
 from senclip.acquire.stac import find_asset, item_cloud_cover, item_datetime
+from senclip.data.radiometry import REFLECTANCE_SCALE
 from senclip.errors import SenclipError
 from senclip.net import RetryPolicy, gdal_env, retry_call
 
@@ -61,6 +62,8 @@ warnings.filterwarnings("ignore", message="Dataset has no geotransform", module=
 METHODS = ("median", "first-valid")
 FILLS = ("median", "none")
 NODATA = 0
+MONTH_DAY = 15
+"""Monthly composites are dated the 15th of their month (the ``dates`` tag that ``map-pixels`` reads)."""
 SCL_CLASSES = {
     0: "no data",
     1: "saturated or defective",
@@ -533,8 +536,14 @@ def _reaching(scenes: list[SceneRef], grid: AreaGrid, block: Block) -> list[Scen
     ]
 
 
-def write_block(path: str | Path, values: np.ndarray, grid: AreaGrid, block: Block) -> Path:
-    """Write one block's composite as a GeoTIFF (uint16, deflate), atomically."""
+def write_block(
+    path: str | Path, values: np.ndarray, grid: AreaGrid, block: Block, spec: CompositeSpec
+) -> Path:
+    """Write one block's composite as a GeoTIFF (uint16, deflate), atomically.
+
+    It describes itself as the assembled composite does (band names, GDAL scale 0.0001, for
+    monthly composites the ``dates`` and ``bands`` tags), so a series reader takes a block alone.
+    """
     import rasterio
 
     from senclip.outputs import atomic_path
@@ -559,6 +568,13 @@ def write_block(path: str | Path, values: np.ndarray, grid: AreaGrid, block: Blo
     with atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(values)
+            names = spec.out_bands
+            dst.descriptions = tuple(names)
+            dst.scales = tuple(1.0 if n == "CLM" else REFLECTANCE_SCALE for n in names)
+            dst.offsets = tuple(0.0 for _ in names)
+            if spec.monthly:
+                dates = [dt.date(spec.year, m, MONTH_DAY).isoformat() for m in range(1, 13)]
+                dst.update_tags(dates=",".join(dates), bands=",".join(spec.bands))
     return path
 
 
@@ -589,7 +605,7 @@ def run_block(job: CompositeJob, block: Block, path: str) -> dict:
         return base | {"status": "failed", "error": str(exc).splitlines()[0]}
     if rec["clear"] == 0:
         return base | {"status": "empty", **rec}
-    write_block(path, values, job.grid, block)
+    write_block(path, values, job.grid, block, job.spec)
     return base | {"status": "ok", "path": str(path), **rec}
 
 

@@ -22,14 +22,11 @@ import rasterio
 from rasterio.windows import Window
 
 from senclip.acquire.area import AreaGrid, Block
-from senclip.acquire.composite import NODATA, SCL_CLASSES, CompositeSpec
+from senclip.acquire.composite import MONTH_DAY, NODATA, SCL_CLASSES, CompositeSpec
 from senclip.data.radiometry import CONVENTION, REFLECTANCE_SCALE, convention_tags
 from senclip.mapping.writers import tiff_profile, write_cog
 from senclip.outputs import write_text
 from senclip.stacitem import eo_bands, item_path, raster_item
-
-MONTH_DAY = 15
-"""Monthly composites are dated the 15th of their month (the ``dates`` tag that ``map-pixels`` reads)."""
 
 
 def block_windows(
