@@ -286,6 +286,20 @@ def _window_profile(src, x0: int, y0: int, w: int, h: int) -> dict:
     }
 
 
+def _span(start: int, size: int, total: int, tile: int, stride: int) -> tuple[int, int]:
+    """The pixels ``[a, b)`` of the composite a block of ``[start, start + size)`` is mapped from.
+
+    The tiles covering the block's cells start up to ``tile - stride`` pixels before it and end as
+    far after it; at the area's far edge the span reaches back to hold one whole tile, as a map of
+    the whole composite does (its last tile overhangs the edge). ``a`` stays on the cell grid.
+    """
+    halo = tile - stride
+    a, b = max(0, start - halo), min(total, start + size + halo)
+    if b - a < tile:
+        a = max(0, min(a, (b - tile) // stride * stride))
+    return a, b
+
+
 def map_block(job: AreaMapJob, block: Block, path: str) -> dict:
     """Map one block of the area from the composite (with the overlap its tiles need); crop its cells."""
     import rasterio
@@ -300,10 +314,9 @@ def map_block(job: AreaMapJob, block: Block, path: str) -> dict:
     tmp = out.with_name(out.stem + ".work")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    halo = job.tile - job.stride
     g = job.grid
-    x0, y0 = max(0, block.x - halo), max(0, block.y - halo)
-    x1, y1 = min(g.width, block.x + block.width + halo), min(g.height, block.y + block.height + halo)
+    x0, x1 = _span(block.x, block.width, g.width, job.tile, job.stride)
+    y0, y1 = _span(block.y, block.height, g.height, job.tile, job.stride)
     cells_w, cells_h = math.ceil(block.width / job.unit), math.ceil(block.height / job.unit)
     classes = np.full((cells_h, cells_w), NODATA_CLASS, dtype=np.uint8)
     status = "ok"
@@ -555,7 +568,7 @@ def map_area(
     stride = opts.stride or tile
     from senclip.mapping.grid import TileGrid
 
-    TileGrid(max(tile, 1), max(tile, 1), tile, stride)  # checks --tile/--stride
+    TileGrid(plan.grid.width, plan.grid.height, tile, stride)  # checks --tile/--stride against the area
     summary, composite, _ = cached_composite(plan, cache, scheduler, progress, overwrite)
     if summary["failed"]:
         return summary
