@@ -244,11 +244,17 @@ def cached_composite(
     """The composite of ``plan`` in ``cache`` (built, or reused when a run already made it)."""
     name = "monthly" if plan.request.spec.monthly else "composite"
     out, work = cache / f"{name}.tif", cache / f"{name}.blocks"
+    created = not cache.exists()
     cache.mkdir(parents=True, exist_ok=True)
     ready = check_identity(work, plan.identity(), overwrite, "composite")
     if ready and out.is_file() and (work / "done").is_file():
         return {"what": "composite", "reused": True, "failed": [], "output": str(out)}, out, work
-    summary = build_composite(plan, out, work, scheduler, progress, overwrite)
+    try:
+        summary = build_composite(plan, out, work, scheduler, progress, overwrite)
+    except NothingClearError:
+        if created:
+            shutil.rmtree(cache, ignore_errors=True)
+        raise
     if not summary["failed"]:
         write_text(work / "done", str(out.name))
     return summary, out, work
