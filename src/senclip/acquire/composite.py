@@ -7,7 +7,9 @@ For one block of the area grid (:func:`composite_block`), in this order:
    time step each, reprojection from another UTM zone and resampling of 20/60 m bands by the
    named ``resampling``, nearest by default). odc-stac reads the files and warps them; it does not
    apply ``raster:bands`` scale/offset and its own compositing is first-valid, so steps 2-5 are
-   ours, written once here;
+   ours, written once here. Items already on the area's grid (the tiles of its UTM zone, by their
+   ``proj:transform``) with nearest resampling are read by plain windowed reads instead
+   (:func:`on_grid`): the same values, measured twice as fast as odc-stac's warp of 20 m bands;
 2. **harmonise** each item on its own (never by date): the BOA offset decided from the item's
    metadata by :func:`senclip.acquire.radiometry.decide` (Earth Search's flag, the processing
    baseline, the assets' raster metadata, in that order), checked against the block's values
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -336,10 +339,13 @@ def load_scenes(
     scl = np.zeros((t, block.height, block.width), dtype=np.uint8)
     if not t:
         return data, scl
+    direct = [i for i, s in enumerate(scenes) if spec.resampling == "nearest" and on_grid(s, grid)]
+    if direct:
+        _read_direct([scenes[i] for i in direct], direct, grid, block, spec, policy, data, scl)
     geobox = _geobox(grid, block)
     resampling = {b: spec.resampling for b in spec.bands} | {"SCL": "nearest"}
     for with_scl in (True, False):
-        idx = [i for i, s in enumerate(scenes) if s.has_scl == with_scl]
+        idx = [i for i, s in enumerate(scenes) if s.has_scl == with_scl and i not in direct]
         if not idx:
             continue
         bands = [*spec.bands, "SCL"] if with_scl else list(spec.bands)
@@ -364,11 +370,69 @@ def load_scenes(
     return data, scl
 
 
+def on_grid(scene: SceneRef, grid: AreaGrid) -> bool:
+    """Whether every asset of ``scene`` states a grid (``proj:transform``) in the area's CRS whose pixel
+    edges fall on the area grid's pixel edges (Sentinel-2 tiles of the area's UTM zone): then each output
+    pixel lies in one source pixel and a windowed read gives what odc-stac's nearest resampling gives."""
+    props = scene.item["properties"]
+    code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
+    for asset in scene.item["assets"].values():
+        acode = asset.get("proj:code") or (f"EPSG:{asset['proj:epsg']}" if asset.get("proj:epsg") else code)
+        t = asset.get("proj:transform")
+        if acode != f"EPSG:{grid.epsg}" or not t or t[1] or t[3] or t[0] <= 0 or t[4] != -t[0]:
+            return False
+        r = grid.resolution  # every source pixel edge on an output pixel edge: each output pixel in one
+        if t[0] % r or (t[2] - grid.x0) % r or (grid.y1 - t[5]) % r:  # source pixel
+            return False
+    return True
+
+
+def _read_direct(scenes: list[SceneRef], idx: list[int], grid: AreaGrid, block: Block, spec: CompositeSpec,
+                 policy: RetryPolicy, data: np.ndarray, scl: np.ndarray) -> None:
+    """Windowed reads of scenes on the area's grid (:func:`on_grid`) into ``data``/``scl``, ``spec.threads``
+    files at once: the same values as odc-stac's, about twice as fast (docs/areas.md)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import rasterio
+    from rasterio.windows import from_bounds
+
+    t = grid.window_transform(block)
+    bounds = (t.c, t.f + t.e * block.height, t.c + t.a * block.width, t.f)
+    shape = (block.height, block.width)
+    env = gdal_env(policy)
+
+    def read(job):
+        row, band, href = job
+        with rasterio.Env(**env), rasterio.open(href) as src:
+            window = from_bounds(*bounds, transform=src.transform)
+            inside = (window.col_off >= 0 and window.row_off >= 0
+                      and window.col_off + window.width <= src.width
+                      and window.row_off + window.height <= src.height)
+            values = src.read(1, window=window, out_shape=shape, boundless=not inside, fill_value=0)
+        if band == "SCL":
+            scl[row] = values
+        else:
+            data[row, spec.bands.index(band)] = values
+
+    jobs = [(row, band, scene.item["assets"][band]["href"])
+            for row, scene in zip(idx, scenes, strict=True) for band in (*spec.bands, "SCL")
+            if band in scene.item["assets"]]
+
+    def _all(attempt: int) -> None:
+        with ThreadPoolExecutor(max(1, spec.threads)) as pool:
+            list(pool.map(read, jobs))
+
+    retry_call(_all, policy, what=f"reading block {block.name} ({len(scenes)} items)")
+
+
 def observations(
     raw: np.ndarray, scl: np.ndarray, scenes: list[SceneRef], spec: CompositeSpec, inside: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """Steps 2-3: harmonised values ``(T, C, h, w)`` and kept pixels ``(T, h, w)``; the per-item records."""
-    values = np.empty_like(raw)
+    """Steps 2-3: harmonised values ``(T, C, h, w)`` and kept pixels ``(T, h, w)``; the per-item records.
+
+    ``raw`` is harmonised in place (one item at a time): the values returned are ``raw`` itself.
+    """
+    values = raw
     keep = np.zeros((len(scenes), *raw.shape[2:]), dtype=bool)
     records = []
     for i, scene in enumerate(scenes):
@@ -392,12 +456,21 @@ def fuse_days(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Step 4: one observation per solar day, the first kept pixel in item-id order; and the days."""
     days = sorted({s.solar_day for s in scenes})
+    if len(days) == len(scenes):  # one item per day, the usual case: nothing to fuse, nothing copied
+        order = [next(i for i, s in enumerate(scenes) if s.solar_day == d) for d in days]
+        if order == list(range(len(scenes))):
+            return values, keep, days
+        return values[order], keep[order], days
     out = np.zeros((len(days), *values.shape[1:]), dtype=values.dtype)
     ok = np.zeros((len(days), *keep.shape[1:]), dtype=bool)
     for d, day in enumerate(days):
-        for i in sorted((i for i, s in enumerate(scenes) if s.solar_day == day), key=lambda i: scenes[i].id):
+        items = sorted((i for i, s in enumerate(scenes) if s.solar_day == day), key=lambda i: scenes[i].id)
+        if len(items) == 1:  # values where not kept are never read
+            out[d], ok[d] = values[items[0]], keep[items[0]]
+            continue
+        for i in items:
             take = keep[i] & ~ok[d]
-            out[d][:, take] = values[i][:, take]
+            np.copyto(out[d], values[i], where=take[None])
             ok[d] |= take
     return out, ok, days
 
@@ -406,7 +479,8 @@ def median_kept(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.nd
     """Per-band median of the kept observations: ``(T, C, h, w)`` uint16 → ``(C, h, w)`` uint16 and counts.
 
     An even count gives the mean of the two middle values rounded half up; no kept observation
-    gives 0 (nodata). Sorting with the dropped values pushed past every real one, band by band.
+    gives 0 (nodata). Sorting with the dropped values set to 65535, band by band: they sort after
+    (or among equal) real values, and only the first ``count`` sorted values are read.
     """
     t, c = values.shape[:2]
     n = keep.sum(axis=0)
@@ -417,11 +491,11 @@ def median_kept(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.nd
     hi_idx = (n // 2)[None]
     hi_idx = np.minimum(hi_idx, t - 1)
     for b in range(c):
-        v = np.where(keep, values[:, b].astype(np.uint32), np.uint32(1 << 20))
+        v = np.where(keep, values[:, b], np.uint16(65535))
         v.sort(axis=0)
-        lo = np.take_along_axis(v, lo_idx, axis=0)[0]
+        lo = np.take_along_axis(v, lo_idx, axis=0)[0].astype(np.uint32)
         hi = np.take_along_axis(v, hi_idx, axis=0)[0]
-        out[b] = np.where(n > 0, (lo + hi + 1) // 2, 0).astype(np.uint16)
+        out[b] = np.where(n > 0, (lo + hi + 1) // 2, 0)
     return out, n
 
 
@@ -471,8 +545,22 @@ def composite_block(
 
     Returns:
         ``(values, record)``: uint16 ``(len(spec.out_bands), h, w)``; the record counts the
-        scenes, the pixels with a composite and the per-item radiometry.
+        scenes, the pixels with a composite and the per-item radiometry, and the seconds spent
+        loading (odc-stac) and harmonising, masking and compositing.
     """
+    t0 = time.perf_counter()
+    loading = 0.0
+
+    def load(these):
+        nonlocal loading
+        t = time.perf_counter()
+        got = load_scenes(these, grid, block, spec, policy)
+        loading += time.perf_counter() - t
+        return got
+
+    def seconds() -> dict:
+        return {"load": round(loading, 4), "composite": round(time.perf_counter() - t0 - loading, 4)}
+
     inside = block_mask(area, grid, block)
     reach = _reaching(scenes, grid, block)
     shape = (len(spec.out_bands), block.height, block.width)
@@ -483,15 +571,16 @@ def composite_block(
             "pixels": int(inside.sum()),
         }
     if not spec.monthly:
-        raw, scl = load_scenes(reach, grid, block, spec, policy)
+        raw, scl = load(reach)
         values, keep, records = observations(raw, scl, reach, spec, inside)
-        del raw, scl
+        del raw, scl  # (values is raw, harmonised in place)
         out, n = _reduce(values, keep, reach, spec.method)
         return out, {
             "scenes": len(reach),
             "clear": int((n > 0).sum()),
             "pixels": int(inside.sum()),
             "items": records,
+            "seconds": seconds(),
         }
     c = len(spec.bands)
     months = np.zeros((12, c, block.height, block.width), dtype=np.uint16)
@@ -506,7 +595,7 @@ def composite_block(
         ]
         if not these:
             continue
-        raw, scl = load_scenes(these, grid, block, spec, policy)
+        raw, scl = load(these)
         values, keep, recs = observations(raw, scl, these, spec, inside)
         del raw, scl
         months[m], n = _reduce(values, keep, these, spec.method)
@@ -525,6 +614,7 @@ def composite_block(
         "pixels": int(inside.sum()),
         "items": records,
         "clear_months": [round(float(month_ok[m].sum()) / max(1, int(inside.sum())), 4) for m in range(12)],
+        "seconds": seconds(),
     }
 
 
@@ -625,6 +715,7 @@ __all__ = [
     "load_scenes",
     "median_kept",
     "observations",
+    "on_grid",
     "parse_time",
     "run_block",
     "scene_refs",

@@ -41,6 +41,19 @@ def block_windows(
         yield Window(b.x // unit, b.y // unit, data.shape[2], data.shape[1]), data
 
 
+ASSEMBLY_CACHE = 256 * 2**20
+"""GDAL block cache while assembling: the COG copy reads the intermediate file in any order, and GDAL's
+default cache (5 % of the RAM) would grow with the area; 256 MiB holds several block rows."""
+
+
+def assemble(out: Path, work: Path, windows, profile: dict, resampling: str, decorate) -> Path:
+    """Blocks into one COG at ``out``: an uncompressed intermediate GeoTIFF (written once, read once:
+    compressing it cost a third of the assembly time, measured), then GDAL's COG copy."""
+    profile = {k: v for k, v in profile.items() if k != "compress"}
+    with rasterio.Env(GDAL_CACHEMAX=ASSEMBLY_CACHE):
+        return write_cog(out, work, windows, profile, resampling, decorate)
+
+
 def month_dates(year: int) -> list[dt.date]:
     return [dt.date(year, m, MONTH_DAY) for m in range(1, 13)]
 
@@ -97,7 +110,7 @@ def write_composite(
         dst.scales, dst.offsets = tuple(scales), tuple(0.0 for _ in names)
         dst.update_tags(**tags)
 
-    write_cog(out, work, block_windows(blocks, records, paths), profile, "average", decorate)
+    assemble(out, work, block_windows(blocks, records, paths), profile, "average", decorate)
     write_text(item_path(out), json.dumps(composite_item(out, grid, spec, provenance), indent=1))
     return out
 
@@ -178,6 +191,8 @@ def read_decimated(path: Path, max_side: int = 1024) -> np.ndarray:
 
 
 __all__ = [
+    "ASSEMBLY_CACHE",
+    "assemble",
     "block_windows",
     "composite_item",
     "composite_tags",

@@ -28,6 +28,7 @@ import json
 import math
 import shutil
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -195,8 +196,10 @@ def build_composite(
     paths = {b.name: work / "blocks" / f"{b.name}.tif" for b in blocks}
     job = CompositeJob(plan.scenes, plan.grid, plan.request.area, plan.request.spec, plan.request.policy)
     journal = Journal(work / "blocks.jsonl", key=("block",))
+    t0 = time.perf_counter()
     records = run_blocks(run_block, job, blocks, paths, journal, scheduler, progress, "composite", plan.key())
     summary = _summary(records, "composite")
+    summary["seconds"] = {"blocks": round(time.perf_counter() - t0, 3)}
     if summary["failed"]:
         return summary
     if not any(r["status"] == "ok" for r in records):
@@ -208,7 +211,9 @@ def build_composite(
             f"{r.start} and {r.end} (SCL classes {','.join(map(str, r.spec.mask_classes))} masked); nothing "
             "written — widen --time or change --mask-classes"
         )
+    t0 = time.perf_counter()
     write_composite(out, work, plan.grid, blocks, records, paths, plan.request.spec, plan.provenance())
+    summary["seconds"]["assemble"] = round(time.perf_counter() - t0, 3)
     summary["output"] = str(out)
     return summary
 
@@ -325,7 +330,7 @@ def map_block(job: AreaMapJob, block: Block, path: str) -> dict:
     y0, y1 = _span(block.y, block.height, g.height, job.tile, job.stride)
     cells_w, cells_h = math.ceil(block.width / job.unit), math.ceil(block.height / job.unit)
     classes = np.full((cells_h, cells_w), NODATA_CLASS, dtype=np.uint8)
-    status = "ok"
+    status, tiles = "ok", 0
     try:
         with rasterio.open(job.composite) as src:
             data = src.read(window=Window(x0, y0, x1 - x0, y1 - y0))
@@ -345,7 +350,7 @@ def map_block(job: AreaMapJob, block: Block, path: str) -> dict:
                 job.map_job.options, quicklook=False, sidecars=False, progress=False, probabilities=None
             )
             try:
-                map_scene(model, classifier, str(scene), tmp / "map.tif", opts)
+                tiles = map_scene(model, classifier, str(scene), tmp / "map.tif", opts)["tiles"]
                 with rasterio.open(tmp / "map.tif") as m:
                     cls = m.read(1)
                 ox, oy = (block.x - x0) // job.unit, (block.y - y0) // job.unit
@@ -371,7 +376,8 @@ def map_block(job: AreaMapJob, block: Block, path: str) -> dict:
                     dst.write(classes, 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"block": block.name, "status": status, "classified": int((classes != NODATA_CLASS).sum())}
+    return {"block": block.name, "status": status, "classified": int((classes != NODATA_CLASS).sum()),
+            "tiles": tiles}
 
 
 def _scale(unit: int):
@@ -465,7 +471,7 @@ def write_class_map(
     quicklook: bool,
 ) -> None:
     """The area's class-map COG (colour table, names), legend, quick-look, QGIS style, STAC Item."""
-    from senclip.areas.mosaic import block_windows
+    from senclip.areas.mosaic import assemble, block_windows
     from senclip.mapping.mapper import sidecar_paths
     from senclip.mapping.writers import (
         NODATA_CLASS,
@@ -473,7 +479,6 @@ def write_class_map(
         class_map_item,
         decorate_classes,
         tiff_profile,
-        write_cog,
         write_item,
         write_legend,
         write_qml,
@@ -519,7 +524,7 @@ def write_class_map(
         colors,
         {"model": model_id, **item_extra, "crs": f"EPSG:{grid.epsg}", "area": provenance["area"]},
     )
-    write_cog(
+    assemble(
         out,
         work,
         block_windows(blocks, records, paths, unit),
@@ -596,8 +601,11 @@ def map_area(
     job = AreaMapJob(map_job, str(composite), plan.grid, tile, stride, unit)
     journal = Journal(work / "maps.jsonl", key=("block",))
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    t0 = time.perf_counter()
     records = run_blocks(map_block, job, blocks, paths, journal, scheduler, progress, "map", key)
     result = _summary(records, "map")
+    result["seconds"] = {"blocks": round(time.perf_counter() - t0, 3)}
+    result["tiles"] = sum(r.get("tiles", 0) for r in records)
     if result["failed"]:
         return result
     spec = getattr(opts, "prompt_spec", None) or {}
@@ -619,6 +627,7 @@ def map_area(
         if composite.parent != out.parent
         else f"./{composite.name}",
     }
+    t0 = time.perf_counter()
     write_class_map(
         out,
         work,
@@ -634,6 +643,7 @@ def map_area(
         prov,
         opts.quicklook,
     )
+    result["seconds"]["assemble"] = round(time.perf_counter() - t0, 3)
     shutil.rmtree(work, ignore_errors=True)
     return {**result, "output": str(out), "composite": str(composite), "composite_summary": summary}
 
@@ -669,8 +679,10 @@ def map_pixels_area(
     job = AreaPixelJob(pixel_job, str(cwork / "blocks"), plan.grid)
     journal = Journal(work / "maps.jsonl", key=("block",))
     key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    t0 = time.perf_counter()
     records = run_blocks(pixel_block, job, blocks, paths, journal, scheduler, progress, "map-pixels", key)
     result = _summary(records, "map-pixels")
+    result["seconds"] = {"blocks": round(time.perf_counter() - t0, 3)}
     if result["failed"]:
         return result
     prov = plan.provenance()
@@ -688,6 +700,7 @@ def map_pixels_area(
         "senclip:time_steps": pixel_job.options.time_steps,
         "senclip:composite": f"./{composite.parent.name}/{composite.name}",
     }
+    t0 = time.perf_counter()
     write_class_map(
         out,
         work,
@@ -703,6 +716,7 @@ def map_pixels_area(
         prov,
         quicklook,
     )
+    result["seconds"]["assemble"] = round(time.perf_counter() - t0, 3)
     shutil.rmtree(work, ignore_errors=True)
     return {**result, "output": str(out), "composite": str(composite), "composite_summary": summary}
 

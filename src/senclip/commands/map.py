@@ -158,7 +158,9 @@ def plan(args: argparse.Namespace):
         outputs += [out, side["legend"], side["item"], side["style"]] + \
             ([] if args.no_quicklook else [side["quicklook"]])
     if args.probabilities:
-        outputs.append(args.probabilities)
+        from senclip.stacitem import item_path
+
+        outputs += [args.probabilities, item_path(args.probabilities)]
     inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args),
               *spec_inputs(args.classes, args.prompts)]
     return Plan("map", outputs=outputs, inputs=inputs, required=scenes, options=plan_options(args))

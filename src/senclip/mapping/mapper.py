@@ -265,15 +265,16 @@ def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list
                            NODATA_CLASS)
         strips = class_strips(cls, grid.stride, None, None)
     if options.sidecars and source.crs is not None:
-        _write_sidecars(output, classes, colors, profile, source, model, classifier_id, options, grid)
+        _write_sidecars(output, classes, colors, profile, source, model, classifier_id, options, grid,
+                        cell_profile)
     write_cog(output, store.dir, strips, profile, "nearest", decorate_classes(classes, colors, tags))
 
 
 def _write_sidecars(output: Path, classes: list[str], colors, profile: dict, source: RasterSource, model,
-                    classifier_id: str, options: MapOptions, grid: TileGrid) -> None:
-    """The class map's STAC Item and QGIS style (legend and quick-look are written before the map)."""
+                    classifier_id: str, options: MapOptions, grid: TileGrid, cell_profile: dict) -> None:
+    """The STAC Items of the class map (and probabilities) and the QGIS style."""
     from senclip.mapping.provenance import input_time, model_identity
-    from senclip.mapping.writers import class_map_item, write_item, write_qml
+    from senclip.mapping.writers import class_map_item, probabilities_item, write_item, write_qml
 
     with rasterio.open(source.path) as src:
         when = input_time(src.tags(), source.path)
@@ -285,6 +286,11 @@ def _write_sidecars(output: Path, classes: list[str], colors, profile: dict, sou
                            "senclip:source": Path(source.path).name})
     write_item(output, item)
     write_qml(sidecar_paths(output)["style"], classes, colors)
+    if options.probabilities:
+        cells, model_id = cell_profile, item["properties"]["senclip:model"]
+        probs = probabilities_item(options.probabilities, classes, cells["crs"], cells["transform"],
+                                   (cells["height"], cells["width"]), when, model_id)
+        write_item(options.probabilities, probs)
 
 
 def _write_probabilities(scores, grid: TileGrid, cell_profile: dict, classes: list[str], path: Path,

@@ -192,6 +192,20 @@ def class_map_item(path: str | Path, classes: list[str], colors, crs, transform,
                        asset_fields={"classification:classes": classification}, title="land-use classes")
 
 
+def probabilities_item(path: str | Path, classes: list[str], crs, transform, shape: tuple[int, int],
+                       when: dict, model: dict) -> dict:
+    """The STAC Item of a per-class score raster (``senclip:product: probabilities``): one float32 band
+    per class, in class order, named after it."""
+    from senclip.stacitem import raster_item
+
+    bands = [{"name": c, "description": c, "data_type": "float32", "nodata": "nan",
+              "spatial_resolution": abs(transform.a)} for c in classes]
+    return raster_item(path, "probabilities", item_id=Path(path).stem, crs=crs, transform=transform,
+                       shape=shape, raster_bands=bands, start=when["start"], end=when.get("end"),
+                       properties={"senclip:classes": list(classes), "senclip:model": model},
+                       title="class scores")
+
+
 def write_item(path: str | Path, item: dict) -> Path:
     """Write a STAC Item dictionary beside its raster (:func:`senclip.stacitem.item_path`), atomically."""
     from senclip.stacitem import item_path
