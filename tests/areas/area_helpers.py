@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from senclip.testing.areas import TEST_AREA
 
 BBOX = ",".join(f"{v:g}" for v in TEST_AREA.bbox)
@@ -25,3 +28,16 @@ def composite_args(stac, out, catalogue: str = "earth-search", *extra) -> list[s
         "0.01",
         *extra,
     ]
+
+
+@contextlib.contextmanager
+def same_environ():
+    """Restore ``os.environ`` afterwards: a process-based Dask ``LocalCluster`` leaves
+    ``MALLOC_TRIM_THRESHOLD_`` set in its parent (distributed's nanny), which would change later
+    tests' allocator set-up."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from area_helpers import composite_args
+from area_helpers import composite_args, same_environ
 
 from senclip.cli import main
 
@@ -30,14 +30,8 @@ def test_dask_local_cluster_gives_the_identical_file(area_stac, reference_file, 
     from distributed import LocalCluster
 
     out = tmp_path / "dask.tif"
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with same_environ(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp://",
+                                      host="127.0.0.1", dashboard_address=None) as cluster:
         rc = main(
             composite_args(
                 area_stac, out, "planetary-computer", *ARGS, "--dask-scheduler", cluster.scheduler_address

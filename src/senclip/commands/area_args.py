@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from senclip.commands.common import add_retry_args, add_stac_args, retry_policy
+
 MAX_AREA_KM2 = 1000.0
 """Default ``--max-area-km2``: about 32 x 32 km, an hour or two of compositing on a laptop."""
 BLOCK_SIZE = 1024
@@ -75,20 +77,7 @@ def add_area_args(
     )
     g.add_argument("--yes", action="store_true", help="go ahead with an area above --max-area-km2")
     s = p.add_argument_group("STAC search")
-    s.add_argument(
-        "--stac-url",
-        default=None,
-        metavar="URL",
-        help="STAC API, e.g. https://earth-search.aws.element84.com/v1 or "
-        "https://planetarycomputer.microsoft.com/api/stac/v1 (needed with --bbox/--area)",
-    )
-    s.add_argument("--collection", default="sentinel-2-l2a", help="collection id (default: sentinel-2-l2a)")
-    s.add_argument(
-        "--signer",
-        default="auto",
-        choices=("auto", "none", "planetary-computer"),
-        help="asset signing; auto: Planetary Computer for its URL, else none",
-    )
+    add_stac_args(s, required=False, note=" (needed with --bbox/--area)")
     s.add_argument(
         "--max-cloud",
         type=float,
@@ -151,13 +140,7 @@ def add_area_args(
             "see the output folder",
         )
     r.add_argument("--read-threads", type=int, default=4, help="files read at once per block (default: 4)")
-    r.add_argument(
-        "--retries", type=int, default=3, help="retries of a failed request, with backoff (default: 3)"
-    )
-    r.add_argument(
-        "--backoff", type=float, default=0.5, help="seconds before the first retry; doubles (default: 0.5)"
-    )
-    r.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default: 30)")
+    add_retry_args(r)
 
 
 def has_area(args: argparse.Namespace) -> bool:
@@ -177,7 +160,6 @@ def request_from_args(args: argparse.Namespace, bands: tuple[str, ...], year: in
     from senclip.acquire.composite import CompositeSpec, parse_time
     from senclip.areas.pipeline import AreaRequest
     from senclip.errors import SenclipError
-    from senclip.net import RetryPolicy
 
     if not args.stac_url:
         raise SenclipError(
@@ -205,7 +187,7 @@ def request_from_args(args: argparse.Namespace, bands: tuple[str, ...], year: in
         fill=args.fill,
         threads=args.read_threads,
     )
-    policy = RetryPolicy(attempts=args.retries + 1, backoff=args.backoff, timeout=args.timeout)
+    policy = retry_policy(args)
     return AreaRequest(
         args.stac_url,
         area,

@@ -86,6 +86,32 @@ def use_published_default(args: argparse.Namespace, kind: str) -> None:
               "others)", file=sys.stderr)
 
 
+def add_stac_args(g, required: bool, note: str = "") -> None:
+    """``--stac-url``, ``--collection``, ``--signer``: the catalogue (``acquire``, the area commands)."""
+    g.add_argument("--stac-url", required=required, default=None, metavar="URL",
+                   help="STAC API, e.g. https://earth-search.aws.element84.com/v1 or "
+                        f"https://planetarycomputer.microsoft.com/api/stac/v1{note}")
+    g.add_argument("--collection", default="sentinel-2-l2a", help="collection id (default: sentinel-2-l2a)")
+    g.add_argument("--signer", default="auto", choices=("auto", "none", "planetary-computer"),
+                   help="asset signing; auto: Planetary Computer for its URL, else none")
+
+
+def add_retry_args(g) -> None:
+    """``--retries``, ``--backoff``, ``--timeout``: how hard remote reads are tried (:func:`retry_policy`)."""
+    g.add_argument("--retries", type=int, default=3,
+                   help="retries of a failed request, with backoff (default: 3)")
+    g.add_argument("--backoff", type=float, default=0.5,
+                   help="seconds before the first retry; doubles (default: 0.5)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default: 30)")
+
+
+def retry_policy(args: argparse.Namespace):
+    """The :class:`~senclip.net.RetryPolicy` of :func:`add_retry_args`'s flags."""
+    from senclip.net import RetryPolicy
+
+    return RetryPolicy(attempts=args.retries + 1, backoff=args.backoff, timeout=args.timeout)
+
+
 def result_paths(out: str, plot_suffix: str) -> list:
     """A results JSON, the markdown table beside it (``.md``) and its plot (``STEM + plot_suffix``)."""
     from pathlib import Path
