@@ -128,7 +128,7 @@ def main() -> None:
 
     from senclip.data.series.composite import monthly_composite
     from senclip.data.series.dataset import LULC_CLASSES
-    from senclip.data.series.rasters import open_series
+    from senclip.data.sources import open_series
     from senclip.mapping.pixels import PixelMapOptions, PixelMapper, lulc_prompts
     from senclip.models.timesen import count_parameters
 

@@ -24,7 +24,7 @@ COMMANDS = [
     "senclip.commands.fewshot",
     "senclip.commands.models",
     "senclip.commands.map", "senclip.commands.embed", "senclip.commands.search", "senclip.commands.explore",
-    "senclip.commands.acquire", "senclip.commands.harmonise",
+    "senclip.commands.acquire", "senclip.commands.harmonise", "senclip.commands.composite",
     "senclip.commands.map_pixels",
     "senclip.commands.download",
     "senclip.commands.embed_ground", "senclip.commands.proxy_pairs", "senclip.commands.retrieval",

@@ -17,8 +17,8 @@ h5py = pytest.importorskip("h5py")
 
 from senclip.cli import main  # noqa: E402
 from senclip.data.sen4map import RAW_BANDS, Sen4Map, Sen4MapSource  # noqa: E402
-from senclip.data.series.rasters import open_series  # noqa: E402
 from senclip.data.series.sampling import sample_points  # noqa: E402
+from senclip.data.sources import open_series  # noqa: E402
 from senclip.errors import SenclipError  # noqa: E402
 
 # (date, SCL at the centre pixel): March has a clear and a cloudy date, May three dates (even

@@ -63,6 +63,16 @@ def test_cog_upsampled_probabilities_legend_quicklook(tiny_vit, mosaic, probe, t
     np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-5)
     np.testing.assert_array_equal(np.repeat(np.repeat(p.argmax(0), BLOCK, 0), BLOCK, 1), classes)
     assert not list(tmp_path.glob("*.partial"))
+    import pystac  # the Items beside the class map and the probabilities (contract of `senclip explore`)
+
+    item = pystac.Item.from_file(str(tmp_path / "map.item.json"))
+    assert item.properties["senclip:product"] == "class-map" and item.assets["data"].href == "./map.tif"
+    assert [c["title"] for c in item.assets["data"].extra_fields["classification:classes"]] == names
+    probs_item = pystac.Item.from_file(str(tmp_path / "probs.item.json"))
+    assert probs_item.properties["senclip:product"] == "probabilities"
+    assert probs_item.properties["senclip:classes"] == names
+    assert [b["name"] for b in probs_item.assets["data"].extra_fields["raster:bands"]] == names
+    assert probs_item.properties["proj:shape"] == [ds.height, ds.width]
 
 
 def test_nodata_and_cloud_mask(tiny_vit, mosaic, probe, tmp_path):

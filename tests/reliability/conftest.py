@@ -49,6 +49,10 @@ def inputs(tmp_path_factory, eurosat_rgb, eopatch_root) -> Inputs:
         "trainer: {max_steps: 2, ckpt_every_n_steps: 1, log_every_n_steps: 1}\n")
     points = root / "points.csv"
     points.write_text("point_id,lat,lon,date\np1,48.1,11.5,2022-06-01\n")
-    return Inputs(model, scene, tiles, stack, timesen, tree, manifest, cache, config, points)
+    area = root / "area.geojson"
+    area.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+                    '"geometry": {"type": "Polygon", "coordinates": [[[11.5, 48.1], [11.51, 48.1], '
+                    '[11.51, 48.11], [11.5, 48.1]]]}}]}')
+    return Inputs(model, scene, tiles, stack, timesen, tree, manifest, cache, config, points, area)
 
 

@@ -33,6 +33,7 @@ class Inputs:
     cache: Path          # its ground-embedding cache
     config: Path         # a training config over the manifest
     points: Path         # survey points CSV for `acquire`
+    area: Path           # a GeoJSON polygon for `composite`
 
 
 def md5(path: Path) -> str:

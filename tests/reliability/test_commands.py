@@ -50,6 +50,9 @@ COMMANDS = {
                                     "--out", o], lambda i: i.model),
     "convert": Command(lambda i, o: ["convert", i.model, "--out", o], lambda i: i.model),
     "harmonise": Command(lambda i, o: ["harmonise", i.scene, o], lambda i: i.scene),
+    "composite": Command(lambda i, o: ["composite", "--area", i.area, "--time", "2022-06-01/2022-06-30",
+                                       "--stac-url", "http://127.0.0.1:9/stac", "--out", o],
+                         lambda i: i.area),
     "embed-ground": Command(lambda i, o: ["embed-ground", "--manifest", i.manifest, "--out", o, *MODEL,
                                           "--pretrained", i.model], lambda i: i.manifest, folder=True,
                          exists_refused=False),  # the cache refuses another model's cache itself

@@ -80,8 +80,9 @@ def senclip(args, **kw) -> subprocess.CompletedProcess:
 
 
 def leftovers(folder: Path, out: Path) -> list[str]:
-    """Files beside the outputs of ``out`` (its legend, its job record) that a run left behind."""
-    keep = {out.name, f".{out.name}.senclip.json", out.with_suffix(".legend.json").name}
+    """Files beside the outputs of ``out`` (legend, Item, QGIS style, job record) that a run left behind."""
+    keep = {out.name, f".{out.name}.senclip.json", out.with_suffix(".legend.json").name,
+            out.with_name(out.stem + ".item.json").name, out.with_suffix(".qml").name}
     return sorted(p.name for p in folder.iterdir() if p.name not in keep)
 
 

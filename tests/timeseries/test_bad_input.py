@@ -9,9 +9,10 @@ import pytest
 import rasterio
 
 from senclip.cli import main
-from senclip.errors import SenclipError
 from senclip.data.series.io import ArraySource
-from senclip.data.series.rasters import open_series, write_stack
+from senclip.data.series.rasters import write_stack
+from senclip.data.sources import open_series
+from senclip.errors import SenclipError
 
 DATES = [dt.date(2020, m, 10) for m in (1, 3, 5, 7)]
 

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from senclip.errors import SenclipError
 from senclip.data.series.composite import monthly_composite
 from senclip.data.series.io import ArraySource, EOPatchSource
-from senclip.data.series.rasters import open_series, write_dated_folder, write_stack
+from senclip.data.series.rasters import write_dated_folder, write_stack
+from senclip.data.sources import open_series
+from senclip.errors import SenclipError
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +88,8 @@ def test_sample_points_by_row_col_and_coordinates(eopatch_root, eopatch_arrays):
 def test_sample_points_ten_bands_and_errors(tmp_path):
     import datetime as dt
 
-    from senclip.models.timesen import S2_BANDS
     from senclip.data.series.sampling import sample_points
+    from senclip.models.timesen import S2_BANDS
 
     rng = np.random.default_rng(0)
     dates = [dt.date(2021, m, 5) for m in range(1, 13)] + [dt.date(2021, 6, 20)]

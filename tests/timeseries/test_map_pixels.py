@@ -60,7 +60,7 @@ def test_map_pixels_writes_a_cog_with_classes_and_nodata(tmp_path, cloudy_stack,
 
 def test_resume_after_interruption_gives_identical_file(tmp_path, eopatch_root, ndvi_checkpoint):
     from senclip.data.series.io import ArraySource
-    from senclip.data.series.rasters import open_series
+    from senclip.data.sources import open_series
     from senclip.mapping.pixels import PixelMapOptions, PixelMapper, lulc_prompts
     from senclip.mapping.store import STATE
     from senclip.models import create_model

@@ -215,6 +215,14 @@ def check_data(data: np.ndarray, decision: Decision, bands: tuple[str, ...]) -> 
 
 def harmonise(data: np.ndarray, decision: Decision, bands: tuple[str, ...]) -> np.ndarray:
     """Raw (C, H, W) DN → uint16 harmonised DN: offset removed, nodata 0 kept, valid pixels ≥ 1."""
+    if data.dtype == np.uint16:  # the usual input, no int64 copy: max(v, off+1) - off = clip(v - off, 1)
+        out = data.copy()
+        for i, band in enumerate(bands):
+            off = decision.offset_dn.get(band, 0)
+            if off > 0:
+                v = out[i]
+                np.copyto(v, np.maximum(v, np.uint16(off + 1)) - np.uint16(off), where=v != 0)
+        return out
     out = data.astype(np.int64)
     for i, band in enumerate(bands):
         off = decision.offset_dn.get(band, 0)

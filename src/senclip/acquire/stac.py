@@ -88,7 +88,9 @@ def open_catalog(url: str, policy: RetryPolicy, signer: str = "auto", headers: d
 
     def _open(attempt: int):
         io = StacApiIO(headers=headers, timeout=policy.timeout, max_retries=0)
-        return Client.open(url, modifier=modifier, stac_io=io)
+        # Client.open passes its own timeout/headers to the io's update(): give them again, or None
+        # would replace them and no request would ever time out
+        return Client.open(url, modifier=modifier, stac_io=io, headers=headers, timeout=policy.timeout)
 
     return retry_call(_open, policy, what=f"opening STAC API {url}")
 

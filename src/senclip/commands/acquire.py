@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from senclip.commands.common import add_band_flag
+from senclip.commands.common import add_band_flag, add_retry_args, add_stac_args, retry_policy
 
 DESCRIPTION = """\
 Build paired training data for your own region from survey points (e.g. LUCAS):
@@ -49,22 +49,7 @@ def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
     )
     if stac:
         g = p.add_argument_group("STAC")
-        g.add_argument(
-            "--stac-url",
-            required=True,
-            metavar="URL",
-            help="STAC API, e.g. https://earth-search.aws.element84.com/v1 or "
-            "https://planetarycomputer.microsoft.com/api/stac/v1",
-        )
-        g.add_argument(
-            "--collection", default="sentinel-2-l2a", help="collection id (default: sentinel-2-l2a)"
-        )
-        g.add_argument(
-            "--signer",
-            default="auto",
-            choices=("auto", "none", "planetary-computer"),
-            help="asset signing; auto: Planetary Computer for its URL, else none",
-        )
+        add_stac_args(g, required=True)
         add_band_flag(g, "--download-bands", dest="bands", type=_bands, default=("B02", "B03", "B04"),
                       metavar="B02,B03,…", help="bands to download, in output order; 20/60 m bands are "
                       "resampled to --resolution (default: B02,B03,B04)")
@@ -86,13 +71,7 @@ def _common(p: argparse.ArgumentParser, stac: bool = True) -> None:
         )
     r = p.add_argument_group("robustness")
     r.add_argument("--concurrency", type=int, default=4, help="points processed at once (default: 4)")
-    r.add_argument(
-        "--retries", type=int, default=3, help="retries of a failed request, with backoff (default: 3)"
-    )
-    r.add_argument(
-        "--backoff", type=float, default=0.5, help="seconds before the first retry; doubles (default: 0.5)"
-    )
-    r.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default: 30)")
+    add_retry_args(r)
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -193,9 +172,7 @@ def register(subparsers) -> None:
 
 
 def _policy(args):
-    from senclip.net import RetryPolicy
-
-    return RetryPolicy(attempts=args.retries + 1, backoff=args.backoff, timeout=args.timeout)
+    return retry_policy(args)
 
 
 def _spec(args):

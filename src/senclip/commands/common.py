@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+PUBLISHED_DEFAULTS = {"image": "senclip-vit-b-32-avgpool", "series": "timesenclip-1x1"}
+"""Registry entries used when a map command gets no ``--model``: SenCLIP ViT-B/32 (average pooling) for
+tile maps, TimeSenCLIP's 1x1 encoder for per-pixel maps (``senclip models`` lists them)."""
 
-def add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+
+def add_model_args(p: argparse.ArgumentParser, required: bool = True, default: str | None = None) -> None:
     g = p.add_argument_group("model")
+    hint = (f"; default: the published {PUBLISHED_DEFAULTS[default]} weights of the registry (downloaded "
+            "once)" if default else "")
     g.add_argument("--model", required=required, metavar="NAME",
-                   help="open_clip architecture (e.g. ViT-B-32, RN50, senclip-tiny-vit)")
+                   help=f"open_clip architecture (e.g. ViT-B-32, RN50, senclip-tiny-vit){hint}")
     g.add_argument("--pretrained", metavar="P", default=None,
                    help="open_clip tag (openai, …), registry name (`senclip models`), hf-hub:ORG/REPO id, "
                         "a local weights file, or a downloaded MVRL/senclip-* folder (model.safetensors "
@@ -68,6 +74,57 @@ def add_cache_args(g) -> None:
                    help="image-embedding cache (default $SENCLIP_CACHE/embeddings or "
                         "~/.cache/senclip/embeddings)")
     g.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+
+
+def use_published_default(args: argparse.Namespace, kind: str) -> None:
+    """Without ``--model``: the published weights of :data:`PUBLISHED_DEFAULTS` (``kind``: image or series),
+    their architecture, base CLIP and preprocessing from the registry. A terminal gets a note saying which
+    (logs keep a failed command's stderr to its one error line; the map's STAC Item names the weights)."""
+    from senclip.errors import SenclipError
+    from senclip.models.registry import get_entry
+
+    if args.model:
+        return
+    if getattr(args, "pretrained", None) or getattr(args, "checkpoint", None):
+        raise SenclipError("--pretrained/--checkpoint need --model (the architecture they fit)")
+    name = PUBLISHED_DEFAULTS[kind]
+    entry = get_entry(name)
+    if entry is None:  # pragma: no cover - packaged registry
+        raise SenclipError(f"registry entry {name} is missing; pass --model")
+    args.model = entry.arch
+    if entry.tower:
+        args.pretrained, args.checkpoint = entry.base_pretrained, name
+    else:
+        args.pretrained = name
+    if sys.stderr.isatty():
+        print(f"note: no --model: using the published weights {name} ({entry.arch}; `senclip models` lists "
+              "others)", file=sys.stderr)
+
+
+def add_stac_args(g, required: bool, note: str = "") -> None:
+    """``--stac-url``, ``--collection``, ``--signer``: the catalogue (``acquire``, the area commands)."""
+    g.add_argument("--stac-url", required=required, default=None, metavar="URL",
+                   help="STAC API, e.g. https://earth-search.aws.element84.com/v1 or "
+                        f"https://planetarycomputer.microsoft.com/api/stac/v1{note}")
+    g.add_argument("--collection", default="sentinel-2-l2a", help="collection id (default: sentinel-2-l2a)")
+    g.add_argument("--signer", default="auto", choices=("auto", "none", "planetary-computer"),
+                   help="asset signing; auto: Planetary Computer for its URL, else none")
+
+
+def add_retry_args(g) -> None:
+    """``--retries``, ``--backoff``, ``--timeout``: how hard remote reads are tried (:func:`retry_policy`)."""
+    g.add_argument("--retries", type=int, default=3,
+                   help="retries of a failed request, with backoff (default: 3)")
+    g.add_argument("--backoff", type=float, default=0.5,
+                   help="seconds before the first retry; doubles (default: 0.5)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default: 30)")
+
+
+def retry_policy(args: argparse.Namespace):
+    """The :class:`~senclip.net.RetryPolicy` of :func:`add_retry_args`'s flags."""
+    from senclip.net import RetryPolicy
+
+    return RetryPolicy(attempts=args.retries + 1, backoff=args.backoff, timeout=args.timeout)
 
 
 def result_paths(out: str, plot_suffix: str) -> list:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from senclip.commands.area_args import add_area_args, default_cache, has_area
 from senclip.commands.common import (
     add_band_flag,
     add_model_args,
@@ -28,11 +29,23 @@ quick-look OUTPUT.png with a legend.
 Memory depends on --batch-size and the scene width, not the scene size.
 Resumable: after a crash or kill, rerun the same command; it continues and
 the result is identical to an uninterrupted run. OUTPUT appears only when
-complete. Many scenes: --inputs LIST --out-dir DIR (optionally spread over a
-Dask cluster with --dask-scheduler)."""
+complete. Beside OUTPUT also: OUTPUT.item.json (a STAC Item with the classes,
+their colours and the model's identity) and OUTPUT.qml (a QGIS style naming
+the classes). Many scenes: --inputs LIST --out-dir DIR (optionally spread over
+a Dask cluster with --dask-scheduler).
+
+From an area and a season instead of a scene: --bbox W,S,E,N or --area FILE,
+--time START/END and --stac-url URL, and OUTPUT alone. The scenes are searched,
+cloud-masked, harmonised and composited (as `senclip composite`, kept in
+--cache, default OUTPUT_composites/, and reused by a rerun), then mapped block
+by block; --dask-scheduler spreads the blocks. Without --model, the published
+SenCLIP ViT-B/32 weights of the registry (downloaded once) with their
+preprocessing. See docs/areas.md."""
 
 EPILOG = """\
 examples:
+  senclip map --bbox 11.30,46.45,11.45,46.55 --time 2022-06-01/2022-08-31 \
+      --stac-url https://earth-search.aws.element84.com/v1 landuse.tif
   senclip map scene.tif map.tif --model ViT-B-32 --checkpoint senclip.safetensors
   senclip map S2_L2A.tif map.tif --model RN50 --input-bands B04,B03,B02 --offset -0.1 --stride 32
   senclip map scene.tif map.tif --model RN50 --classifier probe.safetensors --probabilities probs.tif
@@ -80,9 +93,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("map", help="map a scene tile by tile into a COG of classes",
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", nargs="?", help="scene: GeoTIFF/COG/VRT path or rasterio URL")
+    p.add_argument("input", nargs="?", help="scene: GeoTIFF/COG/VRT path or rasterio URL (with "
+                   "--bbox/--area: give only OUTPUT)")
     p.add_argument("output", nargs="?", help="output class map (.tif, Cloud-Optimized GeoTIFF)")
-    add_model_args(p)
+    add_model_args(p, required=False, default="image")
     add_input_args(p)
     c = p.add_argument_group("classes")
     c.add_argument("--classes", default="eurosat",
@@ -104,7 +118,12 @@ def register(subparsers) -> None:
                    help="text file with one scene path/URL per line (instead of INPUT OUTPUT)")
     m.add_argument("--out-dir", default=None, metavar="DIR", help="output folder for --inputs")
     m.add_argument("--dask-scheduler", default=None, metavar="ADDRESS",
-                   help="spread --inputs scenes over a running Dask cluster (tcp://host:port)")
+                   help="spread --inputs scenes (or the blocks of --bbox/--area) over a running Dask cluster "
+                        "(tcp://host:port)")
+    add_area_args(p, required=False, dask=False)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="with --bbox/--area: folder of the composites (default: OUTPUT_composites/ beside "
+                        "OUTPUT)")
     add_overwrite_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=run, plan=plan)
@@ -116,6 +135,16 @@ def plan(args: argparse.Namespace):
     from senclip.mapping.scenes import output_names, read_input_list
     from senclip.outputs import Plan
 
+    if has_area(args):
+        out = area_output(args)
+        if out is None:
+            return None
+        side = sidecar_paths(out)
+        outputs = [out, side["legend"], side["item"], side["style"]] + \
+            ([] if args.no_quicklook else [side["quicklook"]])
+        inputs = [args.area, args.classifier, *model_inputs(args), *spec_inputs(args.classes, args.prompts)]
+        return Plan("map", outputs=outputs, inputs=inputs, required=[args.area] if args.area else [],
+                    shared=[args.cache or default_cache(out)], options=plan_options(args))
     if args.inputs is not None and args.out_dir:
         scenes = read_input_list(args.inputs)
         maps = output_names(scenes, args.out_dir)
@@ -126,18 +155,35 @@ def plan(args: argparse.Namespace):
     outputs = []
     for out in maps:
         side = sidecar_paths(out)
-        outputs += [out, side["legend"]] + ([] if args.no_quicklook else [side["quicklook"]])
+        outputs += [out, side["legend"], side["item"], side["style"]] + \
+            ([] if args.no_quicklook else [side["quicklook"]])
     if args.probabilities:
-        outputs.append(args.probabilities)
+        from senclip.stacitem import item_path
+
+        outputs += [args.probabilities, item_path(args.probabilities)]
     inputs = [*scenes, args.inputs, args.classifier, *model_inputs(args),
               *spec_inputs(args.classes, args.prompts)]
     return Plan("map", outputs=outputs, inputs=inputs, required=scenes, options=plan_options(args))
 
 
+def area_output(args: argparse.Namespace) -> str | None:
+    """The one positional of an area map (OUTPUT); ``None`` when two were given (run() explains)."""
+    if args.input and args.output:
+        return None
+    return args.input or args.output
+
+
 def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
     """(MapJob, mode) from the parsed flags; checks flag combinations."""
+    from dataclasses import replace
+
     from senclip.bands import parse_bands
-    from senclip.commands.common import configure_runtime, report_precision, resolve_device
+    from senclip.commands.common import (
+        configure_runtime,
+        report_precision,
+        resolve_device,
+        use_published_default,
+    )
     from senclip.errors import SenclipError
     from senclip.mapping.mapper import MapOptions
     from senclip.mapping.scenes import ClassifierSpec, MapJob, ModelSpec
@@ -154,12 +200,16 @@ def job_from_args(args: argparse.Namespace, map_options: dict | None = None):
                 f"--mask-values must be numbers separated by commas, not {args.mask_values!r}") from exc
     if args.batch_size < 1:
         raise SenclipError("--batch-size must be at least 1")
+    use_published_default(args, "image")
     source = SourceOptions(bands=bands, scale=args.scale, offset=args.offset, nodata=args.nodata,
                            mask_band=args.mask_band, mask_values=mask_values, allow_no_crs=args.allow_no_crs)
     options = MapOptions(tile=args.tile, stride=args.stride, min_valid=args.min_valid,
                          batch_size=args.batch_size, workers=max(1, args.workers),
                          progress=not args.no_progress, source=source, **(map_options or {}))
     names = bands if bands is not None and isinstance(bands[0], str) else None
+    prompt_spec = {"classifier_file": args.classifier} if getattr(args, "classifier", None) else \
+        {"classes": getattr(args, "classes", "eurosat"), "prompts": getattr(args, "prompts", "all")}
+    options = replace(options, prompt_spec=prompt_spec)
     configure_runtime()
     device = resolve_device(args.device)
     precision, why = resolve_precision(args.precision, device)
@@ -176,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
     from senclip.errors import SenclipError
     from senclip.mapping.scenes import build_job, map_many, read_input_list
 
+    if has_area(args):
+        return run_area(args)
     many = args.inputs is not None
     if many and (args.input or args.output):
         raise SenclipError("give either INPUT OUTPUT or --inputs LIST --out-dir DIR, not both")
@@ -204,3 +256,33 @@ def run(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"error: {r['input']}: {r['error']}", file=sys.stderr)
     return 2 if failed else 0
+
+
+def run_area(args: argparse.Namespace) -> int:
+    """``map --bbox|--area … OUTPUT``: composite the area's scenes (cached), map it block by block."""
+    from pathlib import Path
+
+    from senclip.areas.pipeline import map_area, plan_area
+    from senclip.commands.area_args import print_summary, request_from_args
+    from senclip.errors import SenclipError
+    from senclip.mapping.scenes import build_job
+
+    out = area_output(args)
+    if out is None:
+        raise SenclipError("with --bbox/--area give only OUTPUT (the scenes come from --stac-url)")
+    if args.inputs is not None:
+        raise SenclipError("--inputs maps scene files; with --bbox/--area the scenes come from --stac-url")
+    if args.probabilities:
+        raise SenclipError("--probabilities is not available with --bbox/--area yet; map the composite it "
+                           "writes with `senclip map COMPOSITE OUT --probabilities P.tif`")
+    if Path(out).suffix.lower() not in (".tif", ".tiff"):
+        raise SenclipError(f"OUTPUT must be a .tif file, got {Path(out).name}")
+    request_from_args(args, ("B04",))  # the area, time and flags checked before the model loads
+    job = job_from_args(args, {"resolution": args.resolution, "quicklook": not args.no_quicklook})
+    model, _ = build_job(job)  # the model decides the bands; a model that cannot load stops here
+    bands = tuple(args.download_bands or model.image_tower.bands)
+    plan = plan_area(request_from_args(args, bands), args.max_area_km2, args.yes)
+    summary = map_area(plan, job, Path(out), Path(args.cache or default_cache(out)), args.dask_scheduler,
+                       not args.no_progress, args.overwrite)
+    print(json.dumps({k: v for k, v in summary.items() if k != "what"}, default=str))
+    return print_summary(summary)

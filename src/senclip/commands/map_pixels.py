@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from senclip.commands.area_args import add_area_args, default_cache, has_area
 from senclip.commands.common import (
     add_band_flag,
     add_device_args,
@@ -30,9 +31,19 @@ from --dates, its 'dates' tag or a STACK.dates.txt file.
 The run is resumable: finished row blocks are kept in the folder OUTPUT.partial
 (as for `senclip map`); running the same command again continues where it
 stopped. OUTPUT appears only when complete.
+
+From an area and a year instead of a series: --bbox W,S,E,N or --area FILE,
+--year YYYY and --stac-url URL, and OUTPUT alone. The year's scenes are
+cloud-masked, harmonised and composited into 12 monthly composites (as
+`senclip composite --monthly`, kept in --cache, default OUTPUT_composites/),
+then mapped block by block (--dask-scheduler spreads the blocks). Without
+--model, the published TimeSenCLIP encoder (timesenclip-1x1) on its base CLIP
+ViT-B/32. Beside OUTPUT: legend, quick-look, QGIS style and a STAC Item.
 """
 EPILOG = """\
 examples:
+  senclip map-pixels --bbox 11.30,46.45,11.45,46.55 --year 2022 \\
+      --stac-url https://earth-search.aws.element84.com/v1 lulc.tif
   senclip map-pixels eopatch/ lulc.tif --model ViT-B-32 --pretrained openai \\
       --checkpoint timesen.safetensors --prompts ground
   senclip map-pixels stack.tif map.tif --dates dates.txt --model ViT-B-32 \\
@@ -43,9 +54,11 @@ examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map-pixels", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stack", metavar="STACK", help="EOPatch folder, folder of dated GeoTIFFs, or stack file")
-    p.add_argument("output", metavar="OUTPUT", help="output map (COG, .tif)")
-    add_model_args(p)
+    p.add_argument("stack", metavar="STACK", nargs="?",
+                   help="EOPatch folder, folder of dated GeoTIFFs, or stack file (with --bbox/--area: give "
+                        "only OUTPUT)")
+    p.add_argument("output", metavar="OUTPUT", nargs="?", help="output map (COG, .tif)")
+    add_model_args(p, required=False, default="series")
     g = p.add_argument_group("classes")
     g.add_argument("--prompts", default="generic", metavar="SPEC",
                    help="generic | aerial | ground | all for the built-in eo-learn LULC prompts, or a "
@@ -78,6 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rows read and composited at once; bounds memory (default: 64)")
     r.add_argument("--restart", action="store_true", help="ignore an unfinished earlier run and start over")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--no-quicklook", action="store_true", help="with --bbox/--area: do not write OUTPUT.png")
+    add_area_args(p, required=False, time=False)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="with --bbox/--area: folder of the composites (default: OUTPUT_composites/ beside "
+                        "OUTPUT)")
     add_overwrite_arg(p)
     p.set_defaults(func=run, plan=plan)
 
@@ -85,6 +103,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def plan(args: argparse.Namespace):
     from senclip.outputs import Plan
 
+    if has_area(args):
+        from senclip.mapping.mapper import sidecar_paths
+
+        if args.stack and args.output:
+            return None  # run() explains
+        out = args.stack or args.output
+        side = sidecar_paths(out)
+        outputs = [out, side["legend"], side["item"], side["style"]] + \
+            ([] if args.no_quicklook else [side["quicklook"]])
+        return Plan("map-pixels", outputs=outputs, options=plan_options(args),
+                    required=[args.area] if args.area else [], shared=[args.cache or default_cache(out)],
+                    inputs=[args.area, *model_inputs(args), *spec_inputs(args.prompts)])
+    if not (args.stack and args.output):
+        return None  # run() explains
     dates = args.dates if args.dates and "," not in args.dates else None
     return Plan("map-pixels", outputs=[args.output], options=plan_options(args), required=[args.stack],
                 inputs=[args.stack, dates, args.mask, *model_inputs(args), *spec_inputs(args.prompts)])
@@ -119,11 +151,17 @@ def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from senclip.commands.common import load_model_from_args, resolve_device
-    from senclip.data.series.rasters import open_series
+    import senclip.acquire.area_source  # noqa: F401  (registers the stac-area source kind)
+    from senclip.commands.common import load_model_from_args, resolve_device, use_published_default
+    from senclip.data.sources import open_series
     from senclip.errors import SenclipError
     from senclip.mapping.pixels import PixelMapOptions, PixelMapper
 
+    if has_area(args):
+        return run_area(args)
+    if not (args.stack and args.output):
+        raise SenclipError("give STACK and OUTPUT (or --bbox/--area, --year and OUTPUT)")
+    use_published_default(args, "series")
     out = Path(args.output)
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise SenclipError(f"output must be a .tif file, got {out.name}")
@@ -140,3 +178,45 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {summary['output']} ({summary['height']}x{summary['width']} px, "
           f"{len(summary['classes'])} classes, {summary['resumed_blocks']} block(s) resumed)")
     return 0
+
+
+def run_area(args: argparse.Namespace) -> int:
+    """``map-pixels --bbox|--area … --year YYYY OUTPUT``: monthly composites (cached), mapped by block."""
+    import json
+    from pathlib import Path
+
+    from senclip.areas.pipeline import PixelJob, map_pixels_area, plan_area
+    from senclip.commands.area_args import print_summary, request_from_args
+    from senclip.commands.common import configure_runtime, resolve_device, use_published_default
+    from senclip.errors import SenclipError
+    from senclip.mapping.pixels import PixelMapOptions
+    from senclip.mapping.scenes import ModelSpec
+    from senclip.models.precision import resolve_precision
+
+    if args.stack and args.output:
+        raise SenclipError("with --bbox/--area give only OUTPUT (the scenes come from --stac-url)")
+    out = Path(args.stack or args.output or "")
+    if out.suffix.lower() not in (".tif", ".tiff"):
+        raise SenclipError(f"OUTPUT must be a .tif file, got {out.name or 'nothing'}")
+    if args.year is None:
+        raise SenclipError("--year YYYY is needed with --bbox/--area (the year of the 12 monthly composites)")
+    request_from_args(args, ("B04",), args.year)  # the area and flags checked before the model loads
+    use_published_default(args, "series")
+    prompts = resolve_prompts(args.prompts, args.classes)
+    options = PixelMapOptions(block_rows=args.block_rows, batch_size=args.batch_size, method=args.composite,
+                              year=args.year, time_steps=args.time_steps)
+    configure_runtime()
+    device = resolve_device(args.device)
+    precision, _ = resolve_precision(args.precision, device)
+    spec = ModelSpec(args.model, args.pretrained, args.checkpoint, None, str(device), args.preprocess,
+                     precision)
+    job = PixelJob(spec, tuple((c, tuple(p)) for c, p in prompts.items()), options)
+    mapper = job.mapper()  # a model that cannot load stops here, before any search
+    bands = tuple(args.download_bands or mapper.model.image_tower.bands)
+    plan = plan_area(request_from_args(args, bands, args.year), args.max_area_km2, args.yes)
+    cache = Path(args.cache or default_cache(str(out)))
+    summary = map_pixels_area(plan, job, out, cache, args.dask_scheduler, not args.no_progress,
+                              args.overwrite, not args.no_quicklook,
+                              {"prompts": args.prompts, "classes": args.classes})
+    print(json.dumps({k: v for k, v in summary.items() if k != "what"}, default=str))
+    return print_summary(summary)

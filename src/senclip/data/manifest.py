@@ -14,7 +14,7 @@ Columns (see ``docs/paired-data.md``):
 ``series_path``
     the point's Sentinel-2 time series, for the time-series (timesen) tower:
     a 12-month stack from ``senclip acquire series``, any stack or folder of
-    dated GeoTIFFs, or an EOPatch (see :func:`senclip.data.series.rasters.open_series`);
+    dated GeoTIFFs, or an EOPatch (see :func:`senclip.data.sources.open_series`);
     several rows may share one file. The point's pixel is found from
     ``row``/``col`` columns when present, else from ``lat``/``lon``.
     A manifest needs a ``sat_path`` or a ``series_path`` column (or both);

@@ -47,7 +47,7 @@ instead (one line each on stderr).
 
 ``root`` may carry options after the file: ``FILE.h5:lu1`` or ``FILE.h5:crop:skip-bad``.
 
-As a series source (:class:`Sen4MapSource`, what :func:`senclip.data.series.rasters.open_series`
+As a series source (:class:`Sen4MapSource`, what :func:`senclip.data.sources.open_series`
 returns for a ``.h5``/``.hdf5`` file), the points form a ``1 x N`` grid, so
 ``senclip proxy-pairs --series FILE.h5 --labels lc1`` writes manifest rows (``row`` 0, ``col``
 = the group's index among the file's sorted groups) that ``senclip train`` reads back.

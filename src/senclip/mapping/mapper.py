@@ -50,6 +50,10 @@ class MapOptions:
         batch_size: tiles per forward pass.
         workers: reading threads.
         quicklook: write ``<output>.png`` with a legend.
+        sidecars: write the legend, the STAC Item and the QGIS style beside the map (the area
+            pipeline's blocks do without).
+        prompt_spec: how the classes were given (``{"classes": …, "prompts": …}`` or the
+            classifier file), recorded in the map's STAC Item.
         progress: show a progress bar.
         source: how to read the input (:class:`SourceOptions`).
     """
@@ -62,14 +66,23 @@ class MapOptions:
     batch_size: int = 64
     workers: int = 2
     quicklook: bool = True
+    sidecars: bool = True
+    prompt_spec: dict | None = None
     progress: bool = True
     source: SourceOptions = field(default_factory=SourceOptions)
 
 
+class EmptySceneError(SenclipError):
+    """Every tile of the scene is nodata (or masked): there is nothing to map."""
+
+
 def sidecar_paths(output: str | Path) -> dict[str, Path]:
-    """Legend JSON and quick-look PNG written beside ``output``."""
+    """Files written beside the class map ``output``: legend JSON, STAC Item, QGIS style, quick-look PNG."""
+    from senclip.stacitem import item_path
+
     out = Path(output)
-    return {"legend": out.with_suffix(".legend.json"), "quicklook": out.with_suffix(".png")}
+    return {"legend": out.with_suffix(".legend.json"), "item": item_path(out),
+            "style": out.with_suffix(".qml"), "quicklook": out.with_suffix(".png")}
 
 
 class CellAccumulator:
@@ -202,7 +215,7 @@ def map_scene(model, classifier, input_path: str, output: str | Path, options: M
                           min_valid=options.min_valid, workers=options.workers, progress=bar)
         seconds = time.perf_counter() - t0
         with rasterio.Env(GDAL_CACHEMAX=source.cache_bytes()):
-            _finish(store, source, grid, classifier.classes, output, options, model)
+            _finish(store, source, grid, classifier.classes, output, options, model, classifier.fingerprint())
     except Exception:  # an error leaves no partial state; Ctrl-C and kill keep it for a rerun to resume
         store.remove()
         raise
@@ -211,11 +224,12 @@ def map_scene(model, classifier, input_path: str, output: str | Path, options: M
     store.remove()
     return {"input": input_path, "output": str(output), "tiles": grid.n_tiles, "seconds": seconds,
             "tiles_per_s": grid.n_tiles / seconds if seconds > 0 else None, "resumed_rows": resumed_rows,
-            **{k: str(v) for k, v in sidecar_paths(output).items()}}
+            **{k: str(v) for k, v in sidecar_paths(output).items()
+               if options.sidecars or (k == "quicklook" and options.quicklook)}}
 
 
 def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list[str], output: Path,
-            options: MapOptions, model) -> None:
+            options: MapOptions, model, classifier_id: str = "") -> None:
     """Write probabilities, legend, quick-look and (last) the class COG."""
     scores = store.arrays["scores"]
     cls = np.full((grid.cells_y, grid.cells_x), NODATA_CLASS, dtype=np.uint8)
@@ -224,7 +238,7 @@ def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list
         ok = ~np.isnan(row[:, 0])
         cls[j, ok] = row[ok].argmax(axis=1)
     if not (cls != NODATA_CLASS).any():
-        raise SenclipError(f"{source.path}: every tile is nodata (or masked); nothing to map — check "
+        raise EmptySceneError(f"{source.path}: every tile is nodata (or masked); nothing to map — check "
                            "--nodata/--mask-band, or the scene")
     colors = class_colors(classes)
     tags = {"SENCLIP_SOURCE": source.path, "SENCLIP_MODEL": str(model.describe()),
@@ -237,7 +251,8 @@ def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list
     info = {"source": source.path, "model": model.describe(), "bands": list(model.image_tower.bands),
             "tile": grid.tile, "stride": grid.stride, "resolution": options.resolution,
             "crs": source.crs.to_string() if source.crs else None}
-    write_legend(side["legend"], classes, colors, info)
+    if options.sidecars:
+        write_legend(side["legend"], classes, colors, info)
     if options.quicklook:
         write_quicklook(side["quicklook"], cls, classes, colors,
                         f"{Path(source.path).name}: senclip map ({grid.cells_x}x{grid.cells_y} cells)")
@@ -249,7 +264,33 @@ def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list
         profile = tiff_profile(grid.cells_x, grid.cells_y, 1, "uint8", source.crs, grid.cell_transform,
                            NODATA_CLASS)
         strips = class_strips(cls, grid.stride, None, None)
+    if options.sidecars and source.crs is not None:
+        _write_sidecars(output, classes, colors, profile, source, model, classifier_id, options, grid,
+                        cell_profile)
     write_cog(output, store.dir, strips, profile, "nearest", decorate_classes(classes, colors, tags))
+
+
+def _write_sidecars(output: Path, classes: list[str], colors, profile: dict, source: RasterSource, model,
+                    classifier_id: str, options: MapOptions, grid: TileGrid, cell_profile: dict) -> None:
+    """The STAC Items of the class map (and probabilities) and the QGIS style."""
+    from senclip.mapping.provenance import input_time, model_identity
+    from senclip.mapping.writers import class_map_item, probabilities_item, write_item, write_qml
+
+    with rasterio.open(source.path) as src:
+        when = input_time(src.tags(), source.path)
+    prompts = dict(options.prompt_spec or {}) | {"classifier": classifier_id}
+    item = class_map_item(output, classes, colors, profile["crs"], profile["transform"],
+                          (profile["height"], profile["width"]), when, model_identity(model, prompts),
+                          {"senclip:tile": grid.tile, "senclip:stride": grid.stride,
+                           "senclip:resolution": options.resolution, "senclip:time_source": when["source"],
+                           "senclip:source": Path(source.path).name})
+    write_item(output, item)
+    write_qml(sidecar_paths(output)["style"], classes, colors)
+    if options.probabilities:
+        cells, model_id = cell_profile, item["properties"]["senclip:model"]
+        probs = probabilities_item(options.probabilities, classes, cells["crs"], cells["transform"],
+                                   (cells["height"], cells["width"]), when, model_id)
+        write_item(options.probabilities, probs)
 
 
 def _write_probabilities(scores, grid: TileGrid, cell_profile: dict, classes: list[str], path: Path,

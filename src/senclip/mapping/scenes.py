@@ -71,7 +71,7 @@ class MapJob:
 
 
 CONNECT_TIMEOUT = "10s"
-"""How long to wait for the Dask scheduler before giving up."""
+"""How long to wait for the Dask scheduler before giving up (see :mod:`senclip.cluster`)."""
 
 _CACHE: dict[str, tuple] = {}
 _LOCK = threading.Lock()
@@ -152,21 +152,8 @@ def map_many(job: MapJob, inputs: list[str], out_dir: str | Path, scheduler: str
 
 
 def _map_dask(job: MapJob, todo: list[tuple[str, str]], scheduler: str, progress: bool):
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:  # pragma: no cover - declared dependency
-        raise SenclipError("--dask-scheduler needs dask[distributed]: "
-                           "pip install 'dask[distributed]'") from exc
-    from tqdm.auto import tqdm
+    from senclip.cluster import run_on_cluster
 
-    try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise SenclipError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
-                           "`dask scheduler` or check the address") from exc
-    with client, tqdm(total=len(todo), unit="scene", disable=not progress) as bar:
-        futures = [client.submit(map_one, job, src, out, pure=False, key=f"senclip-map-{out}")
-                   for src, out in todo]
-        for fut in as_completed(futures, loop=client.loop):
-            bar.update(1)
-            yield fut.result()
+    yield from run_on_cluster(map_one, [(job, src, out) for src, out in todo],
+                              [f"senclip-map-{out}" for _, out in todo], scheduler, progress, unit="scene",
+                              timeout=CONNECT_TIMEOUT)

@@ -72,12 +72,12 @@ def write_cog(
     decorate: Callable | None = None,
     blocksize: int | None = None,
 ) -> Path:
-    """Write ``strips`` (``(row0, (count, h, width) array)``) as a COG at ``path``.
+    """Write ``strips`` (``(row0, (count, h, width) array)`` or ``(Window, (count, h, w) array)``) as a COG.
 
     Args:
         path: final output path (replaced atomically).
         work: folder for the intermediate files (same file system).
-        strips: row blocks in any order, covering the raster.
+        strips: row blocks (or windows: blocks of the area pipeline) in any order, covering the raster.
         profile: rasterio profile of the raster.
         resampling: overview resampling (``nearest`` for classes).
         decorate: ``f(dataset)`` called before closing the intermediate file
@@ -88,8 +88,9 @@ def write_cog(
     tmp = work / f"{path.name}.tmp.tif"
     cog = work / f"{path.name}.cog.tif"
     with rasterio.open(tmp, "w", **profile) as dst:
-        for row0, block in strips:
-            dst.write(block, window=Window(0, row0, block.shape[2], block.shape[1]))
+        for where, block in strips:
+            window = where if isinstance(where, Window) else Window(0, where, block.shape[2], block.shape[1])
+            dst.write(block, window=window)
         if decorate is not None:
             decorate(dst)
     rasterio.shutil.copy(
@@ -137,6 +138,79 @@ def decorate_classes(classes: list[str], colors, tags: dict) -> Callable:
                         **{f"CLASS_{i}": name for i, name in enumerate(classes)}, **tags)
         dst.set_band_description(1, "class")
     return apply
+
+
+def write_qml(path: str | Path, classes: list[str], colors) -> Path:
+    """A QGIS style (``.qml``) beside a class map: a paletted renderer naming and colouring each class.
+
+    QGIS applies ``<map>.qml`` by itself when the map is added, so the layer shows class names
+    in its legend and 255 (nodata) transparent.
+    """
+    from xml.sax.saxutils import quoteattr
+
+    entries = "\n".join(
+        f'        <paletteEntry value="{i}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" label={quoteattr(c)}/>'
+        for i, (c, (r, g, b)) in enumerate(zip(classes, colors, strict=True)))
+    text = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28.0" styleCategories="Symbology">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <rasterTransparency/>
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+    return write_text(path, text)
+
+
+def class_map_item(path: str | Path, classes: list[str], colors, crs, transform, shape: tuple[int, int],
+                   when: dict, model: dict, extra: dict | None = None) -> dict:
+    """The STAC Item of a class map (``senclip:product: class-map``, classification extension).
+
+    Args:
+        path: the class map.
+        classes, colors: value ``i`` is ``classes[i]`` in ``colors[i]``.
+        crs, transform, shape: the map's grid.
+        when: ``{"start": ..., "end": ...}`` (a range) or ``{"start": ...}`` (a date or time).
+        model: the model's identity (:func:`senclip.mapping.provenance.model_identity`).
+        extra: more properties (``senclip:*``).
+    """
+    from senclip.stacitem import classification_classes, raster_item
+
+    res = abs(transform.a)
+    classification = classification_classes(classes, colors)
+    band = {"nodata": NODATA_CLASS, "data_type": "uint8", "spatial_resolution": res,
+            "classification:classes": classification}
+    props = {"senclip:model": model, "senclip:classes": list(classes), "senclip:nodata": NODATA_CLASS,
+             **(extra or {})}
+    return raster_item(path, "class-map", item_id=Path(path).stem, crs=crs, transform=transform, shape=shape,
+                       raster_bands=[band], start=when["start"], end=when.get("end"), properties=props,
+                       asset_fields={"classification:classes": classification}, title="land-use classes")
+
+
+def probabilities_item(path: str | Path, classes: list[str], crs, transform, shape: tuple[int, int],
+                       when: dict, model: dict) -> dict:
+    """The STAC Item of a per-class score raster (``senclip:product: probabilities``): one float32 band
+    per class, in class order, named after it."""
+    from senclip.stacitem import raster_item
+
+    bands = [{"name": c, "description": c, "data_type": "float32", "nodata": "nan",
+              "spatial_resolution": abs(transform.a)} for c in classes]
+    return raster_item(path, "probabilities", item_id=Path(path).stem, crs=crs, transform=transform,
+                       shape=shape, raster_bands=bands, start=when["start"], end=when.get("end"),
+                       properties={"senclip:classes": list(classes), "senclip:model": model},
+                       title="class scores")
+
+
+def write_item(path: str | Path, item: dict) -> Path:
+    """Write a STAC Item dictionary beside its raster (:func:`senclip.stacitem.item_path`), atomically."""
+    from senclip.stacitem import item_path
+
+    return write_text(item_path(path), json.dumps(item, indent=1))
 
 
 def write_legend(path: str | Path, classes: list[str], colors, info: dict) -> Path:

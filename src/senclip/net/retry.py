@@ -128,7 +128,10 @@ def retry_call(
             return fn(attempt)
         except Exception as exc:
             retry = transient(exc) and attempt < policy.attempts
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+            code = http_status(exc)
+            if code is not None and str(code) not in first:  # pystac-client's APIError may carry no text
+                first = f"HTTP {code} ({first})"
             if not retry:
                 tries = f" after {attempt} tries" if attempt > 1 else ""
                 raise RemoteError(f"{what} failed{tries}: {first}") from exc

@@ -56,7 +56,10 @@ BANDS_20M = ("B8A",)
 EPSG = 32633
 ORIGIN = (500000.0, 5200000.0)  # UTM 33N, about 15.0 E, 46.9 N
 SIZE = 64  # 10 m pixels
-ES_KEYS = {"B02": "blue", "B03": "green", "B04": "red", "B8A": "nir08", "SCL": "scl"}
+ES_KEYS = {"B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1",
+           "B06": "rededge2", "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B09": "nir09",
+           "B11": "swir16", "B12": "swir22", "SCL": "scl"}
+"""Earth Search v1's asset keys (written out here, not imported: fixtures sit below the code they test)."""
 SAS = "?st=2023-06-01T00%3A00%3A00Z&se=2023-06-02T00%3A00%3A00Z&sp=rl&sv=2021-06-08&sr=c&sig=TEST"
 
 
@@ -72,6 +75,10 @@ class CatalogueScene:
         flag: ``earthsearch:boa_offset_applied`` (Earth Search only; ``None``: absent).
         raster_offset: the band assets' stated offset (``None``: no raster metadata).
         suffix: distinguishes extra items of one date.
+        tile: the MGRS tile in the item id and properties.
+        platform: ``sentinel-2a`` or ``sentinel-2b`` (the id's ``S2A``/``S2B``).
+        time: acquisition time of day (UTC).
+        cloud_cover: ``eo:cloud_cover``.
     """
 
     catalogue: str
@@ -81,13 +88,19 @@ class CatalogueScene:
     flag: bool | None = None
     raster_offset: float | None = None
     suffix: str = ""
+    tile: str = "33TVN"
+    platform: str = "sentinel-2a"
+    time: str = "10:06:01.024000"
+    cloud_cover: float = 1.5
 
     @property
     def item_id(self) -> str:
         d = self.date.replace("-", "")
+        sat = "S2B" if self.platform.endswith("b") else "S2A"
         if self.catalogue == "earth-search":
-            return f"S2A_33TVN_{d}_0_L2A{self.suffix}"
-        return f"S2A_MSIL2A_{d}T100601_N{self.baseline.replace('.', '')}_R022_T33TVN_{d}T163403{self.suffix}"
+            return f"{sat}_{self.tile}_{d}_0_L2A{self.suffix}"
+        return (f"{sat}_MSIL2A_{d}T100601_N{self.baseline.replace('.', '')}_R022_T{self.tile}_{d}T163403"
+                f"{self.suffix}")
 
 
 def _scenes() -> list[CatalogueScene]:
@@ -168,65 +181,131 @@ def _raster_bands(scene: CatalogueScene, res: float) -> list[dict]:
     return [entry]
 
 
-def item(scene: CatalogueScene, base_url: str) -> dict:
-    """The STAC item of ``scene`` in its catalogue's shape, assets at ``base_url/<values>/``."""
-    geom, bbox = _footprint()
-    url = f"{base_url.rstrip('/')}/{scene.values}"
-    props = {"datetime": f"{scene.date}T10:06:01.024000Z", "platform": "sentinel-2a", "constellation":
-             "sentinel-2", "instruments": ["msi"], "eo:cloud_cover": 1.5, "proj:epsg": EPSG}
+@dataclass(frozen=True)
+class ItemFiles:
+    """Where one item's files are and what grid they have (for :func:`shaped_item`).
+
+    Attributes:
+        epsg: the tile's UTM EPSG code.
+        geometry, bbox: the footprint in WGS84 (GeoJSON polygon, ``[W, S, E, N]``).
+        hrefs: band code (``B04``, ``SCL``) -> URL of its file, in asset order.
+        res: band code -> pixel size in metres.
+        grids: band code -> ``(shape, transform)`` written as ``proj:shape`` / ``proj:transform``
+            (``None``: the items carry no per-asset grid, as older catalogue items).
+    """
+
+    epsg: int
+    geometry: dict
+    bbox: list[float]
+    hrefs: dict[str, str]
+    res: dict[str, float]
+    grids: dict[str, tuple[tuple[int, int], list[float]]] | None = None
+
+
+def _proj(files: ItemFiles, band: str) -> dict:
+    if not files.grids:
+        return {}
+    shape, transform = files.grids[band]
+    return {"proj:shape": list(shape), "proj:transform": list(transform)}
+
+
+def shaped_item(scene: CatalogueScene, files: ItemFiles) -> dict:
+    """The STAC item of ``scene`` in its catalogue's shape, over the files of ``files``."""
+    props = {"datetime": f"{scene.date}T{scene.time}Z", "platform": scene.platform, "constellation":
+             "sentinel-2", "instruments": ["msi"], "eo:cloud_cover": scene.cloud_cover,
+             "proj:epsg": files.epsg}
     assets: dict[str, dict] = {}
-    bands = (*BANDS_10M, *BANDS_20M)
+    bands = [b for b in files.hrefs if b != "SCL"]
+    zone = files.epsg % 100
     if scene.catalogue == "earth-search":
-        props |= {"s2:processing_baseline": scene.baseline, "mgrs:utm_zone": 33, "grid:code": "MGRS-33TVN",
+        props |= {"s2:processing_baseline": scene.baseline, "mgrs:utm_zone": zone,
+                  "grid:code": f"MGRS-{scene.tile}",
                   "s2:product_uri": scene.item_id.replace("_0_L2A", "") + ".SAFE"}
         if scene.flag is not None:
             props["earthsearch:boa_offset_applied"] = scene.flag
         for band in bands:
-            res = 10.0 if band in BANDS_10M else 20.0
+            res = files.res[band]
             assets[ES_KEYS[band]] = {
-                "href": f"{url}/{band}.tif",
+                "href": files.hrefs[band],
                 "type": "image/tiff; application=geotiff; profile=cloud-optimized",
                 "title": f"{ES_KEYS[band]} - {res:g}m", "roles": ["data", "reflectance"], "gsd": res,
                 "eo:bands": [{"name": ES_KEYS[band], "common_name": ES_KEYS[band]}],
-                "raster:bands": _raster_bands(scene, res)}
-        assets["scl"] = {"href": f"{url}/SCL.tif", "type": "image/tiff; application=geotiff",
-                         "roles": ["data"], "raster:bands": [{"nodata": 0, "data_type": "uint8",
-                                                              "spatial_resolution": 20}]}
+                "raster:bands": _raster_bands(scene, res), **_proj(files, band)}
+        if "SCL" in files.hrefs:
+            assets["scl"] = {"href": files.hrefs["SCL"], "type": "image/tiff; application=geotiff",
+                             "roles": ["data"], "raster:bands": [{"nodata": 0, "data_type": "uint8",
+                                                                  "spatial_resolution": 20}],
+                             **_proj(files, "SCL")}
     elif scene.catalogue == "planetary-computer":
-        props |= {"s2:processing_baseline": scene.baseline, "s2:mgrs_tile": "33TVN",
+        props |= {"s2:processing_baseline": scene.baseline, "s2:mgrs_tile": scene.tile,
                   "s2:product_type": "S2MSI2A", "s2:datatake_type": "INS-NOBS"}
         for band in bands:
-            res = 10.0 if band in BANDS_10M else 20.0
-            asset = {"href": f"{url}/{band}.tif{SAS}", "type": "image/tiff; application=geotiff; "
+            res = files.res[band]
+            asset = {"href": files.hrefs[band] + SAS, "type": "image/tiff; application=geotiff; "
                      "profile=cloud-optimized", "title": f"Band {band[1:]} - {res:g}m", "roles": ["data"],
-                     "gsd": res, "eo:bands": [{"name": band, "common_name": ES_KEYS[band]}]}
+                     "gsd": res, "eo:bands": [{"name": band, "common_name": ES_KEYS[band]}],
+                     **_proj(files, band)}
             if scene.raster_offset is not None:
                 asset["raster:bands"] = _raster_bands(scene, res)
             assets[band] = asset
-        assets["SCL"] = {"href": f"{url}/SCL.tif{SAS}", "type": "image/tiff; application=geotiff; "
-                         "profile=cloud-optimized", "title": "Scene classfication map (SCL)",
-                         "roles": ["data"]}
+        if "SCL" in files.hrefs:
+            assets["SCL"] = {"href": files.hrefs["SCL"] + SAS, "type": "image/tiff; application=geotiff; "
+                             "profile=cloud-optimized", "title": "Scene classfication map (SCL)",
+                             "roles": ["data"], **_proj(files, "SCL")}
     else:
         props |= {"processing:version": scene.baseline, "product:type": "S2MSI2A",
-                  "grid:code": "MGRS-33TVN"}
+                  "grid:code": f"MGRS-{scene.tile}"}
         s3 = f"s3://eodata/Sentinel-2/MSI/L2A/{scene.date.replace('-', '/')}/{scene.item_id}.SAFE"
         for band in bands:
-            for res in ((10, 20, 60) if band in BANDS_10M else (20, 60)):
-                if res != (10 if band in BANDS_10M else 20):
-                    continue  # only the native resolution is served here; the real items list all three
-                key = f"{band}_{res}m"
-                asset = {"href": f"{url}/{band}.tif", "type": "image/jp2", "roles": ["data", "reflectance"],
-                         "gsd": res, "title": f"{band} ({res}m)", "bands": [{"name": band}],
-                         "alternate": {"s3": {"href": f"{s3}/GRANULE/IMG_DATA/R{res}m/{key}.jp2"}},
-                         "nodata": 0, "data_type": "uint16", "raster:scale": 0.0001}
-                if scene.raster_offset is not None:
-                    asset["raster:offset"] = scene.raster_offset
-                assets[key] = asset
-        assets["SCL_20m"] = {"href": f"{url}/SCL.tif", "type": "image/jp2", "roles": ["data"], "gsd": 20,
-                             "alternate": {"s3": {"href": f"{s3}/GRANULE/IMG_DATA/R20m/SCL_20m.jp2"}}}
+            res = round(files.res[band])
+            # only the native resolution is served here; the real items list 10, 20 and 60 m
+            key = f"{band}_{res}m"
+            asset = {"href": files.hrefs[band], "type": "image/jp2", "roles": ["data", "reflectance"],
+                     "gsd": res, "title": f"{band} ({res}m)", "bands": [{"name": band}],
+                     "alternate": {"s3": {"href": f"{s3}/GRANULE/IMG_DATA/R{res}m/{key}.jp2"}},
+                     "nodata": 0, "data_type": "uint16", "raster:scale": 0.0001, **_proj(files, band)}
+            if scene.raster_offset is not None:
+                asset["raster:offset"] = scene.raster_offset
+            assets[key] = asset
+        if "SCL" in files.hrefs:
+            assets["SCL_20m"] = {"href": files.hrefs["SCL"], "type": "image/jp2", "roles": ["data"],
+                                 "gsd": 20, **_proj(files, "SCL"),
+                                 "alternate": {"s3": {"href": f"{s3}/GRANULE/IMG_DATA/R20m/SCL_20m.jp2"}}}
     return {"type": "Feature", "stac_version": "1.0.0", "id": scene.item_id, "collection": scene.catalogue,
-            "geometry": geom, "bbox": bbox, "links": [], "assets": assets, "stac_extensions": [],
-            "properties": props}
+            "geometry": files.geometry, "bbox": files.bbox, "links": [], "assets": assets,
+            "stac_extensions": [], "properties": props}
+
+
+def item(scene: CatalogueScene, base_url: str) -> dict:
+    """The STAC item of ``scene`` in its catalogue's shape, assets at ``base_url/<values>/``."""
+    geom, bbox = _footprint()
+    url = f"{base_url.rstrip('/')}/{scene.values}"
+    bands = (*BANDS_10M, *BANDS_20M, "SCL")
+    files = ItemFiles(EPSG, geom, bbox, {b: f"{url}/{b}.tif" for b in bands},
+                      {b: 10.0 if b in BANDS_10M else 20.0 for b in bands})
+    return shaped_item(scene, files)
+
+
+def collection(cat: str) -> dict:
+    """The collection document of catalogue shape ``cat`` (its id is the shape's name)."""
+    return {"type": "Collection", "stac_version": "1.0.0", "id": cat, "license": "other",
+            "description": f"Sentinel-2 L2A test items in the shape of {cat}", "links": [],
+            "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+                       "temporal": {"interval": [[None, None]]}}}
+
+
+def write_collections(out: str | Path, items: list[dict]) -> list[Path]:
+    """One collection and one item file per catalogue shape under ``out``; returns the files to serve."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for cat in CATALOGUES:
+        feats = [it for it in items if it["collection"] == cat]
+        (out / f"{cat}.collection.json").write_text(json.dumps(collection(cat)), encoding="utf-8")
+        (out / f"{cat}.items.json").write_text(json.dumps({"type": "FeatureCollection", "features": feats}),
+                                               encoding="utf-8")
+        files += [out / f"{cat}.collection.json", out / f"{cat}.items.json"]
+    return files
 
 
 def build_catalogues(out: str | Path, base_url: str,
@@ -236,23 +315,10 @@ def build_catalogues(out: str | Path, base_url: str,
     The assets must be served at ``base_url`` from :func:`write_assets`'s folder.
     Returns the JSON files to load: one collection and one item file per catalogue.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     scenes = scenes if scenes is not None else [*SCENES, *EXTRA]
-    files = []
-    for cat in CATALOGUES:
-        coll = {"type": "Collection", "stac_version": "1.0.0", "id": cat, "license": "other",
-                "description": f"Sentinel-2 L2A test items in the shape of {cat}", "links": [],
-                "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
-                           "temporal": {"interval": [[None, None]]}}}
-        feats = [item(s, base_url) for s in scenes if s.catalogue == cat]
-        (out / f"{cat}.collection.json").write_text(json.dumps(coll), encoding="utf-8")
-        (out / f"{cat}.items.json").write_text(json.dumps({"type": "FeatureCollection", "features": feats}),
-                                               encoding="utf-8")
-        files += [out / f"{cat}.collection.json", out / f"{cat}.items.json"]
-    return files
+    return write_collections(out, [item(s, base_url) for s in scenes])
 
 
 __all__ = ["CATALOGUES", "CONTRADICTORY", "EXTRA", "MISSING_FLAG", "REFLECTANCE", "SCENES", "WRONG_FLAG",
-           "CatalogueScene",
-           "build_catalogues", "centre_lonlat", "item", "write_assets"]
+           "CatalogueScene", "ItemFiles", "build_catalogues", "centre_lonlat", "collection", "item",
+           "shaped_item", "write_assets", "write_collections"]

@@ -33,7 +33,7 @@ import numpy as np
 from senclip.data.series.base import SeriesDataset
 from senclip.data.series.composite import monthly_composite
 from senclip.data.series.io import SeriesSource, is_eopatch
-from senclip.data.series.rasters import open_series
+from senclip.data.sources import open_series
 from senclip.data.transforms import SelectBands
 from senclip.errors import SenclipError
 
@@ -135,7 +135,7 @@ class TimeSeriesDataset(SeriesDataset):
         split: ``None`` (all pixels), ``"train"`` or ``"valid"``.
         split_axis: ``"col"`` (left/right halves) or ``"row"`` (top/bottom).
         method, year: compositing options (see :mod:`senclip.data.series.composite`).
-        dates, feature, series_bands: passed to :func:`~senclip.data.series.rasters.open_series`.
+        dates, feature, series_bands: passed to :func:`~senclip.data.sources.open_series`.
         block_rows: rows composited at once.
         classes: ``"all"`` (the 10-class nomenclature, default), ``"present"``
             (the classes occurring in the whole label raster, so every split of

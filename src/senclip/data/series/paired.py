@@ -36,8 +36,8 @@ _POSITION = ("row", "col", "x", "y", "lon", "lat")
 
 def _sample_group(path: str, rows: pd.DataFrame, bands: Sequence[str], method: str,
                   skip_bad: bool) -> dict:
-    from senclip.data.series.rasters import open_series
     from senclip.data.series.sampling import sample_points
+    from senclip.data.sources import open_series
 
     points = rows[["point_id", *[c for c in _POSITION if c in rows.columns]]]
     if {"row", "col"} <= set(points.columns) and points[["row", "col"]].notna().all(axis=None):

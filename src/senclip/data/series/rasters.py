@@ -2,7 +2,7 @@
 
 See :mod:`senclip.data.series.io` for the conventions. Readers open files per
 block read, so a series of any length is read with memory bounded by the row
-block.
+block. :func:`senclip.data.sources.open_series` opens a path of any kind.
 """
 
 from __future__ import annotations
@@ -311,37 +311,3 @@ def write_dated_folder(folder, data: np.ndarray, dates: Sequence[dt.date], bands
         write_stack(p, data[i:i + 1], [d], bands, None if valid is None else valid[i:i + 1], crs, transform)
         out.append(p)
     return out
-
-
-def open_series(path, dates=None, bands: Sequence[str] | None = None, mask=None,
-                mask_band: str = "CLM", feature: str = "NDVI") -> SeriesSource:
-    """Open a series from a path: EOPatch folder, folder of dated GeoTIFFs, stack file, or Sen4Map HDF5.
-
-    Args:
-        path: the input.
-        dates: acquisition dates for a stack (list, comma-separated string or text file).
-        bands: band names, overriding what the files say.
-        mask: separate validity raster for a stack (``T`` bands, non-zero = invalid).
-        mask_band: name of a per-step cloud band inside the rasters (non-zero = cloud).
-        feature: EOPatch data feature.
-
-    A ``.h5``/``.hdf5`` file is read as Sen4Map (:class:`senclip.data.sen4map.Sen4MapSource`:
-    its points as a ``1 x N`` grid of 12 monthly steps; the other options do not apply).
-
-    Raises:
-        DatasetNotFoundError: nothing readable at ``path``.
-        SenclipError: dates, bands or masks that do not fit.
-    """
-    from senclip.data.sen4map import Sen4MapSource, is_sen4map
-    from senclip.data.series.io import EOPatchSource, is_eopatch
-
-    path = Path(path)
-    if not path.exists():
-        raise DatasetNotFoundError(f"time series not found: {path}")
-    if is_eopatch(path):
-        return EOPatchSource(path, feature=feature, bands=bands)
-    if is_sen4map(path):
-        return Sen4MapSource(path)
-    if path.is_dir():
-        return FolderSource(path, bands=bands, mask_band=mask_band)
-    return StackSource(path, dates=dates, bands=bands, mask=mask, mask_band=mask_band)

@@ -91,7 +91,7 @@ def sample_points(
     """Monthly composite series at the manifest's points.
 
     Args:
-        source: the series (see :func:`senclip.data.series.rasters.open_series`).
+        source: the series (see :func:`senclip.data.sources.open_series`).
         manifest: CSV path or DataFrame (see the module docstring).
         bands: bands to keep, in order (``None``: all of the source's).
         method, year: compositing options.

@@ -1,0 +1,202 @@
+"""The area's outputs, assembled from block files: the composite COG and the class-map COG, with Items.
+
+Blocks are written into one tiled GeoTIFF window by window (memory: one block), which GDAL's COG
+driver then copies into a Cloud-Optimized GeoTIFF (tiled, DEFLATE, overviews) moved into place in
+one rename (:func:`senclip.mapping.writers.write_cog`). One COG per output rather than a VRT over
+the block files: a single file is what viewers, ``senclip map`` and STAC tools open without
+knowing about blocks, it can be moved or uploaded alone, and its overviews cover the whole area
+(a VRT would need every block file kept beside it, and no overviews across blocks); the price is
+one copy of the pixels at the end (measured in ``benchmarks/area_throughput.py``: the "write"
+share of the time split).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from senclip.acquire.area import AreaGrid, Block
+from senclip.acquire.composite import MONTH_DAY, NODATA, SCL_CLASSES, CompositeSpec
+from senclip.data.radiometry import CONVENTION, REFLECTANCE_SCALE, convention_tags
+from senclip.mapping.writers import tiff_profile, write_cog
+from senclip.outputs import write_text
+from senclip.stacitem import eo_bands, item_path, raster_item
+
+
+def block_windows(
+    blocks: list[Block], records: list[dict], paths: dict[str, Path], unit: int = 1
+) -> Iterator[tuple[Window, np.ndarray]]:
+    """``(window, values)`` of each block that has a file, in block order (``unit``: pixels per cell)."""
+    for b, rec in zip(blocks, records, strict=True):
+        if rec.get("status") != "ok":
+            continue
+        with rasterio.open(paths[b.name]) as src:
+            data = src.read()
+        yield Window(b.x // unit, b.y // unit, data.shape[2], data.shape[1]), data
+
+
+ASSEMBLY_CACHE = 256 * 2**20
+"""GDAL block cache while assembling: the COG copy reads the intermediate file in any order, and GDAL's
+default cache (5 % of the RAM) would grow with the area; 256 MiB holds several block rows."""
+
+
+def assemble(out: Path, work: Path, windows, profile: dict, resampling: str, decorate) -> Path:
+    """Blocks into one COG at ``out``: an uncompressed intermediate GeoTIFF (written once, read once:
+    compressing it cost a third of the assembly time, measured), then GDAL's COG copy."""
+    profile = {k: v for k, v in profile.items() if k != "compress"}
+    with rasterio.Env(GDAL_CACHEMAX=ASSEMBLY_CACHE):
+        return write_cog(out, work, windows, profile, resampling, decorate)
+
+
+def month_dates(year: int) -> list[dt.date]:
+    return [dt.date(year, m, MONTH_DAY) for m in range(1, 13)]
+
+
+def composite_tags(spec: CompositeSpec, provenance: dict) -> dict[str, str]:
+    """GeoTIFF tags of a composite: where it came from and how it was made."""
+    tags = {
+        "senclip_product": "monthly-composite" if spec.monthly else "composite",
+        "stac_api": provenance["stac_url"],
+        "collection": provenance["collection"],
+        "items": ",".join(provenance["items"]),
+        "time_start": provenance["start"],
+        "time_end": provenance["end"],
+        "mask_classes": ",".join(map(str, spec.mask_classes)),
+        "mask_meaning": "; ".join(f"{c} {SCL_CLASSES[c]}" for c in spec.mask_classes),
+        "composite_method": spec.method,
+        "resampling": spec.resampling,
+        "grid": provenance["grid"],
+        "area": provenance["area"],
+        **convention_tags(CONVENTION, 0, "per item (senclip.acquire.radiometry)", None),
+    }
+    tags.pop("processing_baseline")
+    tags["processing_baselines"] = ",".join(provenance["baselines"])
+    if spec.monthly:
+        tags |= {
+            "dates": ",".join(d.isoformat() for d in month_dates(spec.year)),
+            "bands": ",".join(spec.bands),
+            "monthly_fill": spec.fill,
+            "year": str(spec.year),
+            "CLM": "1 = no clear observation in the month (the value is the fill)",
+        }
+    return tags
+
+
+def write_composite(
+    out: Path,
+    work: Path,
+    grid: AreaGrid,
+    blocks: list[Block],
+    records: list[dict],
+    paths: dict[str, Path],
+    spec: CompositeSpec,
+    provenance: dict,
+) -> Path:
+    """The composite COG (uint16, scale 0.0001, nodata 0, band descriptions, tags) and its STAC Item."""
+    names = spec.out_bands
+    profile = tiff_profile(grid.width, grid.height, len(names), "uint16", grid.crs, grid.transform, NODATA)
+    scales = [1.0 if n == "CLM" else REFLECTANCE_SCALE for n in names]
+    tags = composite_tags(spec, provenance)
+
+    def decorate(dst) -> None:
+        for i, name in enumerate(names, start=1):
+            dst.set_band_description(i, name)
+        dst.scales, dst.offsets = tuple(scales), tuple(0.0 for _ in names)
+        dst.update_tags(**tags)
+
+    assemble(out, work, block_windows(blocks, records, paths), profile, "average", decorate)
+    write_text(item_path(out), json.dumps(composite_item(out, grid, spec, provenance), indent=1))
+    return out
+
+
+def composite_item(out: Path, grid: AreaGrid, spec: CompositeSpec, provenance: dict) -> dict:
+    """The composite's STAC Item (``composite`` or ``monthly-composite``; eo and raster extensions)."""
+    names = spec.out_bands
+    if spec.monthly:
+        eo = []
+        for d in month_dates(spec.year):
+            for b in eo_bands([*spec.bands, "CLM"]):
+                eo.append(
+                    b
+                    | {
+                        "description": f"{d:%Y-%m} "
+                        + ("no clear observation (1 = filled)" if b["name"] == "CLM" else b["name"])
+                    }
+                )
+    else:
+        eo = eo_bands(names)
+    raster = [
+        {
+            "nodata": NODATA,
+            "data_type": "uint16",
+            "spatial_resolution": grid.resolution,
+            **(
+                {"scale": 1.0, "offset": 0.0}
+                if n == "CLM"
+                else {"scale": REFLECTANCE_SCALE, "offset": 0.0, "unit": "reflectance x 10000 (DN)"}
+            ),
+        }
+        for n in names
+    ]
+    props = {
+        "senclip:stac_api": provenance["stac_url"],
+        "senclip:collection": provenance["collection"],
+        "senclip:items": list(provenance["items"]),
+        "senclip:mask_classes": list(spec.mask_classes),
+        "senclip:composite_method": spec.method,
+        "senclip:resampling": spec.resampling,
+        "senclip:radiometry": "harmonised: reflectance = DN x 0.0001, the BOA offset of baseline >= 04.00 "
+        "removed per item",
+        "senclip:bands": list(spec.bands),
+        "senclip:area": provenance["area"],
+        "constellation": "sentinel-2",
+        "instruments": ["msi"],
+        "gsd": grid.resolution,
+    }
+    if spec.monthly:
+        props |= {
+            "senclip:year": spec.year,
+            "senclip:fill": spec.fill,
+            "senclip:dates": [d.isoformat() for d in month_dates(spec.year)],
+        }
+    product = "monthly-composite" if spec.monthly else "composite"
+    return raster_item(
+        out,
+        product,
+        item_id=out.stem,
+        crs=grid.crs,
+        transform=grid.transform,
+        shape=grid.shape,
+        raster_bands=raster,
+        start=dt.date.fromisoformat(provenance["start"]),
+        end=dt.date.fromisoformat(provenance["end"]),
+        properties=props,
+        asset_fields={"eo:bands": eo},
+        title=f"Sentinel-2 L2A {product}",
+    )
+
+
+def read_decimated(path: Path, max_side: int = 1024) -> np.ndarray:
+    """Band 1 of a raster read at most ``max_side`` pixels a side (from its overviews)."""
+    with rasterio.open(path) as src:
+        step = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
+        shape = (-(-src.height // step), -(-src.width // step))
+        return src.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest)
+
+
+__all__ = [
+    "ASSEMBLY_CACHE",
+    "assemble",
+    "block_windows",
+    "composite_item",
+    "composite_tags",
+    "month_dates",
+    "read_decimated",
+    "write_composite",
+]
