@@ -30,8 +30,21 @@ def test_registry_lists_the_kinds_in_order(eopatch_root, tmp_path):
     assert find_kind(tmp_path / "plain.json").name == "stack"  # not a request: the general file kind
 
 
+def test_stac_area_kind_is_found_without_importing_the_acquisition_layer(tmp_path):
+    """The kind is declared as an entry point: a fresh process that imports only the data layer finds it."""
+    import subprocess
+    import sys
+
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"type": "senclip-stac-area", "stac_url": "http://127.0.0.1:9",
+                                   "bbox": list(TEST_AREA.bbox), "time": "2022-01-01/2022-12-31"}))
+    code = ("import sys; from senclip.data.sources import find_kind; "
+            "print(find_kind(sys.argv[1]).name, 'senclip.acquire.area_source' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(request)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["stac-area", "True"]
+
+
 def test_stac_area_request_reads_as_a_series_of_days(area_stac, tmp_path):
-    import senclip.acquire.area_source  # noqa: F401  (the kind registers itself from the acquire layer)
     from senclip.data.series.composite import monthly_composite
     from senclip.data.sources import find_kind, open_series
 

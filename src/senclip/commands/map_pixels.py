@@ -151,7 +151,6 @@ def resolve_prompts(spec: str, classes: str | None) -> dict[str, list[str]]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import senclip.acquire.area_source  # noqa: F401  (registers the stac-area source kind)
     from senclip.commands.common import load_model_from_args, resolve_device, use_published_default
     from senclip.data.sources import open_series
     from senclip.errors import SenclipError

@@ -8,8 +8,11 @@ registers a :class:`SourceKind`: how to recognise a path (``detect``) and how to
 ``priority`` order and opens the first that recognises the path; no caller tests a path's type
 itself. Adding a kind is adding one module here (plus its test), found by listing the package as
 the tower kinds are (:mod:`senclip.models.kinds`). A kind that needs a higher layer registers
-itself from there: the STAC area (it searches and loads through :mod:`senclip.acquire`) is
-registered by :mod:`senclip.acquire.area_source` when that is imported (the area commands do).
+itself from there and is declared as an entry point of the group ``senclip.sources``
+(``pyproject.toml``), which the registry loads when it lists its kinds: the STAC area (it searches
+and loads through :mod:`senclip.acquire`) is :mod:`senclip.acquire.area_source`. So an area request
+opens wherever :func:`open_series` is called, whatever was imported before, and the data layer never
+imports the acquisition layer itself.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class SourceKind:
 
 
 _KINDS: dict[str, SourceKind] = {}
+ENTRY_POINTS = "senclip.sources"
+_plugins_loaded = False
 
 
 def register_source(kind: SourceKind) -> SourceKind:
@@ -54,9 +59,26 @@ def register_source(kind: SourceKind) -> SourceKind:
 
 def source_kinds() -> list[SourceKind]:
     """The registered kinds in the order they are tried (this package's modules imported first)."""
+    global _plugins_loaded
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        _load_entry_points()
     return sorted(_KINDS.values(), key=lambda k: (k.priority, k.name))
+
+
+def _load_entry_points() -> None:
+    """Import the modules declared in the ``senclip.sources`` entry-point group (they register their
+    kinds); one that fails to import is left out with a warning naming it."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINTS):
+        try:
+            ep.load()
+        except Exception as exc:  # a broken plugin must not stop the built-in kinds
+            warnings.warn(f"series source kind {ep.name!r} ({ep.value}) not loaded: {exc}", stacklevel=3)
 
 
 def find_kind(path) -> SourceKind:
