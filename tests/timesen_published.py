@@ -115,9 +115,11 @@ def write_published(path, layout: str, dims: dict, seed: int = 0) -> dict[str, t
         torch.save(keyed | {"queue": torch.randn(d, 16), "queue_ptr": torch.zeros(1, dtype=torch.long)}, path)
         return state
     # a Lightning checkpoint of trainer.py / learner.py: the learner's encoder, its queue, the
-    # validation copy of the encoder at the top level (TS_ViT), part of the CLIP used for validation,
-    # the learnable logit scale, and the command-line arguments as hyper-parameters
-    inner = keyed | {f"TS_ViT.{k}": v.clone() for k, v in state.items()} | {
+    # validation copy of the encoder at the top level (TS_ViT; other values here, so that a test sees
+    # which copy loads), part of the CLIP used for validation, the learnable logit scale, and the
+    # command-line arguments as hyper-parameters
+    copy = random_encoder(dims, token, seed + 1)
+    inner = keyed | {f"TS_ViT.{k}": v for k, v in copy.items()} | {
         "learner.queue": torch.randn(d, 16), "learner.queue_ptr": torch.zeros(1, dtype=torch.long),
         "logit_scale": torch.tensor(2.659), "clip_model.positional_embedding": torch.randn(77, d)}
     args = argparse.Namespace(LR=1e-4, BATCH_SIZE=64, channels=TRAIN_CHANNELS, dropout_type="TSMixAug",

@@ -234,17 +234,23 @@ def test_series_normalisation_is_an_option_of_the_commands(published, tmp_path):
     h5, points = published
     ckpt = tmp_path / "TimeSenCLIP_1x1.pt"
     write_published(ckpt, "bare/time_token", {"D": 128, "F": 64, "P": 10, "T": 12, "L": 1, "heads": 8})
-    tops = {}
+    cache = tmp_path / "cache"
+    embeddings = {}
     for rule in ("reference-clamped", "reference-eval"):
         out = tmp_path / f"{rule}.json"
+        before = set(cache.glob("*.npy"))
         assert main(["zeroshot", "--model", "senclip-tiny-vit", "--checkpoint", str(ckpt), "--dataset",
                      "sen4map", "--data", str(h5), "--points", str(points), "--series-normalisation", rule,
-                     "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+                     "--out", str(out), "--cache-dir", str(cache), "--no-progress",
                      "--device", "cpu"]) == 0
-        result = json.loads(out.read_text())
-        assert result["model"]["series_normalisation"] == rule
-        tops[rule] = result
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # two rules, two cache entries
+        assert json.loads(out.read_text())["model"]["series_normalisation"] == rule
+        (new,) = set(cache.glob("*.npy")) - before  # each rule its own cache entry
+        embeddings[rule] = np.load(new)
+    # the flag reaches the tower: the same points embed, and so score against any text, differently
+    a, b = embeddings["reference-clamped"], embeddings["reference-eval"]
+    assert a.shape == b.shape == (7, 128)
+    classes = np.random.default_rng(0).normal(size=(44, 128))
+    assert np.abs(a @ classes.T - b @ classes.T).max() > 1e-2
     with pytest.raises(SenclipError, match="has no series normalisation rules"):
         from senclip.models.kinds import set_series_normalisation
 
