@@ -179,12 +179,109 @@ def test_bad_lists_and_values_are_refused_in_one_line(published, tmp_path):
     (tmp_path / "noid.csv").write_text("id,lat\n1,2\n")
     with pytest.raises(SenclipError, match="no 'im_id' column"):
         Sen4Map(h5, points=tmp_path / "noid.csv")
-    with h5py.File(tmp_path / "odd.h5", "w") as f:
-        g = f.create_group("Lucas_Point_1")
-        g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
-        g.attrs["EUNIS_L2"] = "E2"
-    with pytest.raises(SenclipError, match=r"EUNIS_L2 'E2' is not a eunis class .* or an index 0 \.\.\. 43"):
-        Sen4Map(tmp_path / "odd.h5", labels="eunis")
+    for value, message in [
+        ("Z9", r"EUNIS_L2 'Z9' is not a eunis class \(one of the 44 names, an index 0 \.\.\. 43 or a "
+               r"EUNIS level-2 code such as E2\); the reference's labels come from its test list: "
+               r"--points TEST\.csv"),
+        ("E5", r"EUNIS_L2 'E5' is a EUNIS level-2 habitat without a class among the reference's 44; "
+               r".*--points"),
+        ("44", r"EUNIS_L2 '44' is not a eunis class")]:
+        with h5py.File(tmp_path / "odd.h5", "w") as f:
+            g = f.create_group("Lucas_Point_1")
+            g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
+            g.attrs["EUNIS_L2"] = value
+        with pytest.raises(SenclipError, match=message) as info:
+            Sen4Map(tmp_path / "odd.h5", labels="eunis")
+        assert "\n" not in str(info.value)
+
+
+# EUNIS habitat classification (EEA, 2012), level 2: the code of each name in the reference's list, as
+# the EEA's level-2 code list gives them (read here from the classification, not from senclip)
+EUNIS_L2 = {
+    "Arable land and market gardens": "I1", "Low density buildings": "J2", "Mesic grasslands": "E2",
+    "Broadleaved deciduous woodland": "G1", "Coniferous woodland": "G3",
+    "Temperate and mediterranean-montane scrub": "F3", "Seasonally wet and wet grasslands": "E3",
+    "Surface running waters": "C2", "Buildings of cities, towns and villages": "J1",
+    "Mixed deciduous and coniferous woodland": "G4", "Dry grasslands": "E1",
+    "Arctic, alpine and subalpine scrub": "F2", "Alpine and subalpine grasslands": "E4",
+    "Broadleaved evergreen woodland": "G2",
+    "Lines of trees, small anthropogenic woodlands, recently felled woodland, early-stage woodland and "
+    "coppice": "G5",
+    "Shrub plantations": "FB", "Maquis, arborescent matorral and thermo-Mediterranean brushes": "F5",
+    "Temperate shrub heathland": "F4", "Raised and blanket bogs": "D1",
+    "Transport networks and other constructed hard-surfaced areas": "J4", "Extractive industrial sites": "J3",
+    "Spiny Mediterranean heaths (phrygana, hedgehog-heaths and related coastal cliff vegetation)": "F7",
+    "Surface standing waters": "C1", "Tundra": "F1", "Inland cliffs, rock pavements and outcrops": "H3",
+    "Garrigue": "F6", "Aapa, palsa and polygon mires": "D3", "Cultivated areas of gardens and parks": "I2",
+    "Waste deposits": "J6", "Miscellaneous inland habitats with very sparse or no vegetation": "H5",
+    "Inland salt steppes": "E6", "Sparsely wooded grasslands": "E7",
+    "Sedge and reedbeds, normally without free-standing water": "D5",
+    "Valley mires, poor fens and transition mires": "D2", "Riverine and fen scrubs": "F9", "Screes": "H2",
+    "Inland saline and brackish marshes and reedbeds": "D6", "Coastal dunes and sandy shores": "B1",
+    "Littoral zone of inland surface waterbodies": "C3",
+    "Highly artificial man-made waters and associated structures": "J5",
+    "Base-rich fens and calcareous spring mires": "D4", "Snow or ice-dominated habitats": "H4",
+    "Rock cliffs, ledges and shores, including the supralittoral": "B3", "Coastal shingle": "B2",
+}
+
+
+def test_eunis_level2_codes_index_and_names_are_labels(tmp_path):
+    """EUNIS_L2 as an index, a name or a EUNIS level-2 code (any case) gives the same class."""
+    from senclip.data.sen4map_labels import class_index
+
+    assert sorted(EUNIS_L2) == sorted(REFERENCE["eunis"]) and len(set(EUNIS_L2.values())) == 44
+    for i, name in enumerate(REFERENCE["eunis"]):
+        code = EUNIS_L2[name]
+        assert class_index("eunis", code) == class_index("eunis", code.lower()) == i
+        assert class_index("eunis", str(i)) == class_index("eunis", name) == i
+        assert class_index("eunis", name.upper()) == i
+    with h5py.File(tmp_path / "codes.h5", "w") as f:
+        for k, value in enumerate([b"E2", np.array([b"G3"]), 2, "Coniferous woodland"]):
+            g = f.create_group(f"Lucas_Point_{k}")
+            g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
+            g.attrs["EUNIS_L2"] = value
+    ds = Sen4Map(tmp_path / "codes.h5", labels="eunis")
+    assert [ds.classes[i] for i in ds.labels] == ["Mesic grasslands", "Coniferous woodland"] * 2
+
+
+def test_previous_class_keys_in_user_prompt_files(tmp_path):
+    """A user prompt file keyed with senclip's class keys before they became the reference's strings
+    (lower case, "nut trees", "recreation, leisure and sport", ...) still loads, with its own texts."""
+    import yaml
+
+    from senclip.prompts import load_prompts
+
+    old_lu = ["agriculture", "forestry", "aquaculture and fishing", "mining and quarrying",
+              "other primary production", "energy production", "industry and manufacturing",
+              "transport, communication networks, storage and protection works", "water and waste treatment",
+              "construction", "commerce, financial, professional and information services",
+              "community services",
+              "recreation, leisure and sport", "residential", "abandoned areas",
+              "semi-natural and natural areas not in use"]
+    path = tmp_path / "lu.yaml"
+    path.write_text(yaml.safe_dump({"generic": ["an aerial photo of {}."],
+                                    "classes": {k: {} for k in old_lu}}), encoding="utf-8")
+    prompts = load_prompts(str(path), label_classes("lu1"), "sen4map")
+    assert list(prompts) == REFERENCE["lu1"]
+    assert prompts["Recreation, Leisure, Sport"] == ["an aerial photo of recreation, leisure and sport."]
+    crop = {"generic": ["{}"], "classes": {("nut trees" if c == "Nuts trees" else c.upper()): {}
+                                           for c in REFERENCE["crop"]}}
+    path.write_text(yaml.safe_dump(crop), encoding="utf-8")
+    assert load_prompts(str(path), label_classes("crop"), "sen4map")["Nuts trees"] == ["nut trees"]
+    # the same class twice, a typo, and another dataset (no previous keys there): refused in one line
+    lc = {"generic": ["{}"], "classes": {c: {} for c in REFERENCE["lc1"]} | {"cropland": {}}}
+    path.write_text(yaml.safe_dump(lc), encoding="utf-8")
+    twice = r"class 'Cropland' is given twice \(as 'Cropland' and 'cropland'\)"
+    with pytest.raises(SenclipError, match=twice):
+        load_prompts(str(path), label_classes("lc1"), "sen4map")
+    lc["classes"] = {c: {} for c in REFERENCE["lc1"][1:]} | {"artificial lands": {}}
+    path.write_text(yaml.safe_dump(lc), encoding="utf-8")
+    with pytest.raises(SenclipError, match="unknown class 'artificial lands'"):
+        load_prompts(str(path), label_classes("lc1"), "sen4map")
+    eurosat = {"generic": ["{}"], "classes": {"forest": {}, "River": {}}}
+    path.write_text(yaml.safe_dump(eurosat), encoding="utf-8")
+    with pytest.raises(SenclipError, match="unknown class 'forest'"):
+        load_prompts(str(path), ["Forest", "River"], "eurosat")
 
 
 def test_reference_average_class_accuracy_counts_absent_classes_as_zero():

@@ -75,6 +75,7 @@ from senclip.data.sen4map_labels import (
     class_index,
     label_classes,
     label_of,
+    user_class_key,
 )
 from senclip.data.series.base import SeriesDataset
 from senclip.data.series.io import DATE_RE, S2_BANDS, SeriesSource
@@ -277,6 +278,7 @@ class Sen4Map(SeriesDataset):
     multilabel = False
     classes: ClassVar[list[str]] = label_classes("lc1")
     prompt_set: ClassVar[str] = "sen4map"  # built-in prompts (senclip/prompts/data/sen4map.yaml)
+    user_class_key = staticmethod(user_class_key)  # user prompt files: other case, previous senclip keys
     download_spec = None  # distributed by its publishers; not fetched by senclip
 
     def __init__(self, root, transforms: Callable | None = None, labels: str | None = None,
