@@ -104,10 +104,12 @@ def _lon_lat(point_id: int) -> tuple[float, float]:
 
 
 def _write_csv(path, swapped=True):
+    """The list in the published format, its first point listed twice (evaluated twice, as the
+    reference's isin() filter keeps both rows)."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
-        for pid, lc, lu, crop, bio, eunis, _ in LISTED:
+        for pid, lc, lu, crop, bio, eunis, _ in [*LISTED, LISTED[0]]:
             lon, lat = _lon_lat(pid)
             first, second = (lon, lat) if swapped else (lat, lon)  # the published file: lat holds longitudes
             w.writerow([f"Lucas_Point_{pid}", first, second, lc, lu, crop, "Spain", bio, eunis])
@@ -138,11 +140,12 @@ def published(tmp_path_factory):
 def test_published_list_is_read_as_it_is(published, tmp_path):
     h5, points = published
     plist = read_points(points)
-    assert plist.ids[0] == "Lucas_Point_40683280" and len(plist.ids) == len(LISTED)
+    assert plist.ids[0] == plist.ids[-1] == "Lucas_Point_40683280" and len(plist.ids) == len(LISTED) + 1
+    assert plist.duplicates == 1
     assert plist.labels["crop"][:2] == [None, "Sunflower"]  # NA: not a crop point
     assert plist.labels["eunis"][5].startswith("Spiny Mediterranean heaths (phrygana,")  # quoted commas kept
     assert plist.coordinates["order"] == "swapped" and plist.coordinates["method"] == "lucas-grid"
-    assert plist.coordinates["evidence"].startswith(f"{len(LISTED)} of {len(LISTED)} points")
+    assert plist.coordinates["evidence"].startswith(f"{len(LISTED) + 1} of {len(LISTED) + 1} points")
     straight = tmp_path / "straight.csv"
     _write_csv(straight, swapped=False)
     assert read_points(straight).coordinates["order"] == "as labelled"
@@ -151,13 +154,14 @@ def test_published_list_is_read_as_it_is(published, tmp_path):
     assert ranges["order"] == "swapped" and ranges["method"] == "europe-range"
 
     ds = Sen4Map(h5, labels="eunis", points=points)
-    assert len(ds) == 7 and ds.paths[0] == "Lucas_Point_40683280"
-    assert [ds.classes[i] for i in ds.labels] == [row[5] for row in LISTED if row[6]]  # the list's labels
+    assert len(ds) == 8 and ds.paths[0] == ds.paths[-1] == "Lucas_Point_40683280"
+    listed = [row[5] for row in LISTED if row[6]] + [LISTED[0][5]]
+    assert [ds.classes[i] for i in ds.labels] == listed  # the list's labels, every row
     info = ds.points_info
-    assert (info["listed"], info["present"], info["missing_from_h5"]) == (9, 7, 2)
+    assert (info["listed"], info["present"], info["missing_from_h5"], info["duplicate_rows"]) == (10, 8, 2, 1)
     assert info["missing_examples"] == ["Lucas_Point_50964938", "Lucas_Point_49845074"]
     crop = Sen4Map(h5, labels="crop", points=points)
-    assert [crop.classes[i] for i in crop.labels] == ["Sunflower"] and crop.points_info["without_label"] == 6
+    assert [crop.classes[i] for i in crop.labels] == ["Sunflower"] and crop.points_info["without_label"] == 7
     # the HDF5 attributes alone: EUNIS_L2 23 is the 24th class (Tundra), bioregion 0 Alpine
     attrs = Sen4Map(f"{h5}:eunis:skip-bad")
     assert {attrs.classes[i] for i in attrs.labels} == {"Tundra"} and len(attrs) == 7
@@ -176,6 +180,12 @@ def test_bad_lists_and_values_are_refused_in_one_line(published, tmp_path):
                                            r"'Mesic grassland' is not a eunis class"):
         Sen4Map(h5, labels="eunis", points=bad)
     assert len(Sen4Map(h5, labels="lc1", points=bad)) == 1
+    other = tmp_path / "other_split.csv"  # a list of another split: none of its points is in the file
+    with open(other, "w", newline="") as f:
+        csv.writer(f).writerows([HEADER, ["Lucas_Point_1", "1", "50", "Grassland", *["NA"] * 5],
+                                 ["Lucas_Point_2", "1", "50", "Grassland", *["NA"] * 5]])
+    with pytest.raises(SenclipError, match=rf"^0 of 2 points listed in {other} are in {h5}$"):
+        Sen4Map(h5, labels="lc1", points=other)
     (tmp_path / "noid.csv").write_text("id,lat\n1,2\n")
     with pytest.raises(SenclipError, match="no 'im_id' column"):
         Sen4Map(h5, points=tmp_path / "noid.csv")
@@ -303,12 +313,12 @@ def test_zeroshot_with_the_published_list_and_the_references_metrics(published, 
                  "--data", str(h5), "--points", str(points), "--labels", "eunis", "--protocol", "timesenclip",
                  "--out", str(out), "--no-cache", "--no-progress", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert "note: 2 of 9 points listed in" in captured.err
+    assert "note: 2 of 10 points listed in" in captured.err
     result = json.loads(out.read_text())
-    assert result["n"] == 7 and len(result["classes"]) == 44
+    assert result["n"] == 8 and len(result["classes"]) == 44 and result["points"]["duplicate_rows"] == 1
     assert result["points"]["missing_from_h5"] == 2 and result["points"]["coordinates"]["order"] == "swapped"
     block = result["timesenclip_protocol"]
-    assert block["n"] == 7 and block["prompts"]["classes"] == REFERENCE["eunis"]
+    assert block["n"] == 8 and block["prompts"]["classes"] == REFERENCE["eunis"]
     for scores in (block, block["raw"]):
         assert 0 <= scores["average_class_accuracy"] <= scores["mean_class_accuracy"] <= 1
         # all 44 classes count in the reference's average, the 5 present in senclip's
@@ -318,7 +328,8 @@ def test_zeroshot_with_the_published_list_and_the_references_metrics(published, 
         assert scores["mean_class_accuracy"] == pytest.approx(sum(recalls) / 5)
     md = out.with_suffix(".md").read_text()
     assert "average class acc. (reference: all classes, absent = 0)" in md
-    assert "points: 7 of 9 listed" in md and "swapped" in md
+    assert "points: 8 of 10 listed" in md and "swapped" in md
+    assert "1 rows repeat an earlier point and are evaluated again" in md
     assert "| raw (cos/2+1) |" in md and "| column-mean normalised |" in md
     assert main(["zeroshot", "--model", "senclip-tiny-vit", "--dataset", "eurosat", "--data", str(tmp_path),
                  "--points", str(points), "--out", str(tmp_path / "x.json")]) == 2
@@ -345,7 +356,7 @@ def test_series_normalisation_is_an_option_of_the_commands(published, tmp_path):
         embeddings[rule] = np.load(new)
     # the flag reaches the tower: the same points embed, and so score against any text, differently
     a, b = embeddings["reference-clamped"], embeddings["reference-eval"]
-    assert a.shape == b.shape == (7, 128)
+    assert a.shape == b.shape == (8, 128)
     classes = np.random.default_rng(0).normal(size=(44, 128))
     assert np.abs(a @ classes.T - b @ classes.T).max() > 1e-2
     with pytest.raises(SenclipError, match="has no series normalisation rules"):
