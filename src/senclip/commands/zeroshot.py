@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_from_args(args)
     set_time_steps(model.image_tower, args.time_steps)
     rgb_order = _bigearthnet_rgb(args, model.image_tower.bands)
-    dataset = _dataset(args, model.image_tower.bands, rgb_order)
+    dataset = _dataset(args, model.image_tower, rgb_order)
     options = {"subset_rule": args.bigearthnet_subset} if args.bigearthnet_subset else None
     result = evaluate_zeroshot(
         model, dataset, specs, batch_size=args.batch_size, device=device, workers=args.workers,
@@ -191,16 +191,18 @@ def _rgb_flags(args: argparse.Namespace) -> list[str]:
         ("--bigearthnet-stretch", args.bigearthnet_stretch, "true-colour")) if value != default]
 
 
-def _dataset(args: argparse.Namespace, bands, rgb_order: dict | None):
-    """The evaluated dataset, with the options its flags give."""
+def _dataset(args: argparse.Namespace, model_tower, rgb_order: dict | None):
+    """The evaluated dataset, with the options its flags give (the RGB stretch resizes to the tower's
+    input size where the reference does)."""
     from senclip.data import get_dataset
     from senclip.data.bigearthnet import rgb_transforms
 
     extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad), ("points", args.points),
                                ("split_file", args.bigearthnet_split)) if v}
+    size = getattr(getattr(model_tower, "preprocess", None), "image_size", None)
     transforms = ("default" if rgb_order is None
-                  else rgb_transforms(rgb_order["order"], args.bigearthnet_stretch))
-    return get_dataset(args.dataset, args.data, bands=bands, transforms=transforms, **extra)
+                  else rgb_transforms(rgb_order["order"], args.bigearthnet_stretch, size))
+    return get_dataset(args.dataset, args.data, bands=model_tower.bands, transforms=transforms, **extra)
 
 
 def _write_reports(result: dict, out: str, first_spec: str) -> None:
