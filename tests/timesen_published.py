@@ -115,9 +115,11 @@ def write_published(path, layout: str, dims: dict, seed: int = 0) -> dict[str, t
         torch.save(keyed | {"queue": torch.randn(d, 16), "queue_ptr": torch.zeros(1, dtype=torch.long)}, path)
         return state
     # a Lightning checkpoint of trainer.py / learner.py: the learner's encoder, its queue, the
-    # validation copy of the encoder at the top level (TS_ViT), part of the CLIP used for validation,
-    # the learnable logit scale, and the command-line arguments as hyper-parameters
-    inner = keyed | {f"TS_ViT.{k}": v.clone() for k, v in state.items()} | {
+    # validation copy of the encoder at the top level (TS_ViT; other values here, so that a test sees
+    # which copy loads), part of the CLIP used for validation, the learnable logit scale, and the
+    # command-line arguments as hyper-parameters
+    copy = random_encoder(dims, token, seed + 1)
+    inner = keyed | {f"TS_ViT.{k}": v for k, v in copy.items()} | {
         "learner.queue": torch.randn(d, 16), "learner.queue_ptr": torch.zeros(1, dtype=torch.long),
         "logit_scale": torch.tensor(2.659), "clip_model.positional_embedding": torch.randn(77, d)}
     args = argparse.Namespace(LR=1e-4, BATCH_SIZE=64, channels=TRAIN_CHANNELS, dropout_type="TSMixAug",
@@ -168,20 +170,15 @@ def _layer_norm(x, w, b):
     return F.layer_norm(x, (x.shape[-1],), w, b, eps=1e-5)
 
 
-def inference(state: dict[str, torch.Tensor], x: torch.Tensor, heads: int, token: str = "time_token"):
-    """``TimeSenCLIPEncoder.inference`` of a48994f on ``(B, T, S, H, W)``: spectral embedding, positions
-    (T=1: nearest-neighbour interpolation of the 12; T=4: median of each quarter's three), class
-    token, post-norm ReLU encoder layers of ``nn.TransformerEncoderLayer`` written out, head."""
+def _embed(state, x):
     b, t = x.shape[:2]
-    h = x.reshape(b, t, -1) @ state["spectral_embedding.1.weight"].T + state["spectral_embedding.1.bias"]
-    d = h.shape[-1]
-    pos = state["time_pos_encoding"].expand(b, -1, -1)
-    if t == 1:
-        pos = F.interpolate(pos.permute(0, 2, 1).unsqueeze(-1), size=(1, 1), mode="nearest")
-        pos = pos.squeeze(-1).permute(0, 2, 1)
-    elif t == 4:
-        pos = pos.reshape(b, 4, 3, d).median(dim=2).values
-    h = torch.cat([state[token].expand(b, -1, -1), h + pos], dim=1)
+    return x.reshape(b, t, -1) @ state["spectral_embedding.1.weight"].T + state["spectral_embedding.1.bias"]
+
+
+def _encode(state, h, heads: int, token: str):
+    """Class token, post-norm ReLU ``nn.TransformerEncoderLayer``s written out (no dropout), head."""
+    b, _, d = h.shape
+    h = torch.cat([state[token].expand(b, -1, -1), h], dim=1)
     n = h.shape[1]
     dh = d // heads
     layers = len({k.split(".")[2] for k in state if k.startswith("transformer.layers.")})
@@ -199,6 +196,42 @@ def inference(state: dict[str, torch.Tensor], x: torch.Tensor, heads: int, token
         h = _layer_norm(h + ff, state[p + "norm2.weight"], state[p + "norm2.bias"])
     out = _layer_norm(h[:, 0], state["mlp_head.0.weight"], state["mlp_head.0.bias"])
     return out @ state["mlp_head.1.weight"].T + state["mlp_head.1.bias"]
+
+
+def inference(state: dict[str, torch.Tensor], x: torch.Tensor, heads: int, token: str = "time_token"):
+    """``TimeSenCLIPEncoder.inference`` of a48994f on ``(B, T, S, H, W)``: spectral embedding, positions
+    (T=1: nearest-neighbour interpolation of the 12; T=4: median of each quarter's three), class
+    token, post-norm ReLU encoder layers of ``nn.TransformerEncoderLayer`` written out, head."""
+    h = _embed(state, x)
+    b, t, d = h.shape
+    pos = state["time_pos_encoding"].expand(b, -1, -1)
+    if t == 1:
+        pos = F.interpolate(pos.permute(0, 2, 1).unsqueeze(-1), size=(1, 1), mode="nearest")
+        pos = pos.squeeze(-1).permute(0, 2, 1)
+    elif t == 4:
+        pos = pos.reshape(b, 4, 3, d).median(dim=2).values
+    return _encode(state, h + pos, heads, token)
+
+
+def training_forward(state: dict[str, torch.Tensor], x: torch.Tensor, heads: int, temporal,
+                     token: str = "time_token"):
+    """``TimeSenCLIPEncoder.forward`` of a48994f in training with ``dropout_type='TSMixAug'`` (dropout
+    rate 0), on ``(B, 12, S, H, W)``, given its random draw ``temporal``: ``None`` (not applied),
+    ``"median"`` (``_tsmixaug`` pools: ``torch.median`` over the time axis of the embedded tokens) or
+    the first dropped month of ``_quarter_drop``. The tokens then take ``time_pos[:, mask]``, or the
+    mean position when one step is left."""
+    h = _embed(state, x)
+    b, t, _ = h.shape
+    mask = torch.ones(t, dtype=torch.bool)
+    if temporal == "median":
+        h = torch.median(h, dim=1, keepdim=True).values
+        mask = torch.ones(1, dtype=torch.bool)
+    elif temporal is not None:
+        mask[temporal:temporal + 3] = False
+        h = h[:, mask]
+    pos = state["time_pos_encoding"].expand(b, -1, -1)
+    pos = pos[:, mask] if h.shape[1] > 1 else pos.mean(dim=1, keepdim=True)
+    return _encode(state, h + pos, heads, token)
 
 
 def reference_embeddings(state, raw, steps: int, rule: str, heads: int, token: str = "time_token"):

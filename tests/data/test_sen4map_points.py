@@ -104,10 +104,12 @@ def _lon_lat(point_id: int) -> tuple[float, float]:
 
 
 def _write_csv(path, swapped=True):
+    """The list in the published format, its first point listed twice (evaluated twice, as the
+    reference's isin() filter keeps both rows)."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(HEADER)
-        for pid, lc, lu, crop, bio, eunis, _ in LISTED:
+        for pid, lc, lu, crop, bio, eunis, _ in [*LISTED, LISTED[0]]:
             lon, lat = _lon_lat(pid)
             first, second = (lon, lat) if swapped else (lat, lon)  # the published file: lat holds longitudes
             w.writerow([f"Lucas_Point_{pid}", first, second, lc, lu, crop, "Spain", bio, eunis])
@@ -138,11 +140,12 @@ def published(tmp_path_factory):
 def test_published_list_is_read_as_it_is(published, tmp_path):
     h5, points = published
     plist = read_points(points)
-    assert plist.ids[0] == "Lucas_Point_40683280" and len(plist.ids) == len(LISTED)
+    assert plist.ids[0] == plist.ids[-1] == "Lucas_Point_40683280" and len(plist.ids) == len(LISTED) + 1
+    assert plist.duplicates == 1
     assert plist.labels["crop"][:2] == [None, "Sunflower"]  # NA: not a crop point
     assert plist.labels["eunis"][5].startswith("Spiny Mediterranean heaths (phrygana,")  # quoted commas kept
     assert plist.coordinates["order"] == "swapped" and plist.coordinates["method"] == "lucas-grid"
-    assert plist.coordinates["evidence"].startswith(f"{len(LISTED)} of {len(LISTED)} points")
+    assert plist.coordinates["evidence"].startswith(f"{len(LISTED) + 1} of {len(LISTED) + 1} points")
     straight = tmp_path / "straight.csv"
     _write_csv(straight, swapped=False)
     assert read_points(straight).coordinates["order"] == "as labelled"
@@ -151,13 +154,14 @@ def test_published_list_is_read_as_it_is(published, tmp_path):
     assert ranges["order"] == "swapped" and ranges["method"] == "europe-range"
 
     ds = Sen4Map(h5, labels="eunis", points=points)
-    assert len(ds) == 7 and ds.paths[0] == "Lucas_Point_40683280"
-    assert [ds.classes[i] for i in ds.labels] == [row[5] for row in LISTED if row[6]]  # the list's labels
+    assert len(ds) == 8 and ds.paths[0] == ds.paths[-1] == "Lucas_Point_40683280"
+    listed = [row[5] for row in LISTED if row[6]] + [LISTED[0][5]]
+    assert [ds.classes[i] for i in ds.labels] == listed  # the list's labels, every row
     info = ds.points_info
-    assert (info["listed"], info["present"], info["missing_from_h5"]) == (9, 7, 2)
+    assert (info["listed"], info["present"], info["missing_from_h5"], info["duplicate_rows"]) == (10, 8, 2, 1)
     assert info["missing_examples"] == ["Lucas_Point_50964938", "Lucas_Point_49845074"]
     crop = Sen4Map(h5, labels="crop", points=points)
-    assert [crop.classes[i] for i in crop.labels] == ["Sunflower"] and crop.points_info["without_label"] == 6
+    assert [crop.classes[i] for i in crop.labels] == ["Sunflower"] and crop.points_info["without_label"] == 7
     # the HDF5 attributes alone: EUNIS_L2 23 is the 24th class (Tundra), bioregion 0 Alpine
     attrs = Sen4Map(f"{h5}:eunis:skip-bad")
     assert {attrs.classes[i] for i in attrs.labels} == {"Tundra"} and len(attrs) == 7
@@ -176,15 +180,118 @@ def test_bad_lists_and_values_are_refused_in_one_line(published, tmp_path):
                                            r"'Mesic grassland' is not a eunis class"):
         Sen4Map(h5, labels="eunis", points=bad)
     assert len(Sen4Map(h5, labels="lc1", points=bad)) == 1
+    other = tmp_path / "other_split.csv"  # a list of another split: none of its points is in the file
+    with open(other, "w", newline="") as f:
+        csv.writer(f).writerows([HEADER, ["Lucas_Point_1", "1", "50", "Grassland", *["NA"] * 5],
+                                 ["Lucas_Point_2", "1", "50", "Grassland", *["NA"] * 5]])
+    with pytest.raises(SenclipError, match=rf"^0 of 2 points listed in {other} are in {h5}$"):
+        Sen4Map(h5, labels="lc1", points=other)
     (tmp_path / "noid.csv").write_text("id,lat\n1,2\n")
     with pytest.raises(SenclipError, match="no 'im_id' column"):
         Sen4Map(h5, points=tmp_path / "noid.csv")
-    with h5py.File(tmp_path / "odd.h5", "w") as f:
-        g = f.create_group("Lucas_Point_1")
-        g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
-        g.attrs["EUNIS_L2"] = "E2"
-    with pytest.raises(SenclipError, match=r"EUNIS_L2 'E2' is not a eunis class .* or an index 0 \.\.\. 43"):
-        Sen4Map(tmp_path / "odd.h5", labels="eunis")
+    for value, message in [
+        ("Z9", r"EUNIS_L2 'Z9' is not a eunis class \(one of the 44 names, an index 0 \.\.\. 43 or a "
+               r"EUNIS level-2 code such as E2\); the reference's labels come from its test list: "
+               r"--points TEST\.csv"),
+        ("E5", r"EUNIS_L2 'E5' is a EUNIS level-2 habitat without a class among the reference's 44; "
+               r".*--points"),
+        ("44", r"EUNIS_L2 '44' is not a eunis class")]:
+        with h5py.File(tmp_path / "odd.h5", "w") as f:
+            g = f.create_group("Lucas_Point_1")
+            g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
+            g.attrs["EUNIS_L2"] = value
+        with pytest.raises(SenclipError, match=message) as info:
+            Sen4Map(tmp_path / "odd.h5", labels="eunis")
+        assert "\n" not in str(info.value)
+
+
+# EUNIS habitat classification (EEA, 2012), level 2: the code of each name in the reference's list, as
+# the EEA's level-2 code list gives them (read here from the classification, not from senclip)
+EUNIS_L2 = {
+    "Arable land and market gardens": "I1", "Low density buildings": "J2", "Mesic grasslands": "E2",
+    "Broadleaved deciduous woodland": "G1", "Coniferous woodland": "G3",
+    "Temperate and mediterranean-montane scrub": "F3", "Seasonally wet and wet grasslands": "E3",
+    "Surface running waters": "C2", "Buildings of cities, towns and villages": "J1",
+    "Mixed deciduous and coniferous woodland": "G4", "Dry grasslands": "E1",
+    "Arctic, alpine and subalpine scrub": "F2", "Alpine and subalpine grasslands": "E4",
+    "Broadleaved evergreen woodland": "G2",
+    "Lines of trees, small anthropogenic woodlands, recently felled woodland, early-stage woodland and "
+    "coppice": "G5",
+    "Shrub plantations": "FB", "Maquis, arborescent matorral and thermo-Mediterranean brushes": "F5",
+    "Temperate shrub heathland": "F4", "Raised and blanket bogs": "D1",
+    "Transport networks and other constructed hard-surfaced areas": "J4", "Extractive industrial sites": "J3",
+    "Spiny Mediterranean heaths (phrygana, hedgehog-heaths and related coastal cliff vegetation)": "F7",
+    "Surface standing waters": "C1", "Tundra": "F1", "Inland cliffs, rock pavements and outcrops": "H3",
+    "Garrigue": "F6", "Aapa, palsa and polygon mires": "D3", "Cultivated areas of gardens and parks": "I2",
+    "Waste deposits": "J6", "Miscellaneous inland habitats with very sparse or no vegetation": "H5",
+    "Inland salt steppes": "E6", "Sparsely wooded grasslands": "E7",
+    "Sedge and reedbeds, normally without free-standing water": "D5",
+    "Valley mires, poor fens and transition mires": "D2", "Riverine and fen scrubs": "F9", "Screes": "H2",
+    "Inland saline and brackish marshes and reedbeds": "D6", "Coastal dunes and sandy shores": "B1",
+    "Littoral zone of inland surface waterbodies": "C3",
+    "Highly artificial man-made waters and associated structures": "J5",
+    "Base-rich fens and calcareous spring mires": "D4", "Snow or ice-dominated habitats": "H4",
+    "Rock cliffs, ledges and shores, including the supralittoral": "B3", "Coastal shingle": "B2",
+}
+
+
+def test_eunis_level2_codes_index_and_names_are_labels(tmp_path):
+    """EUNIS_L2 as an index, a name or a EUNIS level-2 code (any case) gives the same class."""
+    from senclip.data.sen4map_labels import class_index
+
+    assert sorted(EUNIS_L2) == sorted(REFERENCE["eunis"]) and len(set(EUNIS_L2.values())) == 44
+    for i, name in enumerate(REFERENCE["eunis"]):
+        code = EUNIS_L2[name]
+        assert class_index("eunis", code) == class_index("eunis", code.lower()) == i
+        assert class_index("eunis", str(i)) == class_index("eunis", name) == i
+        assert class_index("eunis", name.upper()) == i
+    with h5py.File(tmp_path / "codes.h5", "w") as f:
+        for k, value in enumerate([b"E2", np.array([b"G3"]), 2, "Coniferous woodland"]):
+            g = f.create_group(f"Lucas_Point_{k}")
+            g.create_dataset("image", data=np.ones((12, 10, 1, 1), dtype=np.float32))
+            g.attrs["EUNIS_L2"] = value
+    ds = Sen4Map(tmp_path / "codes.h5", labels="eunis")
+    assert [ds.classes[i] for i in ds.labels] == ["Mesic grasslands", "Coniferous woodland"] * 2
+
+
+def test_previous_class_keys_in_user_prompt_files(tmp_path):
+    """A user prompt file keyed with senclip's class keys before they became the reference's strings
+    (lower case, "nut trees", "recreation, leisure and sport", ...) still loads, with its own texts."""
+    import yaml
+
+    from senclip.prompts import load_prompts
+
+    old_lu = ["agriculture", "forestry", "aquaculture and fishing", "mining and quarrying",
+              "other primary production", "energy production", "industry and manufacturing",
+              "transport, communication networks, storage and protection works", "water and waste treatment",
+              "construction", "commerce, financial, professional and information services",
+              "community services",
+              "recreation, leisure and sport", "residential", "abandoned areas",
+              "semi-natural and natural areas not in use"]
+    path = tmp_path / "lu.yaml"
+    path.write_text(yaml.safe_dump({"generic": ["an aerial photo of {}."],
+                                    "classes": {k: {} for k in old_lu}}), encoding="utf-8")
+    prompts = load_prompts(str(path), label_classes("lu1"), "sen4map")
+    assert list(prompts) == REFERENCE["lu1"]
+    assert prompts["Recreation, Leisure, Sport"] == ["an aerial photo of recreation, leisure and sport."]
+    crop = {"generic": ["{}"], "classes": {("nut trees" if c == "Nuts trees" else c.upper()): {}
+                                           for c in REFERENCE["crop"]}}
+    path.write_text(yaml.safe_dump(crop), encoding="utf-8")
+    assert load_prompts(str(path), label_classes("crop"), "sen4map")["Nuts trees"] == ["nut trees"]
+    # the same class twice, a typo, and another dataset (no previous keys there): refused in one line
+    lc = {"generic": ["{}"], "classes": {c: {} for c in REFERENCE["lc1"]} | {"cropland": {}}}
+    path.write_text(yaml.safe_dump(lc), encoding="utf-8")
+    twice = r"class 'Cropland' is given twice \(as 'Cropland' and 'cropland'\)"
+    with pytest.raises(SenclipError, match=twice):
+        load_prompts(str(path), label_classes("lc1"), "sen4map")
+    lc["classes"] = {c: {} for c in REFERENCE["lc1"][1:]} | {"artificial lands": {}}
+    path.write_text(yaml.safe_dump(lc), encoding="utf-8")
+    with pytest.raises(SenclipError, match="unknown class 'artificial lands'"):
+        load_prompts(str(path), label_classes("lc1"), "sen4map")
+    eurosat = {"generic": ["{}"], "classes": {"forest": {}, "River": {}}}
+    path.write_text(yaml.safe_dump(eurosat), encoding="utf-8")
+    with pytest.raises(SenclipError, match="unknown class 'forest'"):
+        load_prompts(str(path), ["Forest", "River"], "eurosat")
 
 
 def test_reference_average_class_accuracy_counts_absent_classes_as_zero():
@@ -206,12 +313,12 @@ def test_zeroshot_with_the_published_list_and_the_references_metrics(published, 
                  "--data", str(h5), "--points", str(points), "--labels", "eunis", "--protocol", "timesenclip",
                  "--out", str(out), "--no-cache", "--no-progress", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
-    assert "note: 2 of 9 points listed in" in captured.err
+    assert "note: 2 of 10 points listed in" in captured.err
     result = json.loads(out.read_text())
-    assert result["n"] == 7 and len(result["classes"]) == 44
+    assert result["n"] == 8 and len(result["classes"]) == 44 and result["points"]["duplicate_rows"] == 1
     assert result["points"]["missing_from_h5"] == 2 and result["points"]["coordinates"]["order"] == "swapped"
     block = result["timesenclip_protocol"]
-    assert block["n"] == 7 and block["prompts"]["classes"] == REFERENCE["eunis"]
+    assert block["n"] == 8 and block["prompts"]["classes"] == REFERENCE["eunis"]
     for scores in (block, block["raw"]):
         assert 0 <= scores["average_class_accuracy"] <= scores["mean_class_accuracy"] <= 1
         # all 44 classes count in the reference's average, the 5 present in senclip's
@@ -221,7 +328,8 @@ def test_zeroshot_with_the_published_list_and_the_references_metrics(published, 
         assert scores["mean_class_accuracy"] == pytest.approx(sum(recalls) / 5)
     md = out.with_suffix(".md").read_text()
     assert "average class acc. (reference: all classes, absent = 0)" in md
-    assert "points: 7 of 9 listed" in md and "swapped" in md
+    assert "points: 8 of 10 listed" in md and "swapped" in md
+    assert "1 rows repeat an earlier point and are evaluated again" in md
     assert "| raw (cos/2+1) |" in md and "| column-mean normalised |" in md
     assert main(["zeroshot", "--model", "senclip-tiny-vit", "--dataset", "eurosat", "--data", str(tmp_path),
                  "--points", str(points), "--out", str(tmp_path / "x.json")]) == 2
@@ -234,17 +342,23 @@ def test_series_normalisation_is_an_option_of_the_commands(published, tmp_path):
     h5, points = published
     ckpt = tmp_path / "TimeSenCLIP_1x1.pt"
     write_published(ckpt, "bare/time_token", {"D": 128, "F": 64, "P": 10, "T": 12, "L": 1, "heads": 8})
-    tops = {}
+    cache = tmp_path / "cache"
+    embeddings = {}
     for rule in ("reference-clamped", "reference-eval"):
         out = tmp_path / f"{rule}.json"
+        before = set(cache.glob("*.npy"))
         assert main(["zeroshot", "--model", "senclip-tiny-vit", "--checkpoint", str(ckpt), "--dataset",
                      "sen4map", "--data", str(h5), "--points", str(points), "--series-normalisation", rule,
-                     "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--no-progress",
+                     "--out", str(out), "--cache-dir", str(cache), "--no-progress",
                      "--device", "cpu"]) == 0
-        result = json.loads(out.read_text())
-        assert result["model"]["series_normalisation"] == rule
-        tops[rule] = result
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # two rules, two cache entries
+        assert json.loads(out.read_text())["model"]["series_normalisation"] == rule
+        (new,) = set(cache.glob("*.npy")) - before  # each rule its own cache entry
+        embeddings[rule] = np.load(new)
+    # the flag reaches the tower: the same points embed, and so score against any text, differently
+    a, b = embeddings["reference-clamped"], embeddings["reference-eval"]
+    assert a.shape == b.shape == (8, 128)
+    classes = np.random.default_rng(0).normal(size=(44, 128))
+    assert np.abs(a @ classes.T - b @ classes.T).max() > 1e-2
     with pytest.raises(SenclipError, match="has no series normalisation rules"):
         from senclip.models.kinds import set_series_normalisation
 

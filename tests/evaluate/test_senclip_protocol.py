@@ -210,6 +210,20 @@ def test_bigearthnet_as_the_reference_ran_it(weights, bigearthnet_root, tmp_path
     want = np.floor((raw - raw.min()) * 255.0 / (raw.max() - raw.min())) / 255.0
     np.testing.assert_allclose(image, want, atol=1e-6)
     assert image.min() == 0.0 and image.max() == 1.0 and len(np.unique(image)) > 50
+    # at the tower's size, in the reference's order: 8 bit, PIL RGB image, Resize((224, 224), BICUBIC) on
+    # it (PIL's resampling, 8 bit again), ToTensor
+    from PIL import Image
+
+    eight_bit = np.uint8(np.floor((raw - raw.min()) * 255.0 / (raw.max() - raw.min()))).transpose(1, 2, 0)
+    pil = Image.fromarray(eight_bit).resize((224, 224), Image.Resampling.BICUBIC)
+    reference = np.asarray(pil).transpose(2, 0, 1) / 255.0
+    sized = get_dataset("bigearthnet", bigearthnet_root, split_file=split,
+                        transforms=rgb_transforms("reference-bgr", "reference-minmax", 224))[0]["image"]
+    np.testing.assert_allclose(sized.numpy(), reference, atol=1e-6)
+    # resizing the floats instead (the tower's antialiased bicubic) is another input: steps apart
+    floats = torch.nn.functional.interpolate(torch.from_numpy(want)[None].float(), size=(224, 224),
+                                             mode="bicubic", antialias=True, align_corners=False)[0]
+    assert (floats - sized).abs().max() > 1.0 / 255
     out = tmp_path / "ben.json"
     assert main(_zs(weights, "bigearthnet", bigearthnet_root, out, "ground", "--protocol", "senclip",
                     "--bigearthnet-rgb", "reference-bgr", "--bigearthnet-stretch", "reference-minmax",

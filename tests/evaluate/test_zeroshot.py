@@ -119,6 +119,26 @@ def _zs(data, out, prompts="generic", workers="0"):
             "--prompts", prompts, "--out", str(out), "--workers", workers, "--no-progress"]
 
 
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--dataset", "eurosat", "--points", "test.csv"],
+     "--labels, --points and --skip-bad apply to --dataset sen4map"),
+    (["--dataset", "eurosat", "--bigearthnet-split", "s.csv"],
+     "--bigearthnet-split applies to --dataset bigearthnet"),
+    (["--dataset", "bigearthnet", "--bigearthnet-subset", "random-split"],
+     "--bigearthnet-subset applies to --dataset bigearthnet with --protocol senclip"),
+    (["--dataset", "eurosat", "--bigearthnet-stretch", "reference-minmax"],
+     "--bigearthnet-stretch reference-minmax applies only to --dataset bigearthnet"),
+])
+def test_flags_of_another_dataset_are_refused_before_the_model_loads(tmp_path, capsys, flags, message):
+    """The flags are checked first: the model (here a checkpoint that does not exist) is never read."""
+    out = tmp_path / "zs.json"
+    status, _, err = _run(["zeroshot", "--model", "senclip-tiny-vit", "--checkpoint",
+                           str(tmp_path / "missing.safetensors"), "--data", str(tmp_path), *flags,
+                           "--out", str(out)], capsys)
+    assert status == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
 def test_missing_data_dir(tmp_path, capsys):
     out = tmp_path / "r.json"
     status, _, err = _run(_zs(tmp_path / "nowhere", out), capsys)

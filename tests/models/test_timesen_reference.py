@@ -1,121 +1,62 @@
-"""The published TimeSenCLIP encoder: size, checkpoint layouts, and equality with a plain
-re-implementation of the published forward for 12, 4 and 1 time steps."""
+"""The published TimeSenCLIP encoder: size, input rules, missing months, augmentations in the
+published order, and equality with the published forward transcribed in timesen_published.py (from
+the published facts, no senclip code)."""
 
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from senclip.errors import SenclipError
-from senclip.models.timesen_checkpoints import read_reference_checkpoint, tower_from_state
+from senclip.models.timesen_checkpoints import tower_from_state
 from senclip.models.timesen_reference import (
     REFERENCE_MEAN,
     REFERENCE_STD,
     TimeSenRefConfig,
     TimeSenReferenceTower,
     count_parameters,
+    draw_augment,
     reduce_time_steps,
 )
-from timesen_published import loader_input
+from timesen_published import inference, loader_input, random_encoder, temporal_reduce, training_forward
+
+SMALL = {"D": 32, "F": 16, "P": 10, "T": 12, "L": 1, "heads": 4}
 
 
-class _Flatten(nn.Module):
-    def forward(self, x):
-        return x.reshape(x.shape[0], x.shape[1], -1)
+def _small_tower(seed: int = 0, **options) -> tuple[dict, TimeSenReferenceTower]:
+    """A published-layout random state (positions and token non-zero) and a tower loaded from it."""
+    state = random_encoder(SMALL, seed=seed)
+    return state, tower_from_state(state, heads=SMALL["heads"], **options)
 
 
-class PlainReference(nn.Module):
-    """The published encoder written out plainly (torch's own layers, the published key names)."""
-
-    def __init__(self, bands=10, size=1, dim=512, depth=6, heads=8, mlp_dim=256):
-        super().__init__()
-        self.spectral_embedding = nn.Sequential(_Flatten(), nn.Linear(bands * size * size, dim))
-        self.time_pos_encoding = nn.Parameter(torch.zeros(1, 12, dim))
-        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
-        layer = nn.TransformerEncoderLayer(d_model=dim, nhead=heads, dim_feedforward=mlp_dim, dropout=0.2,
-                                           batch_first=True)
-        self.transformer = nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
-        self.mlp_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim))
-
-    def inference(self, x):  # x: (B, T, S, H, W), already normalised
-        x = self.spectral_embedding(x)
-        b, n, d = x.shape
-        pos = self.time_pos_encoding.expand(b, -1, -1)
-        if n == 1:
-            pos = F.interpolate(pos.permute(0, 2, 1).unsqueeze(-1), size=(1, 1), mode="nearest")
-            pos = pos.squeeze(-1).permute(0, 2, 1)
-        elif n == 4:
-            pos = pos.reshape(b, 4, 3, d).median(dim=2).values
-        x = x + pos
-        x = torch.cat([self.class_token.expand(b, -1, -1), x], dim=1)
-        return self.mlp_head(self.transformer(x)[:, 0])
-
-
-def _random_reference(seed=0, **shape):
-    torch.manual_seed(seed)
-    ref = PlainReference(**shape).eval()
-    with torch.no_grad():  # the published zero inits would hide position mistakes
-        ref.time_pos_encoding.normal_()
-        ref.class_token.normal_()
-    return ref
-
-
-def _reference_input(raw):
-    """The default rule (reference-clamped) as the published evaluation loader applied it."""
-    return loader_input(raw.reshape(*raw.shape[:3]), "reference-clamped")
-
-
-def _published_reduce(x, steps):
-    """The published evaluation's temporal aggregation (on normalised input)."""
-    if steps == 4:
-        return x.reshape(x.shape[0], 4, 3, *x.shape[2:]).median(dim=2).values
-    if steps == 1:
-        return x.median(dim=1, keepdim=True).values
-    return x
-
-
-def test_reference_size_and_shapes():
+def test_reference_size_and_init():
     tower = TimeSenReferenceTower()
-    n = count_parameters(tower)
-    assert abs(n - 8.2e6) <= 0.1e6, n
-    assert n == count_parameters(PlainReference())
-    keys = set(tower.state_dict())
-    assert keys == {"time_token" if k == "class_token" else k for k in PlainReference().state_dict()}
+    assert abs(count_parameters(tower) - 8.2e6) <= 0.1e6
     assert tower.time_pos_encoding.shape == (1, 12, 512) and not tower.time_pos_encoding.any()
     assert tower.time_token.shape == (1, 1, 512) and not tower.time_token.any()
     layer = tower.transformer.layers[0]
     assert not layer.norm_first and layer.activation_relu_or_gelu == 1  # post-norm, ReLU
 
 
-@pytest.mark.parametrize("layout", ["bare", "lightning"])
-def test_published_checkpoint_matches_the_plain_forward(tmp_path, layout):
-    ref = _random_reference()
-    state = ref.state_dict()
-    path = tmp_path / "TimeSenCLIP_1x1.ckpt"
-    if layout == "bare":
-        torch.save(state, path)
-    else:
-        torch.save({"epoch": 3, "global_step": 100,
-                    "state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()}
-                    | {"learner.other.weight": torch.zeros(2)}}, path)
-    tower = tower_from_state(read_reference_checkpoint(path).state).eval()
-    assert tower.config.width == 512 and tower.config.layers == 6 and tower.config.mlp_dim == 256
+def test_pixels_and_patches_embed_alike_and_positions_matter():
+    state, tower = _small_tower()
+    tower.eval()
     torch.manual_seed(1)
-    raw = torch.rand(5, 12, 10, 1, 1) * 4000
+    raw = torch.rand(5, 12, 10) * 4000
     with torch.no_grad():
         for steps in (12, 4, 1):
             ours = tower(reduce_time_steps(raw, steps), normalize=False)
-            plain = ref.inference(_published_reduce(_reference_input(raw), steps))
-            diff = (ours - plain).abs().max().item()
-            assert diff <= 1e-5, (steps, diff)
-            # (B, T, C) pixels are the 1x1 case
-            assert torch.allclose(tower(reduce_time_steps(raw[..., 0, 0], steps), normalize=False), ours)
-    # positions matter: the quarters in another order give another embedding
-    with torch.no_grad():
+            z = temporal_reduce(loader_input(raw, "reference-clamped"), steps)
+            ref = inference(state, z, SMALL["heads"])
+            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+            # (B, T, C) pixels are the 1x1 case of (B, T, C, H, W)
+            x = reduce_time_steps(raw, steps)[..., None, None]
+            torch.testing.assert_close(tower(x, normalize=False), ours)
+        # positions matter: the quarters in another order give another embedding
         q = reduce_time_steps(raw, 4)
         assert not torch.allclose(tower(q.flip(1)), tower(q), atol=1e-4)
 
@@ -148,18 +89,33 @@ def test_filled_months_take_the_median_and_mask_hides_them():
         assert not torch.allclose(masked(junk), masked(other))
 
 
-def test_bad_checkpoints_and_inputs(tmp_path):
+def test_bad_checkpoints_and_inputs(tmp_path, tiny_vit):
+    """Through the real routes: --checkpoint (load_image_tower) and senclip convert."""
+    from senclip.models.checkpoint import load_image_tower
+    from senclip.models.factory import convert_file
+
     bad = tmp_path / "other.ckpt"
     torch.save({"weight": torch.zeros(2)}, bad)
-    with pytest.raises(SenclipError, match="not a TimeSenCLIP checkpoint"):
-        read_reference_checkpoint(bad)
-    state = _random_reference(depth=1, dim=32, heads=4, mlp_dim=16).state_dict()
+    with pytest.raises(SenclipError, match="not a tower checkpoint"):
+        load_image_tower(copy.deepcopy(tiny_vit), bad)
+    state = random_encoder(SMALL, token="class_token")
     state.pop("mlp_head.1.bias")
     with pytest.raises(SenclipError, match="do not fit"):
         tower_from_state(state, heads=4)
-    torch.save(state, tmp_path / "short.pt")
-    with pytest.raises(SenclipError, match=r"closest is bare / class_token with missing mlp_head\.1\.bias"):
-        read_reference_checkpoint(tmp_path / "short.pt")
+    short = tmp_path / "short.pt"
+    torch.save(state, short)
+    closest = (re.escape(str(short)) + r": no published TimeSenCLIP layout fits; closest is bare / "
+               r"class_token with missing mlp_head\.1\.bias")
+    with pytest.raises(SenclipError, match=closest):
+        load_image_tower(copy.deepcopy(tiny_vit), short)
+    with pytest.raises(SenclipError, match=closest):
+        convert_file(short, tmp_path / "short.safetensors")
+    # a shape senclip cannot build: the message names the file
+    odd = random_encoder(SMALL | {"P": 7})
+    torch.save(odd, tmp_path / "odd.pt")
+    named = re.escape(f"{tmp_path / 'odd.pt'}: TimeSenCLIP band embedding takes 7")
+    with pytest.raises(SenclipError, match=named):
+        load_image_tower(copy.deepcopy(tiny_vit), tmp_path / "odd.pt")
     tower = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16))
     with pytest.raises(SenclipError, match="12, 4 or 1 time steps"):
         tower(torch.rand(2, 6, 10))
@@ -170,23 +126,24 @@ def test_bad_checkpoints_and_inputs(tmp_path):
 def test_loads_as_a_senclip_checkpoint_and_round_trips(tmp_path, tiny_vit):
     from senclip.models.checkpoint import load_image_tower, save_model
 
-    ref = _random_reference(dim=128, depth=2, heads=8, mlp_dim=64)  # the tiny text tower is 128-d
+    dims = {"D": 128, "F": 64, "P": 10, "T": 12, "L": 2, "heads": 8}  # the tiny text tower is 128-d
+    state = random_encoder(dims)
     path = tmp_path / "TimeSenCLIP_1x1.ckpt"
-    torch.save(ref.state_dict(), path)
+    torch.save(state, path)
     model = copy.deepcopy(tiny_vit)
     load_image_tower(model, path)
     assert model.image_tower.tower_kind == "timesen-reference" and model.checkpoint == str(path)
     raw = torch.rand(3, 12, 10) * 3000
     with torch.no_grad():
-        expected = F.normalize(ref.inference(_reference_input(raw[..., None, None])), dim=-1)
+        z = loader_input(raw, "reference-clamped")
+        expected = F.normalize(inference(state, z, dims["heads"]), dim=-1)
         torch.testing.assert_close(model.encode_image(raw), expected, atol=1e-5, rtol=0)
         out = save_model(model, tmp_path / "tower.safetensors")
         again = copy.deepcopy(tiny_vit)
         load_image_tower(again, out)
         again.eval()
         torch.testing.assert_close(again.encode_image(raw), expected, atol=1e-5, rtol=0)
-    wide = _random_reference(dim=32, depth=1, heads=4, mlp_dim=16)
-    torch.save(wide.state_dict(), tmp_path / "wide.ckpt")
+    torch.save(random_encoder(SMALL), tmp_path / "wide.ckpt")
     with pytest.raises(SenclipError, match="32-d embeddings"):
         load_image_tower(copy.deepcopy(tiny_vit), tmp_path / "wide.ckpt")
 
@@ -226,52 +183,86 @@ def test_time_steps_reduce_inside_the_tower_and_change_its_identity(tiny_vit):
         assert ours(x).shape == (2, 16)
 
 
-def _draws(names, seeds, p=1.0, shape=(4, 12, 10, 1, 1)):
-    from senclip.models.timesen_reference import augment_series
-
-    z = torch.rand(*shape) + 0.1  # no zeros: a zeroed band is a dropped band
-    return z, [augment_series(z, names, torch.Generator().manual_seed(s), p) for s in seeds]
+def _draws(names, seeds, p=1.0, c=10):
+    return [draw_augment(names, torch.Generator().manual_seed(s), 12, c, p) for s in seeds]
 
 
 def test_tsmixaug_collapses_the_year_or_drops_one_quarter():
-    z, outs = _draws(("tsmixaug",), range(40))
+    tokens = torch.rand(4, 12, 8)
+    pad = torch.zeros(4, 12, dtype=torch.bool)
+    pad[0, [1, 2]] = True
     kinds = set()
-    for out, months in outs:
-        assert months is not None
-        if out.shape[1] == 1:  # the year's median
+    for draw in _draws(("tsmixaug",), range(40)):
+        assert draw.bands is None and draw.months is not None
+        out, out_pad, months = draw.apply_time(tokens)
+        if draw.collapse:  # the year's median token (torch.median: the lower middle value of 12)
             kinds.add("median")
-            torch.testing.assert_close(out, z.median(dim=1, keepdim=True).values)
-            assert months == list(range(12))
+            assert months == list(range(12)) and out_pad is None
+            torch.testing.assert_close(out, tokens.sort(dim=1).values[:, 5:6])
+            masked, masked_pad, _ = draw.apply_time(tokens, pad)  # fill: mask: the median of the others
+            torch.testing.assert_close(masked[0], tokens[0, [0, *range(3, 12)]].sort(dim=0).values[4:5])
+            assert not masked_pad.any()
         else:  # three consecutive months dropped, the others kept in calendar order
             kinds.add("drop")
-            assert out.shape == (4, 9, 10, 1, 1) and len(months) == 9
+            assert out.shape == (4, 9, 8) and len(months) == 9
             gone = sorted(set(range(12)) - set(months))
             assert gone == list(range(gone[0], gone[0] + 3))
-            torch.testing.assert_close(out, z[:, months])
+            torch.testing.assert_close(out, tokens[:, months])
+            assert torch.equal(draw.apply_time(tokens, pad)[1], pad[:, months])
     assert kinds == {"median", "drop"}
     # p = 0: never applied
-    _, never = _draws(("tsmixaug",), range(10), p=0.0)
-    assert all(months is None and out.shape[1] == 12 for out, months in never)
+    never = _draws(("tsmixaug",), range(10), 0.0)
+    assert all(d.months is None and d.apply_time(tokens)[0] is tokens for d in never)
 
 
 def test_random_ts_and_spectral_dropout_keep_what_they_say():
-    z, outs = _draws(("random-ts",), range(30))
+    tokens = torch.rand(4, 12, 8)
     sizes = set()
-    for out, months in outs:
-        assert months == sorted(set(months)) and 1 <= len(months) <= 12
-        torch.testing.assert_close(out, z[:, months])
+    for draw in _draws(("random-ts",), range(30)):
+        months = list(draw.months)
+        assert months == sorted(set(months)) and 1 <= len(months) <= 12 and not draw.collapse
+        torch.testing.assert_close(draw.apply_time(tokens)[0], tokens[:, months])
         sizes.add(len(months))
     assert len(sizes) > 3
-    z, outs = _draws(("spectral-dropout",), range(30), p=0.0)
+    z = torch.rand(4, 12, 10, 1, 1) + 0.1  # no zeros: a zeroed band is a dropped band
     dropped_any = False
-    for out, months in outs:
-        assert out.shape == z.shape and months is None
+    for draw in _draws(("spectral-dropout",), range(30), p=0.0):
+        assert draw.months is None
+        out = draw.apply_bands(z)
         kept = (out != 0).flatten(3).all(-1).all(1).all(0)  # (C,) bands kept for the whole batch
         assert kept[:3].all()  # the first three bands are always kept
         torch.testing.assert_close(out[:, :, kept], z[:, :, kept])
         assert (out[:, :, ~kept] == 0).all()
         dropped_any |= bool((~kept).any())
     assert dropped_any
+
+
+def test_tsmixaug_acts_on_the_embedded_tokens_as_the_published_forward():
+    """The training forward with TSMixAug equals the published forward (a48994f, transcribed in
+    timesen_published.training_forward) fed the same draw; its collapsed year is the median of the
+    embedded tokens, which differs from the embedding of the inputs' median."""
+    state, tower = _small_tower(dropout=0.0, augment=("tsmixaug",), augment_p=1.0)
+    tower.train()
+    raw = torch.rand(6, 12, 10) * 4000
+    z = loader_input(raw, "reference-clamped")
+    seen = set()
+    for seed in range(12):
+        draw = draw_augment(("tsmixaug",), torch.Generator().manual_seed(seed), 12, 10, 1.0)
+        temporal = "median" if draw.collapse else min(set(range(12)) - set(draw.months))
+        seen.add("median" if draw.collapse else "drop")
+        tower.set_augment_seed(seed)
+        with torch.no_grad():
+            ours = tower(raw, normalize=False)
+            ref = training_forward(state, z, SMALL["heads"], temporal)
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+        if draw.collapse:  # the median of the inputs, embedded, is another token: the test can fail
+            with torch.no_grad():
+                other = inference(state, z.median(dim=1, keepdim=True).values, SMALL["heads"])
+                mean_pos = state | {"time_pos_encoding": state["time_pos_encoding"].mean(1, keepdim=True)
+                                    .expand(-1, 12, -1)}
+                other_mean = inference(mean_pos, z.median(dim=1, keepdim=True).values, SMALL["heads"])
+            assert (ours - other).abs().max() > 1e-2 and (ours - other_mean).abs().max() > 1e-2
+    assert seen == {"median", "drop"}
 
 
 def test_augmentation_is_deterministic_per_seed_and_only_in_training():
@@ -321,18 +312,17 @@ def test_shipped_reference_config_prints_its_size(capsys):
     assert cfg["model"]["tower"] == "timesen-reference" and cfg["model"]["head"] is False
 
 
-class _Unknown:
-    pass
-
-
 def test_a_checkpoint_with_python_objects_is_refused_with_a_hint(tmp_path, tiny_vit):
     """Lightning's argparse.Namespace of hyper-parameters is read (a plain container); any other class
-    is refused, never run."""
+    (here a pathlib.Path inside the Namespace, as a trainer's output folder argument) is refused, never
+    run, with the same hint through --checkpoint and senclip convert (one reader)."""
     import argparse
+    from pathlib import PurePosixPath
 
     from senclip.models.checkpoint import load_image_tower
+    from senclip.models.factory import convert_file
 
-    state = _random_reference(dim=128, depth=1, heads=4, mlp_dim=16).state_dict()
+    state = random_encoder({"D": 128, "F": 16, "P": 10, "T": 12, "L": 1, "heads": 4})
     path = tmp_path / "lightning.ckpt"
     torch.save({"state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()},
                 "hyper_parameters": argparse.Namespace(lr=1e-4, channels=["B4", "B3"])}, path)
@@ -340,9 +330,13 @@ def test_a_checkpoint_with_python_objects_is_refused_with_a_hint(tmp_path, tiny_
     load_image_tower(model, path)
     assert model.image_tower.tower_kind == "timesen-reference"
     torch.save({"state_dict": {"learner.TS_ViT." + k: v for k, v in state.items()},
-                "hyper_parameters": _Unknown()}, path)
-    with pytest.raises(SenclipError, match=r"objects other than plain tensors.*state_dict"):
+                "hyper_parameters": argparse.Namespace(lr=1e-4, out_dir=PurePosixPath("/runs/a"))}, path)
+    hint = r"objects other than plain tensors.*keep its tensors alone.*\['state_dict'\]"
+    with pytest.raises(SenclipError, match=hint):
         load_image_tower(copy.deepcopy(tiny_vit), path)
+    with pytest.raises(SenclipError, match=hint):
+        convert_file(path, tmp_path / "tower.safetensors")
+    assert not (tmp_path / "tower.safetensors").exists()
 
 
 @pytest.mark.parametrize("rule", ["reference-eval", "reference-clamped", "reference-train"])
@@ -366,8 +360,6 @@ def test_normalisation_rules_are_the_published_loaders(rule):
 def test_training_positions_follow_the_newest_forward():
     """Kept months at their calendar positions, a collapsed year at the mean position (every published
     training forward), random-ts keeps at most 11 months (a48994f; 12 before)."""
-    from senclip.models.timesen_reference import augment_series
-
     tower = TimeSenReferenceTower(TimeSenRefConfig(width=32, layers=1, heads=4, mlp_dim=16))
     with torch.no_grad():
         tower.time_pos_encoding.normal_()
@@ -380,10 +372,9 @@ def test_training_positions_follow_the_newest_forward():
                                                  positions="renumbered"))
     old.load_state_dict(tower.state_dict())
     torch.testing.assert_close(old.positions(3, [2, 5, 9]), pos[:, :3])
-    z = torch.rand(2, 12, 10, 1, 1) + 0.1
-    kept = [len(augment_series(z, ("random-ts",), torch.Generator().manual_seed(s), 1.0)[1])
+    kept = [len(draw_augment(("random-ts",), torch.Generator().manual_seed(s), 12, 10, 1.0).months)
             for s in range(80)]
     assert max(kept) == 11 and min(kept) >= 1
-    kept12 = [len(augment_series(z, ("random-ts",), torch.Generator().manual_seed(s), 1.0, 12)[1])
+    kept12 = [len(draw_augment(("random-ts",), torch.Generator().manual_seed(s), 12, 10, 1.0, 12).months)
               for s in range(80)]
     assert max(kept12) == 12

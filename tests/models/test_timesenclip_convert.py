@@ -16,13 +16,13 @@ import re
 import open_clip
 import pytest
 import torch
-from timesen_published import random_encoder, write_published
 
 from senclip.cli import main
 from senclip.errors import SenclipError
 from senclip.models import create_model, read_metadata
 from senclip.models.convert import TowerWeights
 from senclip.models.timesen_reference import PUBLISHED_BASE, reduce_time_steps
+from timesen_published import random_encoder, write_published
 
 BASE = "senclip-tiny-vit"  # 128-d text embeddings
 DIMS = {"D": 128, "F": 64, "P": 10, "T": 12, "L": 2, "heads": 8}

@@ -38,6 +38,32 @@ def test_recipe_config_holds_the_reference_recipe(capsys):
     assert yaml.safe_load(out)["optim"]["scheduler"] == "annealing"
 
 
+def test_recipe_config_builds_the_reference_recipe():
+    """The module built from the recipe (on the tiny base, a narrow encoder) has the reference's loss, a
+    full queue of 2,048 random unit vectors, AdamW on every parameter and CosineAnnealingLR(T_max=10)
+    stepped per epoch."""
+    from senclip.losses import QueueCELoss
+    from senclip.train.module import SenclipModule
+
+    recipe = load_config(CONFIGS / "timesen-reference-recipe.yaml")
+    narrow = recipe.model.tower_options | {"width": 128, "layers": 1}
+    cfg = load_config(CONFIGS / "timesen-reference-recipe.yaml", {
+        "model.name": "senclip-tiny-vit", "model.pretrained": None, "model.tower_options": narrow,
+        "trainer.precision": "32-true"})
+    module = SenclipModule(cfg.to_dict())
+    assert isinstance(module.loss_fn, QueueCELoss) and module.loss_fn.log_scale.requires_grad
+    assert module.queue.is_full and module.queue.negatives().shape == (2048, 128)
+    torch.testing.assert_close(module.queue.negatives().norm(dim=-1), torch.ones(2048))
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]
+    assert isinstance(opt, torch.optim.AdamW)
+    assert all(g["weight_decay"] == 1e-4 for g in opt.param_groups)
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == sum(
+        p.numel() for p in module.parameters() if p.requires_grad)
+    assert isinstance(sched["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
+    assert (sched["scheduler"].T_max, sched["interval"]) == (10, "epoch")
+
+
 def test_reference_config_follows_the_newest_encoder():
     tower = load_config(CONFIGS / "timesen-reference.yaml").model.tower_options
     assert (tower["norm"], tower["positions"], tower["single_position"], tower["random_ts_max"]) == \

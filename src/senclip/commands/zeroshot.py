@@ -17,7 +17,9 @@ from senclip.commands.common import (
     result_paths,
     spec_inputs,
 )
+from senclip.data.bigearthnet import RGB_ORDERS, STRETCHES
 from senclip.data.sen4map_labels import LABEL_SETS
+from senclip.evaluate.senclip_protocol import SUBSET_RULES
 
 HELP = "zero-shot classification of a labelled dataset with text prompts"
 DESCRIPTION = """\
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_bands_arg(p)
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=True, metavar="NAME",
-                   help="eurosat | eurosat-ms | bigearthnet | timeseries")
+                   help="eurosat | eurosat-ms | bigearthnet | timeseries | sen4map")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root folder")
     g.add_argument("--labels", choices=LABEL_SETS, default=None,
                    help="sen4map: label set: LUCAS land cover, land use, crop type, ecosystem type (EUNIS) "
@@ -63,13 +65,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="time-series towers: 12 months, 4 seasonal or 1 annual median (default: 12)")
     add_series_normalisation_arg(g)
-    g.add_argument("--bigearthnet-rgb", choices=("rgb", "reference-bgr"), default="rgb",
+    g.add_argument("--bigearthnet-rgb", choices=tuple(RGB_ORDERS), default="rgb",
                    help="bigearthnet with an RGB tower: the bands fed as red, green, blue. rgb: B04,B03,B02 "
                         "(default); reference-bgr: B02,B03,B04, the order of the SenCLIP reference code "
                         "(src/dataset_bigearthnet.py), which puts blue in the red channel of a CLIP trained "
                         "on RGB photos: only to reproduce the reference's numbers; recorded in the results")
-    g.add_argument("--bigearthnet-stretch", choices=("true-colour", "reference-minmax"),
-                   default="true-colour",
+    g.add_argument("--bigearthnet-stretch", choices=STRETCHES, default="true-colour",
                    help="bigearthnet with an RGB tower: true-colour (default: reflectance x 3.5, clipped) or "
                         "reference-minmax, the SenCLIP reference's per-image stretch (the three bands' "
                         "digital numbers together to 0-255, truncated to 8 bit; src/dataset_bigearthnet.py)")
@@ -77,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bigearthnet: the patches of a split file, in its order (first column: patch "
                         "name), e.g. torchgeo's bigearthnet-test.csv, the reference's evaluation set; "
                         "default: every patch folder under --data, sorted")
-    g.add_argument("--bigearthnet-subset", choices=("random-split-drop-last", "random-split"), default=None,
+    g.add_argument("--bigearthnet-subset", choices=SUBSET_RULES, default=None,
                    help="bigearthnet with --protocol senclip: the reference's subset, 27,000 images of "
                         "random_split after manual_seed(42), of which its DataLoader(batch 32, drop_last) "
                         "evaluates 26,976 (random-split-drop-last, default) or all 27,000 (random-split)")
@@ -126,14 +127,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from senclip.commands.common import load_model_from_args, resolve_device
-    from senclip.data import get_dataset
-    from senclip.data.bigearthnet import rgb_transforms
     from senclip.evaluate.embeddings import default_cache_dir
-    from senclip.evaluate.report import markdown_zeroshot, plot_confusion, write_json
     from senclip.evaluate.zeroshot import evaluate_zeroshot
-    from senclip.outputs import write_text
+    from senclip.models.kinds import set_time_steps
 
-    out, md_path, confusion = report_paths(args.out)
+    _check_flags(args)  # before any download or model load
     specs = [s for s in args.prompts.split(",") if s]
     device = resolve_device(args.device)
     if args.download:
@@ -141,31 +139,15 @@ def run(args: argparse.Namespace) -> int:
 
         ensure_dataset(args.dataset, args.data, progress=not args.no_progress)
     model = load_model_from_args(args)
-    from senclip.errors import SenclipError
-    from senclip.models.kinds import set_time_steps
-
     set_time_steps(model.image_tower, args.time_steps)
-    extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad), ("points", args.points))
-             if v}
-    if extra and args.dataset != "sen4map":
-        raise SenclipError("--labels, --points and --skip-bad apply to --dataset sen4map")
     rgb_order = _bigearthnet_rgb(args, model.image_tower.bands)
-    transforms = "default" if rgb_order is None else rgb_transforms(rgb_order["order"],
-                                                                    args.bigearthnet_stretch)
-    if args.bigearthnet_split and args.dataset != "bigearthnet":
-        raise SenclipError("--bigearthnet-split applies to --dataset bigearthnet")
-    if args.bigearthnet_subset and not (args.dataset == "bigearthnet" and args.protocol == "senclip"):
-        raise SenclipError("--bigearthnet-subset applies to --dataset bigearthnet with --protocol senclip")
-    if args.bigearthnet_split:
-        extra["split_file"] = args.bigearthnet_split
-    dataset = get_dataset(args.dataset, args.data, bands=model.image_tower.bands, transforms=transforms,
-                          **extra)
-    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    dataset = _dataset(args, model.image_tower, rgb_order)
+    options = {"subset_rule": args.bigearthnet_subset} if args.bigearthnet_subset else None
     result = evaluate_zeroshot(
-        model, dataset, specs, batch_size=args.batch_size, device=device,
-        workers=args.workers,
-        cache_dir=cache, progress=not args.no_progress, calibrate=args.calibrate, threshold=args.threshold,
-        protocol=args.protocol, subset_rule=args.bigearthnet_subset or "random-split-drop-last",
+        model, dataset, specs, batch_size=args.batch_size, device=device, workers=args.workers,
+        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
+        progress=not args.no_progress, calibrate=args.calibrate, threshold=args.threshold,
+        protocol=args.protocol, protocol_options=options,
     )
     result["data"] = str(Path(args.data).resolve())
     if args.bigearthnet_split:
@@ -178,33 +160,81 @@ def run(args: argparse.Namespace) -> int:
                   f"not in {args.data} (e.g. {', '.join(info['missing_examples'][:3])})", file=sys.stderr)
     if rgb_order is not None:
         result["bigearthnet_rgb"] = rgb_order
+    _write_reports(result, args.out, specs[0])
+    return 0
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flags that apply to one dataset or protocol only, refused elsewhere in one line.
+
+    Raises:
+        SenclipError: a flag given with a dataset or protocol it does not apply to.
+    """
+    from senclip.errors import SenclipError
+
+    if args.dataset != "sen4map" and (args.labels or args.points or args.skip_bad):
+        raise SenclipError("--labels, --points and --skip-bad apply to --dataset sen4map")
+    if args.bigearthnet_split and args.dataset != "bigearthnet":
+        raise SenclipError("--bigearthnet-split applies to --dataset bigearthnet")
+    if args.bigearthnet_subset and not (args.dataset == "bigearthnet" and args.protocol == "senclip"):
+        raise SenclipError("--bigearthnet-subset applies to --dataset bigearthnet with --protocol senclip")
+    for flag in _rgb_flags(args):
+        if args.dataset != "bigearthnet":
+            raise SenclipError(f"{flag} applies only to --dataset bigearthnet with an RGB tower; got "
+                               f"--dataset {args.dataset}")
+
+
+def _rgb_flags(args: argparse.Namespace) -> list[str]:
+    """``--bigearthnet-rgb`` / ``--bigearthnet-stretch`` with their values where not the defaults."""
+    return [f"{flag} {value}" for flag, value, default in (
+        ("--bigearthnet-rgb", args.bigearthnet_rgb, "rgb"),
+        ("--bigearthnet-stretch", args.bigearthnet_stretch, "true-colour")) if value != default]
+
+
+def _dataset(args: argparse.Namespace, model_tower, rgb_order: dict | None):
+    """The evaluated dataset, with the options its flags give (the RGB stretch resizes to the tower's
+    input size where the reference does)."""
+    from senclip.data import get_dataset
+    from senclip.data.bigearthnet import rgb_transforms
+
+    extra = {k: v for k, v in (("labels", args.labels), ("skip_bad", args.skip_bad), ("points", args.points),
+                               ("split_file", args.bigearthnet_split)) if v}
+    size = getattr(getattr(model_tower, "preprocess", None), "image_size", None)
+    transforms = ("default" if rgb_order is None
+                  else rgb_transforms(rgb_order["order"], args.bigearthnet_stretch, size))
+    return get_dataset(args.dataset, args.data, bands=model_tower.bands, transforms=transforms, **extra)
+
+
+def _write_reports(result: dict, out: str, first_spec: str) -> None:
+    """The results JSON, its markdown table (also printed) and, for single-label data, the confusion plot."""
+    from senclip.evaluate.report import markdown_zeroshot, plot_confusion, write_json
+    from senclip.outputs import write_text
+
+    out, md_path, confusion = report_paths(out)
     md = markdown_zeroshot(result)
     if not result["multilabel"]:
-        plot_confusion(result["confusion"], result["classes"], confusion,
-                       f"{result['model']['model']} zero-shot ({specs[0]}), top-1 {100 * result['top1']:.1f}%")
+        title = f"{result['model']['model']} zero-shot ({first_spec}), top-1 {100 * result['top1']:.1f}%"
+        plot_confusion(result["confusion"], result["classes"], confusion, title)
     write_text(md_path, md)
     write_json(result, out)
     print(md)
-    return 0
 
 
 def _bigearthnet_rgb(args: argparse.Namespace, tower_bands) -> dict | None:
     """What ``--bigearthnet-rgb`` feeds an RGB tower on BigEarthNet (None: not that case).
 
     Raises:
-        SenclipError: ``reference-bgr`` without BigEarthNet or without an RGB tower.
+        SenclipError: ``--bigearthnet-rgb`` / ``--bigearthnet-stretch`` for a tower that is not RGB (the
+            dataset was checked by :func:`_check_flags`).
     """
     from senclip.bands import RGB_BANDS
-    from senclip.data.bigearthnet import RGB_ORDERS
     from senclip.errors import SenclipError
 
     rgb_tower = tuple(tower_bands) == RGB_BANDS
-    for flag, value, default in (("--bigearthnet-rgb", args.bigearthnet_rgb, "rgb"),
-                                 ("--bigearthnet-stretch", args.bigearthnet_stretch, "true-colour")):
-        if value != default and not (args.dataset == "bigearthnet" and rgb_tower):
-            raise SenclipError(f"{flag} {value} applies only to --dataset bigearthnet with an RGB tower "
-                               f"({','.join(RGB_BANDS)}); got --dataset {args.dataset} and a tower of "
-                               f"{','.join(tower_bands)}")
+    for flag in _rgb_flags(args):
+        if not rgb_tower:
+            raise SenclipError(f"{flag} applies only to --dataset bigearthnet with an RGB tower "
+                               f"({','.join(RGB_BANDS)}); got a tower of {','.join(tower_bands)}")
     if args.dataset != "bigearthnet" or not rgb_tower:
         return None
     record = {"order": args.bigearthnet_rgb, "bands": list(RGB_ORDERS[args.bigearthnet_rgb])}

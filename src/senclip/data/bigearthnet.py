@@ -71,23 +71,49 @@ per-image min-max to 8 bit (:class:`ReferenceMinMax`)."""
 
 
 class ReferenceMinMax:
-    """The SenCLIP reference's per-image stretch of BigEarthNet (``BigEarthNetDataset.__getitem__`` in
-    ``src/dataset_bigearthnet.py`` of ``yghlc/SenCLIP``, 4ae3131 and 921c4c3): the three bands' digital
-    numbers stretched together, one minimum and one maximum over the whole ``(3, H, W)`` array, to
-    0 ... 255 (``cv2.normalize(..., 0, 255, cv2.NORM_MINMAX)``), truncated to 8 bit (``np.uint8``), then
-    handed to PIL and ``ToTensor`` (/ 255). A constant image becomes 0. Values in [0, 1], 1/255 steps;
-    computed in float64, the maximum maps to 255 exactly (OpenCV's float32 arithmetic may truncate it to
-    254, a difference of one 8-bit step on that pixel).
+    """The SenCLIP reference's per-image stretch of BigEarthNet, in the reference's order of steps.
+
+    ``BigEarthNetDataset`` (``src/dataset_bigearthnet.py`` of ``yghlc/SenCLIP``, 4ae3131 and 921c4c3)
+    takes torchgeo's 120 x 120 image, stretches the three bands' digital numbers together, one minimum
+    and one maximum over the whole ``(3, H, W)`` array, to 0 ... 255 (``cv2.normalize(..., 0, 255,
+    cv2.NORM_MINMAX)``), truncates to 8 bit (``np.uint8``), makes a PIL RGB image of it, resizes that
+    with ``transforms.Resize((224, 224), BICUBIC)`` (on a PIL image: PIL's own bicubic resampling of
+    the 8-bit image, whose result is 8 bit again) and only then ``ToTensor`` (/ 255).
+
+    With ``size`` (the tower's input size) this does the same: quantise, resize the 8-bit image with
+    PIL's bicubic, divide by 255; the tower then has nothing left to resize. Without it the image stays
+    at its own size, in 1/255 steps, and the tower resizes the floats (not the reference's order). A
+    constant image becomes 0. The stretch is computed in float64, so the maximum maps to 255 exactly
+    (OpenCV's float32 arithmetic may truncate it to 254, one 8-bit step on that pixel).
     """
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = int(size) if size else None
 
     def __call__(self, sample: dict) -> dict:
         image = sample["image"].to(torch.float64)
         lo, hi = image.min(), image.max()
         scaled = (image - lo) * 255.0 / (hi - lo) if hi > lo else torch.zeros_like(image)
-        return sample | {"image": (torch.floor(scaled) / 255.0).to(torch.float32)}
+        eight_bit = torch.floor(scaled).to(torch.uint8)
+        if self.size is not None and tuple(eight_bit.shape[-2:]) != (self.size, self.size):
+            eight_bit = _pil_bicubic(eight_bit, self.size)
+        return sample | {"image": eight_bit.to(torch.float32) / 255.0}
 
     def __repr__(self) -> str:
-        return "ReferenceMinMax(joint over bands, 8 bit)"
+        at = f", PIL bicubic to {self.size} px on 8 bit" if self.size else ""
+        return f"ReferenceMinMax(joint over bands, 8 bit{at})"
+
+
+def _pil_bicubic(image: torch.Tensor, size: int) -> torch.Tensor:
+    """``(C, H, W)`` uint8 -> ``(C, size, size)`` uint8 by PIL's bicubic resampling, per channel (what
+    torchvision's ``Resize(BICUBIC)`` does to a PIL image)."""
+    from PIL import Image
+
+    planes = [Image.fromarray(np.ascontiguousarray(plane.numpy())) for plane in image]
+    resized = [p.resize((size, size), Image.Resampling.BICUBIC) for p in planes]
+    return torch.from_numpy(np.stack([np.asarray(p) for p in resized]))
+
+
 _LABEL_TABLE = Path(__file__).with_name("bigearthnet_labels.json")
 
 
@@ -141,13 +167,14 @@ def encode_labels(names: Iterable[str], nomenclature: int = 19, source: str = "l
     return target
 
 
-def rgb_transforms(order: str = "rgb", stretch: str = "true-colour") -> Transform:
+def rgb_transforms(order: str = "rgb", stretch: str = "true-colour", size: int | None = None) -> Transform:
     """Transforms for an RGB tower with the bands of ``RGB_ORDERS[order]`` as R, G, B.
 
     ``"rgb"`` is the default order (``B04, B03, B02``); ``"reference-bgr"`` feeds
     :data:`REFERENCE_BGR_BANDS` and exists only to reproduce the SenCLIP reference's
     BigEarthNet numbers. ``stretch``: ``true-colour`` (default,
-    :func:`~senclip.data.transforms.true_colour`) or ``reference-minmax`` (:class:`ReferenceMinMax`).
+    :func:`~senclip.data.transforms.true_colour`) or ``reference-minmax`` (:class:`ReferenceMinMax`,
+    resized to ``size``, the tower's input size, on 8 bit as the reference does).
 
     Raises:
         SenclipError: Unknown order or stretch.
@@ -159,7 +186,7 @@ def rgb_transforms(order: str = "rgb", stretch: str = "true-colour") -> Transfor
     if stretch not in STRETCHES:
         raise SenclipError(f"unknown BigEarthNet stretch {stretch!r}; choose from {', '.join(STRETCHES)}")
     if stretch == "reference-minmax":
-        return Compose([SelectBands(RGB_ORDERS[order]), ReferenceMinMax()])
+        return Compose([SelectBands(RGB_ORDERS[order]), ReferenceMinMax(size)])
     return true_colour(bands=RGB_ORDERS[order])
 
 

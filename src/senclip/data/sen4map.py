@@ -37,8 +37,9 @@ Label sets (``labels``; classes and texts as the TimeSenCLIP reference names the
 - ``bioregion``: 12 biogeographical regions from ``bioregion_class_code``.
 
 ``points`` (a CSV in the published test list's format, :mod:`senclip.data.sen4map_points`) restricts
-the samples to the listed points, in the list's order, with labels from its columns; listed points
-the file lacks are counted (:attr:`Sen4Map.points_info`), not errors.
+the samples to the listed points, in the list's order, one per row (a repeated row is a second
+sample, as the reference evaluates it), with labels from its columns; listed points the file lacks
+are counted (:attr:`Sen4Map.points_info`), not errors, unless none is in the file.
 
 A group in neither layout, with another shape, a raw group missing a band, ``SCL`` or
 ``Image_ID`` or whose lengths disagree, non-finite values or a label code the set does not
@@ -75,6 +76,7 @@ from senclip.data.sen4map_labels import (
     class_index,
     label_classes,
     label_of,
+    user_class_key,
 )
 from senclip.data.series.base import SeriesDataset
 from senclip.data.series.io import DATE_RE, S2_BANDS, SeriesSource
@@ -277,6 +279,7 @@ class Sen4Map(SeriesDataset):
     multilabel = False
     classes: ClassVar[list[str]] = label_classes("lc1")
     prompt_set: ClassVar[str] = "sen4map"  # built-in prompts (senclip/prompts/data/sen4map.yaml)
+    user_class_key = staticmethod(user_class_key)  # user prompt files: other case, previous senclip keys
     download_spec = None  # distributed by its publishers; not fetched by senclip
 
     def __init__(self, root, transforms: Callable | None = None, labels: str | None = None,
@@ -297,6 +300,9 @@ class Sen4Map(SeriesDataset):
         else:
             self.labels, self.cols, self.skipped, self.bad = self._select()
         if not len(self.labels):
+            info = self.points_info
+            if info is not None and not info["present"]:  # a test list of another split
+                raise SenclipError(f"0 of {info['listed']} points listed in {info['file']} are in {path}")
             raise SenclipError(f"{path}: no valid Sen4Map point for label set {self.labels_name}")
         self.rows = np.zeros_like(self.cols)
         self.series = np.ascontiguousarray(self.source.data[:, :, 0, self.cols].transpose(2, 0, 1))
@@ -356,7 +362,8 @@ class Sen4Map(SeriesDataset):
             labels.append(label)
             cols.append(at[pid])
         self.points_info = {"file": str(plist.path), "listed": len(plist.ids), "present": len(plist.ids) -
-                            len(missing), "missing_from_h5": len(missing), "missing_examples": missing[:5],
+                            len(missing), "missing_from_h5": len(missing),
+                            "missing_examples": list(dict.fromkeys(missing))[:5],
                             "without_label": unlabelled, "duplicate_rows": plist.duplicates,
                             "label_column": column, "coordinates": plist.coordinates}
         return (np.asarray(labels, dtype=np.int64), np.asarray(cols, dtype=np.int64), unlabelled, bad)

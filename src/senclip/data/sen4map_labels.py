@@ -21,10 +21,14 @@ wording (``name`` in ``senclip/prompts/data/sen4map.yaml``; docs/timeseries.md s
 
 From a Sen4Map HDF5 group (:func:`label_of`): ``lc1``/``lu1``/``crop`` from the attributes ``lc1``
 and ``lu1`` (LUCAS codes); ``bioregion`` from ``bioregion_class_code``, an index 0 ... 11 of the list
-(the keys of ``bioregion_mapping``) or a class name; ``eunis`` from ``EUNIS_L2``, an index 0 ... 43 or
-a class name. The reference's newest loader takes bioregion and EUNIS labels from its CSV only (its
-HDF5 reader returns the raw attributes), so the attributes' encoding is not documented by it; a value
-of neither form is refused, and ``--points`` (the CSV) gives the reference's labels.
+(the keys of ``bioregion_mapping``) or a class name; ``eunis`` from ``EUNIS_L2``, an index 0 ... 43, a
+class name or a EUNIS level-2 code (:data:`EUNIS_L2_CODES`, e.g. ``E2`` for "Mesic grasslands"). The
+reference's newest loader takes bioregion and EUNIS labels from its CSV only (its HDF5 reader returns
+the raw attributes), so the attributes' encoding is not documented by it; a value of none of these
+forms is refused, and ``--points`` (the CSV) gives the reference's labels.
+
+Class keys were senclip's own lower-case wording before this release ("artificial land", "nut trees",
+"recreation, leisure and sport", ...); :func:`user_class_key` still takes them in user prompt files.
 """
 
 from __future__ import annotations
@@ -85,6 +89,48 @@ EUNIS_CLASSES = (  # lucas_class_mapping.py, eunis_mapping 0 ... 43
     "Base-rich fens and calcareous spring mires", "Snow or ice-dominated habitats",
     "Rock cliffs, ledges and shores, including the supralittoral", "Coastal shingle",
 )
+EUNIS_L2_CODES = {  # EUNIS habitat classification (EEA, 2012 version), level 2: code -> name
+    "B1": "Coastal dunes and sandy shores", "B2": "Coastal shingle",
+    "B3": "Rock cliffs, ledges and shores, including the supralittoral",
+    "C1": "Surface standing waters", "C2": "Surface running waters",
+    "C3": "Littoral zone of inland surface waterbodies",
+    "D1": "Raised and blanket bogs", "D2": "Valley mires, poor fens and transition mires",
+    "D3": "Aapa, palsa and polygon mires", "D4": "Base-rich fens and calcareous spring mires",
+    "D5": "Sedge and reedbeds, normally without free-standing water",
+    "D6": "Inland saline and brackish marshes and reedbeds",
+    "E1": "Dry grasslands", "E2": "Mesic grasslands", "E3": "Seasonally wet and wet grasslands",
+    "E4": "Alpine and subalpine grasslands", "E6": "Inland salt steppes", "E7": "Sparsely wooded grasslands",
+    "F1": "Tundra", "F2": "Arctic, alpine and subalpine scrub",
+    "F3": "Temperate and mediterranean-montane scrub", "F4": "Temperate shrub heathland",
+    "F5": "Maquis, arborescent matorral and thermo-Mediterranean brushes", "F6": "Garrigue",
+    "F7": "Spiny Mediterranean heaths (phrygana, hedgehog-heaths and related coastal cliff vegetation)",
+    "F9": "Riverine and fen scrubs", "FB": "Shrub plantations",
+    "G1": "Broadleaved deciduous woodland", "G2": "Broadleaved evergreen woodland",
+    "G3": "Coniferous woodland", "G4": "Mixed deciduous and coniferous woodland",
+    "G5": "Lines of trees, small anthropogenic woodlands, recently felled woodland, early-stage woodland and "
+          "coppice",
+    "H2": "Screes", "H3": "Inland cliffs, rock pavements and outcrops",
+    "H4": "Snow or ice-dominated habitats",
+    "H5": "Miscellaneous inland habitats with very sparse or no vegetation",
+    "I1": "Arable land and market gardens", "I2": "Cultivated areas of gardens and parks",
+    "J1": "Buildings of cities, towns and villages", "J2": "Low density buildings",
+    "J3": "Extractive industrial sites", "J4": "Transport networks and other constructed hard-surfaced areas",
+    "J5": "Highly artificial man-made waters and associated structures", "J6": "Waste deposits",
+}
+"""The EUNIS level-2 code of each of the 44 ``eunis`` classes: the reference's names are the EEA's
+level-2 habitat names, word for word (EUNIS habitat classification 2012, as the EEA lists it, e.g.
+its data dictionary's ``EUNIS_Hab`` values and eunis.eea.europa.eu). Level-2 habitats the reference
+has no class for (E5, F8, FA, H1, H6 and the marine A1 ... A8) are not here."""
+EUNIS_OTHER_L2 = ("E5", "F8", "FA", "H1", "H6")
+"""Terrestrial level-2 codes without a class in the reference's list (refused by name in errors)."""
+PREVIOUS_KEYS = {
+    "transport, communication networks, storage and protection works":
+        "Transport, Communication Networks, Storage, Protection Works",
+    "recreation, leisure and sport": "Recreation, Leisure, Sport",
+    "nut trees": "Nuts trees",
+}
+"""senclip's class keys before they became the reference's strings, where they differ by more than
+case (all others: the same words in lower case); :func:`user_class_key` maps them."""
 LABEL_SETS = ("lc1", "lu1", "crop", "eunis", "bioregion")
 _TABLES = {"lc1": tuple(LC1_CLASSES.values()), "lu1": tuple(LU1_CLASSES.values()),
            "crop": tuple(CROP_CLASSES.values()), "eunis": EUNIS_CLASSES, "bioregion": BIOREGION_CLASSES}
@@ -112,8 +158,9 @@ def attr_text(value) -> str:
 
 
 def class_index(labels: str, value) -> int:
-    """Index of a class given by name (exact, else case-insensitive) or, for ``eunis``/``bioregion``,
-    by its index in the published mapping; :class:`ValueError` otherwise."""
+    """Index of a class given by name (exact, else case-insensitive), for ``eunis``/``bioregion`` by its
+    index in the published mapping, for ``eunis`` by its EUNIS level-2 code; :class:`ValueError`
+    otherwise."""
     classes = label_classes(labels)
     text = attr_text(value).strip()
     if text in classes:
@@ -123,8 +170,25 @@ def class_index(labels: str, value) -> int:
         return lower[text.lower()]
     if labels in ATTRIBUTES and text.lstrip("-").isdigit() and 0 <= int(text) < len(classes):
         return int(text)
-    raise ValueError(f"{text!r} is not a {labels} class (one of the {len(classes)} names"
-                     + (f" or an index 0 ... {len(classes) - 1}" if labels in ATTRIBUTES else "") + ")")
+    code = text.upper()
+    if labels == "eunis" and code in EUNIS_L2_CODES:
+        return classes.index(EUNIS_L2_CODES[code])
+    marine = len(code) == 2 and code[0] == "A" and code[1].isdigit()
+    if labels == "eunis" and (code in EUNIS_OTHER_L2 or marine):
+        raise ValueError(f"{text!r} is a EUNIS level-2 habitat without a class among the reference's 44")
+    forms = {"eunis": ", an index 0 ... 43 or a EUNIS level-2 code such as E2",
+             "bioregion": f" or an index 0 ... {len(classes) - 1}"}.get(labels, "")
+    raise ValueError(f"{text!r} is not a {labels} class (one of the {len(classes)} names{forms})")
+
+
+def user_class_key(key: str, classes) -> str | None:
+    """The class of ``classes`` a user prompt file means by ``key``: itself, the same words in another
+    case, or a previous senclip key (:data:`PREVIOUS_KEYS`); ``None`` if none."""
+    if key in classes:
+        return key
+    text = key.strip().lower()
+    match = {c.lower(): c for c in classes}.get(text) or PREVIOUS_KEYS.get(text)
+    return match if match in classes else None
 
 
 def label_of(labels: str, attrs) -> int | None:
@@ -137,7 +201,8 @@ def label_of(labels: str, attrs) -> int | None:
         try:
             return class_index(labels, attrs[key])
         except ValueError as exc:
-            raise ValueError(f"{key} {exc}") from None
+            raise ValueError(f"{key} {exc}; the reference's labels come from its test list: "
+                             "--points TEST.csv") from None
     key = "lu1" if labels == "lu1" else "lc1"
     if labels not in _TABLES:
         label_classes(labels)
@@ -159,5 +224,6 @@ def label_of(labels: str, attrs) -> int | None:
     return list(table).index(token)
 
 
-__all__ = ["ATTRIBUTES", "BIOREGION_CLASSES", "CROP_CLASSES", "EUNIS_CLASSES", "LABEL_SETS", "LC1_CLASSES",
-           "LU1_CLASSES", "attr_text", "class_index", "label_classes", "label_of"]
+__all__ = ["ATTRIBUTES", "BIOREGION_CLASSES", "CROP_CLASSES", "EUNIS_CLASSES", "EUNIS_L2_CODES", "LABEL_SETS",
+           "LC1_CLASSES", "LU1_CLASSES", "PREVIOUS_KEYS", "attr_text", "class_index", "label_classes",
+           "label_of", "user_class_key"]

@@ -5,7 +5,8 @@ has the columns ``im_id, lat, lon, lc_label, lu_label, crop_label, nuts_label, b
 eunis_class``, one row per point: ``im_id`` the HDF5 group (``Lucas_Point_<POINT_ID>``), labels as
 class names (:mod:`senclip.data.sen4map_labels`), ``NA`` in ``crop_label`` for points that are not
 cropland. The newest reference evaluates the rows whose ``im_id`` is in the HDF5 file
-(``Sen4MapDataset_wImages_alllabels``), labels taken from the CSV.
+(``Sen4MapDataset_wImages_alllabels``: ``meta[meta.im_id.isin(keys)]``), labels taken from the CSV; a
+row whose id repeats an earlier one is evaluated again, and so it is here (and counted).
 
 In the published file the ``lat`` column holds longitudes and ``lon`` latitudes. :func:`read_points`
 reads the file as it is and finds the order from the points themselves: a LUCAS ``POINT_ID`` is its
@@ -37,7 +38,9 @@ GRID_TOLERANCE_M = 2000.0
 
 @dataclass
 class PointList:
-    """A test list as read: ids in file order, one column of labels per label set, coordinate check."""
+    """A test list as read: ids in file order (one per row, repeated where the file repeats them), one
+    column of labels per label set, the coordinate check and ``duplicates``, the number of rows whose
+    id an earlier row has."""
 
     path: Path
     ids: list[str]
@@ -127,11 +130,11 @@ def read_points(path: str | Path) -> PointList:
                            "crop_label, nuts_label, bioregion_class, eunis_class")
     seen: set[str] = set()
     kept, duplicates = [], 0
-    for row in rows:
+    for row in rows:  # repeated ids are kept, each row a sample, as the reference's isin() filter keeps them
         pid = (row.get(ID_COLUMN) or "").strip()
-        duplicates += pid in seen
-        if not pid or pid in seen:
+        if not pid:
             continue
+        duplicates += pid in seen
         seen.add(pid)
         kept.append(row)
     ids = [row[ID_COLUMN].strip() for row in kept]

@@ -106,9 +106,11 @@ def _points_line(info: dict) -> str:
     order = coords.get("order")
     where = ("; its lat/lon columns are swapped (lat holds longitudes)" if order == "swapped" else
              "; its lat/lon columns are in order" if order == "as labelled" else "")
+    repeated = info.get("duplicate_rows", 0)
+    again = f"; {repeated} rows repeat an earlier point and are evaluated again" if repeated else ""
     return (f"points: {info['present']} of {info['listed']} listed in {info['file']} are in the file, "
             f"{info['missing_from_h5']} missing; {info['without_label']} without a {info['label_column']} "
-            f"label{where}")
+            f"label{again}{where}")
 
 
 def _save(fig, path: str | Path) -> Path:

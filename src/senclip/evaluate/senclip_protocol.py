@@ -103,3 +103,30 @@ def senclip_protocol_metrics(cosine: np.ndarray, dataset, rule: str = "random-sp
         "n_labels": int(targets.astype(bool).sum()),
         "column_mean_division": "only in top_label_share_column_mean (the reference script does not divide)",
     }
+
+
+NOTE = ("SenCLIP reference scripts' protocol: uses evaluation-set statistics (column-mean division), not "
+        "zero-shot; never compare with the inductive numbers")
+
+
+def senclip_protocol(dataset, cosines: dict, class_names: dict[str, str],
+                     subset_rule: str = "random-split-drop-last") -> dict:
+    """The ``"senclip_protocol"`` block of zero-shot results.
+
+    Args:
+        dataset: the evaluated dataset (its labels; for multi-label data the subset is drawn).
+        cosines: prompt spec -> (prompt info, cosine logits ``(N, C)`` of the display-name prompts).
+        class_names: class key -> the name the reference scripts prompt with.
+        subset_rule: BigEarthNet subset, one of :data:`SUBSET_RULES` (``zeroshot --bigearthnet-subset``).
+    """
+    subset = {}
+    if dataset.multilabel:
+        dropped = (f", less SIZE mod {LOADER_BATCH} (the reference loader's drop_last)"
+                   if subset_rule == "random-split-drop-last" else "")
+        sampling = (f"first SIZE of torch.randperm(N) after manual_seed(SEED){dropped}; "
+                    "all images when N <= SIZE")
+        subset = {"subset": {"size": SUBSET_SIZE, "seed": SUBSET_SEED, "of": len(dataset),
+                             "rule": subset_rule, "sampling": sampling}}
+    return {"protocol": "senclip", "transductive": True, "note": NOTE, "class_names": class_names, **subset,
+            "runs": {spec: {"prompts": info} | senclip_protocol_metrics(cos, dataset, subset_rule)
+                     for spec, (info, cos) in cosines.items()}}

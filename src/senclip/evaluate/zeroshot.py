@@ -65,7 +65,7 @@ def evaluate_zeroshot(
     threshold: float | None = None,
     return_logits: bool = False,
     protocol: str = "inductive",
-    subset_rule: str = "random-split-drop-last",
+    protocol_options: dict | None = None,
 ) -> dict:
     """Zero-shot evaluation of ``model`` on ``dataset`` with one or more prompt sets.
 
@@ -81,10 +81,11 @@ def evaluate_zeroshot(
             protocol (:mod:`senclip.evaluate.senclip_protocol`: display class
             names, column-mean division, BigEarthNet top-|y| share on the seeded
             subset) under the separate, transductive ``"senclip_protocol"`` key;
-            the inductive numbers are unchanged (``subset_rule``: the BigEarthNet subset,
-            :data:`~senclip.evaluate.senclip_protocol.SUBSET_RULES`). ``"timesenclip"`` likewise adds the
+            the inductive numbers are unchanged. ``"timesenclip"`` likewise adds the
             TimeSenCLIP reference protocol (:mod:`senclip.evaluate.timesenclip_protocol`)
             under ``"timesenclip_protocol"``.
+        protocol_options: keyword options of the chosen protocol's report (``senclip``:
+            ``subset_rule``, :data:`~senclip.evaluate.senclip_protocol.SUBSET_RULES`).
 
     Returns:
         A JSON-able dict: ``protocol`` (``"inductive"``), ``model``,
@@ -142,32 +143,15 @@ def evaluate_zeroshot(
             "runs": trans,
         }
     if ref_sets is not None:
-        from senclip.evaluate.senclip_protocol import (
-            LOADER_BATCH,
-            SUBSET_SEED,
-            SUBSET_SIZE,
-            senclip_protocol_metrics,
-        )
+        from senclip.evaluate.senclip_protocol import senclip_protocol
 
-        result["senclip_protocol"] = {
-            "protocol": "senclip",
-            "transductive": True,
-            "note": "SenCLIP reference scripts' protocol: uses evaluation-set statistics (column-mean "
-                    "division), not zero-shot; never compare with the inductive numbers",
-            "class_names": names,
-            **({"subset": {"size": SUBSET_SIZE, "seed": SUBSET_SEED, "of": len(dataset), "rule": subset_rule,
-                           "sampling": "first SIZE of torch.randperm(N) after manual_seed(SEED)"
-                                       + (f", less SIZE mod {LOADER_BATCH} (the reference loader's "
-                                          "drop_last)" if subset_rule == "random-split-drop-last" else "")
-                                       + "; all images when N <= SIZE"}} if dataset.multilabel else {}),
-            "runs": {spec: {"prompts": s["info"]} | senclip_protocol_metrics(
-                         zeroshot_logits(emb, s["classifier"], 1.0), dataset, subset_rule)
-                     for spec, s in ref_sets.items()},
-        }
+        cosines = {spec: (s["info"], zeroshot_logits(emb, s["classifier"], 1.0))
+                   for spec, s in ref_sets.items()}
+        result["senclip_protocol"] = senclip_protocol(dataset, cosines, names, **(protocol_options or {}))
     if protocol == "timesenclip":
         from senclip.evaluate.timesenclip_protocol import timesenclip_protocol
 
-        result["timesenclip_protocol"] = timesenclip_protocol(model, dataset, emb)
+        result["timesenclip_protocol"] = timesenclip_protocol(model, dataset, emb, **(protocol_options or {}))
     if return_logits:
         result["_logits"] = all_logits
     return result

@@ -28,7 +28,8 @@ Layouts of a local weights file (:func:`detect_layout`):
     published layout (bare, Lightning ``learner.ts_encoder.`` / ``learner.TS_ViT.``,
     prefixed ``ts_encoder.`` / ``TS_ViT.``; class token ``time_token`` or
     ``class_token``), recognised by
-    :func:`senclip.models.timesen_checkpoints.find_encoder`. Where CLIP
+    :func:`senclip.models.timesen_checkpoints.read_checkpoint` (the reader
+    ``--checkpoint`` uses too). Where CLIP
     weights are expected it raises :class:`TowerWeights`; ``senclip convert``
     writes it as a senclip tower checkpoint (``--checkpoint``).
 
@@ -55,7 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from senclip.errors import SenclipError, SenclipNote
-from senclip.models.pickles import load_pickle
 
 LAYOUTS = ("auto", "senclip", "openai", "clip-prefixed", "open_clip", "timesenclip")
 TOWER_LAYOUTS = {"timesenclip": "timesen-reference"}  # layouts of a satellite tower alone -> its tower kind
@@ -188,10 +188,9 @@ def read_weights(path: str | Path, layout: str = "auto") -> Weights:
             if keys and all(k.startswith("clip.") for k in keys):
                 found = "clip-prefixed"
     elif suffix in PICKLE_SUFFIXES and layout in ("auto", "openai", "timesenclip"):
-        from senclip.models.timesen_checkpoints import find_encoder
+        from senclip.models.timesen_checkpoints import read_checkpoint
 
-        obj = load_pickle(path)
-        match = None if _is_clip_state(obj) else find_encoder(obj, source=str(path))
+        obj, match = read_checkpoint(path)
         if _is_clip_state(obj):
             found, state = "openai", obj
         elif match is not None:

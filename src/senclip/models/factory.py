@@ -261,7 +261,7 @@ def convert_file(src: str | Path, out: str | Path, name: str | None = None, layo
     from senclip.models.convert import _read_config, weights_path
     from senclip.models.registry import get_entry, resolve_checkpoint
 
-    source = weights_path(str(src)) if Path(str(src)).expanduser().is_dir() else Path(str(src)).expanduser()
+    source = weights_path(str(src))  # a file as it is, a downloaded Hub folder's weights file
     entry = get_entry(str(src)) if not source.exists() else None
     if entry is not None and entry.tower:
         src = resolve_checkpoint(str(src))

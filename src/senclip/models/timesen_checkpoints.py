@@ -25,8 +25,10 @@ prefix are ignored, as the reference ignores them; the bare layout must hold the
 ``spectral_embedding`` key anywhere) is refused in one line naming the closest layout's missing
 and unexpected keys. Shapes are checked when the tower loads the tensors, strictly.
 
-Files are read with ``torch.load(weights_only=True)`` (:func:`senclip.models.pickles.load_pickle`,
-which also allows the ``argparse.Namespace`` of a Lightning checkpoint's ``hyper_parameters``).
+Files are read by :func:`read_checkpoint`, the one reader of ``--checkpoint`` and ``senclip convert``,
+with ``torch.load(weights_only=True)`` (:func:`senclip.models.pickles.load_pickle`, which also allows
+the ``argparse.Namespace`` of a Lightning checkpoint's ``hyper_parameters``); a file holding other
+Python objects is refused with a hint on keeping its tensors alone.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ class UnreadableCheckpoint(SenclipError):
     """The file is not a torch checkpoint that loads without running its code."""
 
 
-def load_checkpoint_file(path: str | Path):
+def _load_file(path: str | Path):
     """The pickled checkpoint ``path``, read as :func:`senclip.models.pickles.load_pickle` reads it.
 
     Raises:
@@ -160,51 +162,56 @@ def load_checkpoint_file(path: str | Path):
     except SenclipError as exc:
         hint = ""
         if "objects other than plain tensors" in str(exc):
-            hint = ("; where you trust the file, keep its tensors alone: torch.save(torch.load(path, "
-                    "weights_only=False)['state_dict'], 'encoder.pt')")
+            hint = ("; where you trust the file, keep its tensors alone (a Lightning checkpoint: "
+                    "torch.save(torch.load(path, weights_only=False)['state_dict'], 'encoder.pt'))")
         raise UnreadableCheckpoint(f"{exc}{hint}") from exc
 
 
-def read_reference_checkpoint(path: str | Path) -> EncoderMatch:
-    """The encoder of a published ``.ckpt`` / ``.pt`` in any layout, read without running code.
+def read_checkpoint(path: str | Path) -> tuple[object, EncoderMatch | None]:
+    """A pickled checkpoint ``path`` and the published encoder in it: the one reader of such files
+    (``--checkpoint`` through the tower kind, ``senclip convert`` through its layout detection).
+
+    Returns:
+        The loaded object and the encoder's match (``None``: nothing in it looks like the encoder).
 
     Raises:
-        UnreadableCheckpoint: the file cannot be read safely.
-        SenclipError: not a TimeSenCLIP checkpoint, or no layout fits (one line, the closest named).
+        UnreadableCheckpoint: the file cannot be read safely (a hint where it holds Python objects).
+        SenclipError: it looks like the encoder but no layout fits (one line, the closest named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SenclipError(f"checkpoint not found: {path}")
-    match = find_encoder(load_checkpoint_file(path), source=str(path))
-    if match is None:
-        raise SenclipError(f"{path}: not a TimeSenCLIP checkpoint (no time_pos_encoding / spectral_embedding "
-                           f"key under any published prefix: {', '.join(p for p in PREFIXES if p)} or none)")
-    return match
+    obj = _load_file(path)
+    return obj, find_encoder(obj, source=str(path))
 
 
-def config_from_state(state: dict[str, torch.Tensor], heads: int = 8, **options) -> TimeSenRefConfig:
-    """The :class:`TimeSenRefConfig` whose shapes fit a published state dict (heads cannot be read off)."""
+def config_from_state(state: dict[str, torch.Tensor], heads: int = 8, source: str = "state dict",
+                      **options) -> TimeSenRefConfig:
+    """The :class:`TimeSenRefConfig` whose shapes fit a published state dict (heads cannot be read off);
+    errors name ``source`` (the file)."""
     try:
         width = int(state["time_pos_encoding"].shape[-1])
         patch = int(state["spectral_embedding.1.weight"].shape[1])
         mlp_dim = int(state["transformer.layers.0.linear1.weight"].shape[0])
     except (KeyError, IndexError) as exc:
-        raise SenclipError(f"TimeSenCLIP state dict lacks {exc.args[0]}") from exc
+        raise SenclipError(f"{source}: TimeSenCLIP state dict lacks {exc.args[0]}") from exc
     layers = len({k.split(".")[2] for k in state if k.startswith("transformer.layers.")})
     bands = tuple(options.pop("bands", S2_BANDS))
     size = math.isqrt(patch // len(bands)) if patch % len(bands) == 0 else 0
     if size < 1 or len(bands) * size * size != patch:
-        raise SenclipError(f"TimeSenCLIP band embedding takes {patch} inputs, not {len(bands)} bands x H x W")
+        raise SenclipError(f"{source}: TimeSenCLIP band embedding takes {patch} inputs, not {len(bands)} "
+                           "bands x H x W")
     if int(state["time_pos_encoding"].shape[1]) != N_MONTHS:
-        raise SenclipError("TimeSenCLIP checkpoints with other than 12 time frames are not supported")
-    return TimeSenRefConfig(bands=bands, image_size=size, width=width, layers=layers, heads=heads,
-                            mlp_dim=mlp_dim, **options)
+        raise SenclipError(f"{source}: TimeSenCLIP checkpoints with other than 12 time frames are not "
+                           f"supported (time_pos_encoding has {int(state['time_pos_encoding'].shape[1])})")
+    try:
+        return TimeSenRefConfig(bands=bands, image_size=size, width=width, layers=layers, heads=heads,
+                                mlp_dim=mlp_dim, **options)
+    except SenclipError as exc:
+        raise SenclipError(f"{source}: {exc}") from exc
 
 
 def tower_from_state(state: dict[str, torch.Tensor], source: str = "state dict",
                      **options) -> TimeSenReferenceTower:
     """A tower built to fit ``state`` (bare published key names) with its weights loaded strictly."""
-    tower = TimeSenReferenceTower(config_from_state(state, **options))
+    tower = TimeSenReferenceTower(config_from_state(state, source=source, **options))
     try:
         tower.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -215,5 +222,4 @@ def tower_from_state(state: dict[str, torch.Tensor], source: str = "state dict",
 
 
 __all__ = ["PREFIXES", "TOKENS", "EncoderLayout", "EncoderMatch", "UnreadableCheckpoint", "config_from_state",
-           "encoder_keys", "find_encoder", "load_checkpoint_file", "read_reference_checkpoint",
-           "tower_from_state"]
+           "encoder_keys", "find_encoder", "read_checkpoint", "tower_from_state"]

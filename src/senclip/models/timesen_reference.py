@@ -32,15 +32,19 @@ Input conventions (options of :class:`TimeSenRefConfig`; docs/timeseries.md cite
   mean month position, as ``inference()`` at commit bde6e02 did).
 
 Augmentations (``augment``, training only, one draw per batch from a generator seeded by
-the training step): ``tsmixaug`` (with probability ``augment_p`` either collapse the year to
-its median, or drop three consecutive months), ``random-ts`` (keep a random subset of 1 to
-``random_ts_max`` months; a single kept step, like the collapsed year, sits at the mean month
-position, as in every published training forward), ``spectral-dropout`` (zero a random subset of
-bands, always keeping the first three). Kept months keep their calendar positions
-(``positions: calendar``, the newest training forward); commits before 8dfc8e6 renumber them
-from 0 (``positions: renumbered``), which misaligns every month after a gap. The published spectral dropout
-slices the bands away, which the band embedding cannot take; here the dropped bands are
-zeroed instead.
+the training step, :func:`draw_augment`), applied where the published ``forward`` applies them:
+spectral dropout on the input bands, the temporal ones on the month tokens after
+``spectral_embedding`` (``_tsmixaug`` takes ``torch.median`` of the embedded tokens, and a median
+of ``W x`` is not ``W`` times a median of ``x``). ``tsmixaug``: with probability ``augment_p``
+either collapse the year to its median token, or drop three consecutive months. ``random-ts``:
+keep a random subset of 1 to ``random_ts_max`` months; a single kept step, like the collapsed
+year, sits at the mean month position, as in every published training forward.
+``spectral-dropout``: zero a random subset of bands, always keeping the first three (the
+published code slices the bands away, which the band embedding cannot take). Kept months keep
+their calendar positions (``positions: calendar``, the newest training forward); commits before
+8dfc8e6 renumber them from 0 (``positions: renumbered``), which misaligns every month after a gap.
+Missing months are filled (or masked) before the draw, over the whole year, as the published data
+come filled.
 """
 
 from __future__ import annotations
@@ -54,14 +58,13 @@ from torch import nn
 
 from senclip.data.series.io import S2_BANDS
 from senclip.errors import SenclipError
+from senclip.models.series_rules import NORMALISATIONS
 
 N_MONTHS = 12
 
 # Published per-band constants (src/Data/dataset_utils.py, bands B2..B12 in S2_BANDS order).
 REFERENCE_MEAN = (67.0, 122.0, 93.27, 158.5, 160.77, 174.27, 162.27, 149.0, 84.5, 66.27)
 REFERENCE_STD = (2089.0, 2598.45, 3214.5, 3620.45, 4033.61, 4613.0, 4825.45, 4945.72, 5140.84, 4414.45)
-
-from senclip.models.series_rules import NORMALISATIONS  # noqa: E402  (rules, default first)
 
 LEGACY_NAMES = {"norm": {"reference": "reference-clamped"}, "positions": {"reference": "renumbered"}}
 """Values older senclip checkpoints and configs hold, and what they mean now."""
@@ -287,13 +290,18 @@ class TimeSenReferenceTower(nn.Module):
         raise SenclipError(f"timesen-reference tower takes 12, 4 or 1 time steps, got {t}")
 
     def forward(self, x: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """Embed ``(B, T, C[, H, W])``; 12-month input is first reduced to :attr:`time_steps` steps."""
+        """Embed ``(B, T, C[, H, W])``; 12-month input is first reduced to :attr:`time_steps` steps.
+
+        Order as in the published training forward: spectral dropout on the input bands, the band
+        embedding, then the temporal augmentation on the month tokens (the year's median is taken of
+        the embedded tokens, not of the inputs), positions, class token, transformer, head.
+        """
         if self.time_steps != N_MONTHS and x.ndim >= 2 and x.shape[1] == N_MONTHS:
             x = reduce_time_steps(x, self.time_steps)
         z = self.prepare(x)
-        months = None
-        if self.training and self.config.augment:
-            z, months = self._augment(z)
+        draw = self._draw(z) if self.training and self.config.augment else None
+        if draw is not None:
+            z = draw.apply_bands(z)
         missing = ~torch.isfinite(z).flatten(2).all(dim=-1)          # (B, T)
         pad = None
         if bool(missing.any()):
@@ -301,22 +309,28 @@ class TimeSenReferenceTower(nn.Module):
             if self.config.fill == "median":
                 med = torch.nanmedian(z, dim=1, keepdim=True).values
                 z = torch.where(missing[..., None, None, None], med, z)
-                z = torch.nan_to_num(z, nan=0.0)
             else:
-                z = torch.nan_to_num(z, nan=0.0)
-                pad = torch.cat([torch.zeros_like(missing[:, :1]), missing], dim=1)
-        tokens = self.spectral_embedding(z) + self.positions(z.shape[1], months)
+                pad = missing
+            z = torch.nan_to_num(z, nan=0.0)
+        tokens = self.spectral_embedding(z)
+        months = None
+        if draw is not None:
+            tokens, pad, months = draw.apply_time(tokens, pad)
+        tokens = tokens + self.positions(tokens.shape[1], months)
         tokens = torch.cat([self.time_token.expand(z.shape[0], -1, -1).to(tokens.dtype), tokens], dim=1)
+        if pad is not None:
+            pad = torch.cat([torch.zeros_like(pad[:, :1]), pad], dim=1)
         h = self.transformer(tokens, src_key_padding_mask=pad)
         out = self.head(self.mlp_head(h[:, 0]))
         return F.normalize(out, dim=-1) if normalize else out
 
     # ---- augmentation ------------------------------------------------------------------
-    def _augment(self, z: torch.Tensor) -> tuple[torch.Tensor, list[int] | None]:
+    def _draw(self, z: torch.Tensor) -> AugmentDraw:
         self._draws = getattr(self, "_draws", 0) + 1
         gen = self._generator if self._generator is not None else torch.Generator().manual_seed(self._draws)
         self._generator = None
-        return augment_series(z, self.config.augment, gen, self.config.augment_p, self.config.random_ts_max)
+        cfg = self.config
+        return draw_augment(cfg.augment, gen, z.shape[1], z.shape[2], cfg.augment_p, cfg.random_ts_max)
 
     def extra_repr(self) -> str:
         cfg = self.config
@@ -351,34 +365,71 @@ def _randint(lo: int, hi: int, gen: torch.Generator) -> int:
     return int(torch.randint(lo, hi + 1, (), generator=gen))
 
 
-def augment_series(z: torch.Tensor, names: Sequence[str], gen: torch.Generator,
-                   p: float = 0.5, random_ts_max: int = 11) -> tuple[torch.Tensor, list[int] | None]:
-    """Apply the named augmentations to a ``(B, T, C, H, W)`` batch (one draw for the batch).
+@dataclass(frozen=True)
+class AugmentDraw:
+    """One batch's augmentation draw (:func:`draw_augment`), applied in the published order.
 
-    Returns the augmented batch and the calendar months it keeps (``None``: all ``T``
-    steps, unchanged; a single entry with all 12 months: the year collapsed to its median).
+    Attributes:
+        bands: ``(C,)`` bands kept by spectral dropout (``None``: all).
+        months: calendar months kept (``None``: all ``T`` steps).
+        collapse: the year collapsed to its median token (``months`` then lists all twelve).
     """
-    t, c = z.shape[1], z.shape[2]
-    months: list[int] | None = None
+
+    bands: torch.Tensor | None = None
+    months: tuple[int, ...] | None = None
+    collapse: bool = False
+
+    def apply_bands(self, z: torch.Tensor) -> torch.Tensor:
+        """Zero the dropped bands of a ``(B, T, C, H, W)`` input (before the band embedding)."""
+        if self.bands is None:
+            return z
+        return z * self.bands.to(z.device, z.dtype).view(1, 1, -1, 1, 1)
+
+    def apply_time(self, tokens: torch.Tensor, pad: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, list[int] | None]:
+        """Keep the drawn months of ``(B, T, D)`` month tokens, or collapse them to their median token.
+
+        ``pad`` (``(B, T)``, True: a masked month) follows the tokens; a collapsed year takes the
+        median of its unmasked tokens (masked only where every month is). Returns the tokens, the pad
+        mask and the calendar months they stand for (``None``: unchanged).
+        """
+        if self.months is None:
+            return tokens, pad, None
+        if self.collapse:
+            if pad is None:
+                return torch.median(tokens, dim=1, keepdim=True).values, None, list(self.months)
+            hidden = tokens.masked_fill(pad[..., None], float("nan"))
+            med = torch.nanmedian(hidden, dim=1, keepdim=True).values
+            return torch.nan_to_num(med, nan=0.0), pad.all(dim=1, keepdim=True), list(self.months)
+        keep = list(self.months)
+        return tokens[:, keep], None if pad is None else pad[:, keep], keep
+
+
+def draw_augment(names: Sequence[str], gen: torch.Generator, t: int = N_MONTHS, c: int = len(S2_BANDS),
+                 p: float = 0.5, random_ts_max: int = 11) -> AugmentDraw:
+    """Draw the named augmentations for one batch of ``t`` steps and ``c`` bands from ``gen``.
+
+    ``spectral-dropout``: with probability 0.7 keep the first three bands and a random subset of the
+    others. Then, for 12 months and with probability ``p``, ``tsmixaug`` either collapses the year
+    (even odds) or drops three consecutive months; ``random-ts`` keeps 1 to ``random_ts_max`` months.
+    """
+    bands = None
     if "spectral-dropout" in names and c > 3 and _uniform(gen) > 0.3:
         n_keep = _randint(3, c, gen)
-        keep = torch.zeros(c, dtype=torch.bool)
-        keep[:3] = True
-        keep[3 + torch.randperm(c - 3, generator=gen)[:n_keep - 3]] = True
-        z = z * keep.to(z.device, z.dtype).view(1, 1, c, 1, 1)
+        bands = torch.zeros(c, dtype=torch.bool)
+        bands[:3] = True
+        bands[3 + torch.randperm(c - 3, generator=gen)[:n_keep - 3]] = True
     if t != N_MONTHS or _uniform(gen) >= p:
-        return z, months
+        return AugmentDraw(bands)
     if "tsmixaug" in names:
         if _uniform(gen) > 0.5:
-            return torch.nanmedian(z, dim=1, keepdim=True).values, list(range(N_MONTHS))
+            return AugmentDraw(bands, tuple(range(N_MONTHS)), collapse=True)
         start = _randint(0, t - 3, gen)
-        months = [m for m in range(t) if not start <= m < start + 3]
-    elif "random-ts" in names:
+        return AugmentDraw(bands, tuple(m for m in range(t) if not start <= m < start + 3))
+    if "random-ts" in names:
         n_keep = _randint(1, min(random_ts_max, t), gen)
-        months = sorted(int(i) for i in torch.randperm(t, generator=gen)[:n_keep])
-    if months is None:
-        return z, None
-    return z[:, months], months
+        return AugmentDraw(bands, tuple(sorted(int(i) for i in torch.randperm(t, generator=gen)[:n_keep])))
+    return AugmentDraw(bands)
 
 
 def reduce_time_steps(x: torch.Tensor, steps: int) -> torch.Tensor:
@@ -401,5 +452,6 @@ def count_parameters(module: nn.Module) -> int:
 
 __all__ = [
     "AUGMENTS", "NORMALISATIONS", "PUBLISHED_BASE", "REFERENCE_MEAN", "REFERENCE_STD", "TIME_STEPS",
-    "TimeSenRefConfig", "TimeSenReferenceTower", "augment_series", "count_parameters", "reduce_time_steps",
+    "AugmentDraw", "TimeSenRefConfig", "TimeSenReferenceTower", "count_parameters", "draw_augment",
+    "reduce_time_steps",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from senclip.data import DATASETS
 from senclip.errors import SenclipError
-from senclip.prompts.schema import STYLES, PromptFile, read_prompt_file
+from senclip.prompts.schema import STYLES, ClassPrompts, PromptFile, read_prompt_file
 
 DATA_DIR = Path(__file__).parent / "data"
 ALL = "all"
@@ -102,6 +102,7 @@ def load_prompts(spec: str, classes: Sequence[str], dataset: str,
 
         pfile = to_dataset_keys(pfile, classes, dataset)
     if not builtin:
+        pfile = _current_keys(pfile, classes, dataset)
         _check_no_extra_classes(pfile, classes)
     styles = _select_styles(pfile, style)
     out = {}
@@ -156,6 +157,22 @@ def _select_styles(pfile: PromptFile, style: str | None) -> tuple[str, ...]:
         have = ", ".join(pfile.styles())
         raise SenclipError(f"prompt file {pfile.source} has no {style!r} prompts; it has: {have}")
     return (style,)
+
+
+def _current_keys(pfile: PromptFile, classes: Sequence[str], dataset: str) -> PromptFile:
+    """A user file of a dataset whose class keys changed (its class has ``user_class_key``, e.g.
+    Sen4Map): the keys it means are renamed to the current ones; their texts stay the file's."""
+    resolve = getattr(DATASETS.get(dataset.lower()), "user_class_key", None)
+    if resolve is None:
+        return pfile
+    out: dict[str, ClassPrompts] = {}
+    for key, entry in pfile.classes.items():
+        cls = resolve(key, classes) or key
+        if cls in out:
+            raise SenclipError(f"prompt file {pfile.source}: class {cls!r} is given twice (as "
+                               f"{out[cls].key!r} and {key!r})")
+        out[cls] = entry
+    return replace(pfile, classes={cls: replace(entry, key=cls) for cls, entry in out.items()})
 
 
 def _check_no_extra_classes(pfile: PromptFile, classes: Sequence[str]) -> None:

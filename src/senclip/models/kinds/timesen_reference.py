@@ -39,20 +39,14 @@ def _import_file(path):
     """A tower from a published TimeSenCLIP ``.ckpt`` (``None``: not that layout)."""
     from pathlib import Path
 
-    from senclip.models.timesen_checkpoints import (
-        UnreadableCheckpoint,
-        find_encoder,
-        load_checkpoint_file,
-        tower_from_state,
-    )
+    from senclip.models.timesen_checkpoints import UnreadableCheckpoint, read_checkpoint, tower_from_state
 
     try:
-        obj = load_checkpoint_file(path)
+        _, match = read_checkpoint(path)  # near misses stop here, in one line
     except UnreadableCheckpoint:
         if Path(path).suffix.lower() in (".ckpt", ".pt", ".pth"):
             raise  # a torch file that cannot be read safely: say so, not "not a safetensors file"
         return None
-    match = find_encoder(obj, source=str(path))  # near misses stop here, in one line
     if match is None:
         return None
     return tower_from_state(match.state, source=str(path))
