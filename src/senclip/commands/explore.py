@@ -60,22 +60,26 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import configure_runtime
-    from senclip.commands.search import model_for_tiles
+    from senclip.commands.common import configure_runtime, model_for_tiles
     from senclip.explore import Explorer, resolve_files
-    from senclip.explore.app import LOOPBACK_HOSTS, create_app
+    from senclip.explore.app import Hosts, create_app
     from senclip.explore.server import bind, is_loopback, serve
 
-    files = resolve_files(args.map, args.composite, args.probabilities, args.embeddings)
-    model = None
-    if files.embeddings:
-        configure_runtime()
-        model = model_for_tiles(args, files.embeddings)
-    explorer = Explorer(files, model, basemap=args.basemap)
-    sock = bind(args.host, args.port)
+    sock = bind(args.host, args.port)  # first: a port in use is said before the model and areas load
+    try:
+        files = resolve_files(args.map, args.composite, args.probabilities, args.embeddings)
+        model = None
+        if files.embeddings:
+            configure_runtime()
+            model = model_for_tiles(args, files.embeddings)
+        explorer = Explorer(files, model, basemap=args.basemap)
+    except BaseException:
+        sock.close()
+        raise
+    for note in explorer.notes:
+        print(f"warning: {note}", file=sys.stderr)
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach this machine on port "
               f"{sock.getsockname()[1]} can see the map", file=sys.stderr)
-    app = create_app(explorer, LOOPBACK_HOSTS if is_loopback(args.host) else None)
-    serve(app, sock, open_browser=not args.no_browser)
+    serve(create_app(explorer, Hosts.bound_to(args.host)), sock, open_browser=not args.no_browser)
     return 0
