@@ -58,6 +58,8 @@ def test_every_endpoint_answers(client, spot):
     assert client.get(f"/tiles/classes/{spot['tile']}.png").content[:4] == b"\x89PNG"
     assert client.get("/api/search.tif?q=River").headers["content-disposition"].startswith("attachment")
     assert client.get("/static/vendor/leaflet/LICENSE").text.startswith("BSD 2-Clause License")
+    # no source-map comment: the .map is not vendored, and developer tools would ask for it (a 404)
+    assert "sourceMappingURL" not in client.get("/static/vendor/leaflet/leaflet.js").text
 
 
 BAD = [  # url (tile as {t}), status, words of the error
