@@ -77,7 +77,12 @@ def crs_ellipsoid(crs) -> str:
 
 
 def class_areas(path) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel count and ground area (km²) of each value 0..255 of a uint8 map, read block by block."""
+    """Pixel count and ground area (km²) of each value 0..255 of a uint8 map, read block by block.
+
+    A block's pixels are counted per (area cell, value) in one ``bincount``, then each cell's counts
+    are weighed by its pixel area (a 10,000² px COG: 0.8 s, as the plain count before; per-pixel weights
+    took 1.3 to 1.8 s, interleaved runs on a busy 2-core machine).
+    """
     counts = np.zeros(256, dtype=np.int64)
     km2 = np.zeros(256)
     with rasterio.open(path) as ds:
@@ -86,6 +91,10 @@ def class_areas(path) -> tuple[np.ndarray, np.ndarray]:
             block = ds.read(1, window=window)
             r = (window.row_off + np.arange(block.shape[0])) // step
             c = (window.col_off + np.arange(block.shape[1])) // step
-            counts += np.bincount(block.ravel(), minlength=256)
-            km2 += np.bincount(block.ravel(), weights=areas[np.ix_(r, c)].ravel(), minlength=256)
+            cells = areas[r[0]:r[-1] + 1, c[0]:c[-1] + 1]
+            local = (r - r[0])[:, None] * cells.shape[1] + (c - c[0])[None, :]
+            per_cell = np.bincount((local * 256 + block).ravel(), minlength=cells.size * 256)
+            per_cell = per_cell.reshape(cells.size, 256)
+            counts += per_cell.sum(0)
+            km2 += cells.reshape(-1) @ per_cell
     return counts, km2
