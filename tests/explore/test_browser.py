@@ -67,11 +67,12 @@ class Page:
         self.settle()
 
     def settle(self) -> None:
-        """Wait until the network is idle and Leaflet has drawn every tile it asked for."""
+        """Wait until the network is idle and Leaflet has drawn every tile it asked for (or the tile
+        failed: Leaflet marks only loaded tiles, and a failure is then reported by :meth:`check_clean`)."""
         self.page.wait_for_load_state("networkidle")
         self.page.wait_for_function(
-            "() => [...document.querySelectorAll('img.leaflet-tile')]"
-            ".every(i => i.classList.contains('leaflet-tile-loaded'))")
+            "() => [...document.querySelectorAll('img.leaflet-tile')].every(i =>"
+            " i.classList.contains('leaflet-tile-loaded') || (i.complete && i.naturalWidth === 0))")
 
     def point_of(self, lon: float, lat: float) -> tuple[float, float]:
         """Where a WGS84 point is drawn, in pixels of the map element."""
