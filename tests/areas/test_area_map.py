@@ -84,6 +84,37 @@ def test_map_area_equals_map_of_the_composite(area_stac, tiny_vit_file, tmp_path
     plain = json.loads((tmp_path / "by_hand.item.json").read_text())  # the plain map writes its Item too
     assert plain["properties"]["senclip:product"] == "class-map" and (tmp_path / "by_hand.qml").is_file()
 
+    # senclip explore on this output folder (issue 24): the parts found by their Items, the classes read
+    # from the class map's Item as written, the class map (whole cells) larger than the composite
+    import io
+
+    from PIL import Image
+    from rio_tiler.constants import WEB_MERCATOR_TMS
+
+    from senclip.explore import Explorer, resolve_files
+    from senclip.explore.layers import item_classes
+
+    files = resolve_files(out.parent)
+    assert (files.class_map, files.composite) == (out.resolve(), cached.resolve())
+    explorer = Explorer(files)
+    named = item_classes(files.item("class_map"))
+    assert [c["name"] for c in explorer.legend()["classes"]] == [named[v].title for v in sorted(named)] == \
+        [c["name"] for c in legend["classes"]]
+    assert sum(c["pixels"] for c in explorer.legend()["classes"]) == (got[0] != 255).sum()
+    (s, w), (n, e) = explorer.info()["layers"]["classes"]["bounds"]
+    (cs, _), (_, ce) = explorer.info()["layers"]["composite"]["bounds"]
+    assert cs > s and ce < e and explorer.info()["bounds"] == [[s, w], [n, e]]
+
+    def alpha(layer, lon, lat):
+        tile = WEB_MERCATOR_TMS.tile(lon, lat, 18)
+        png = explorer.tile(layer, 18, tile.x, tile.y)
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))[..., 3]
+
+    corner = (e - 1e-4, s + 1e-4)  # on the class map (its padding cells: no data), off the composite
+    assert (alpha("composite", *corner) == 0).all() and (alpha("classes", *corner) == 0).all()
+    middle = ((w + e) / 2, (s + n) / 2)
+    assert (alpha("composite", *middle) == 255).all() and (alpha("classes", *middle) == 255).any()
+
 
 def test_map_bbox_on_dask_gives_the_identical_map(area_stac, tiny_vit_file, tmp_path):
     from distributed import LocalCluster

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import queue
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
 import numpy as np
@@ -33,25 +36,71 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int, float, float]:
     return x, y, (fx - x) * 256, (fy - y) * 256
 
 
+WHEN = {"start": dt.date(2023, 6, 1), "end": dt.date(2023, 8, 31)}
+PROVENANCE = {"stac_url": "http://127.0.0.1:1/", "collection": "sentinel-2-l2a", "items": ["S2A_1"],
+              "start": "2023-06-01", "end": "2023-08-31", "area": "test", "grid": "EPSG:32632 10 m",
+              "baselines": ["05.09"]}
+
+
+def write_item(tif, item: dict):
+    """``item`` as ``<tif without .tif>.item.json``."""
+    path = tif.with_name(tif.stem + ".item.json")
+    path.write_text(json.dumps(item))
+    return path
+
+
+def composite_item(tif, bands, year=None):
+    """The Item the area pipeline writes beside a composite of ``bands`` (monthly: of ``year``)."""
+    from senclip.acquire.area import AreaGrid
+    from senclip.acquire.composite import CompositeSpec
+    from senclip.areas.mosaic import composite_item as item
+
+    with rasterio.open(tif) as ds:
+        t = ds.transform
+        grid = AreaGrid(ds.crs.to_epsg(), t.c, t.f, ds.width, ds.height, t.a)
+    return write_item(tif, item(tif, grid, CompositeSpec(tuple(bands), year=year), PROVENANCE))
+
+
+def monthly_composite(path, size: int, bands, clear_month: int):
+    """A ``size``² monthly composite (12 x bands + CLM, month-major, uint16, nodata 0) and its Item:
+    month ``m`` has ``m`` x 100 in every band, CLM flags every pixel but in ``clear_month`` (and half
+    of month 3's)."""
+    from senclip.testing.rasters import write_raster
+
+    stack = []
+    for m in range(1, 13):
+        clm = np.full((size, size), 0 if m == clear_month else 1, np.uint16)
+        if m == 3:
+            clm[: size // 2] = 0
+        stack += [np.full((size, size), 100 * m, np.uint16) for _ in bands] + [clm]
+    write_raster(path, np.stack(stack), [*bands, "CLM"] * 12, nodata=0)
+    composite_item(path, bands, year=2022)
+    return path
+
+
 class ServerProcess:
-    """``senclip explore ARGS --port 0 --no-browser`` in its own process; ``url`` once it listens."""
+    """``senclip explore ARGS --port 0 --no-browser`` in its own process; ``url`` once it listens.
+
+    Its stderr goes to a file (a pipe nobody reads would block the server once its buffer is full).
+    """
 
     def __init__(self, *args: str, startup_s: float = 180) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+        self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "senclip.cli", "explore", *map(str, args), "--port", "0", "--no-browser"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
         try:
-            first = lines.get(timeout=startup_s)
+            self.first_line = lines.get(timeout=startup_s)
         except queue.Empty:
             self.stop()
             raise RuntimeError(f"senclip explore printed no URL in {startup_s} s") from None
-        found = re.search(r"http://\S+/", first)
+        found = re.search(r"http://\S+/", self.first_line)
         if not found:
             _, err = self.stop()
-            raise RuntimeError(f"senclip explore did not start: {first!r} {err}")
+            raise RuntimeError(f"senclip explore did not start: {self.first_line!r} {err}")
         self.url = found.group(0)
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> tuple[int, str]:
@@ -59,8 +108,11 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
+            self.proc.communicate()
+        self.stderr.seek(0)
+        err = self.stderr.read()
+        self.stderr.close()
         return self.proc.returncode, err

@@ -6,6 +6,7 @@ import builtins
 import json
 import os
 
+import httpx
 import pytest
 import rasterio
 from explore_helpers import cell_centres_lonlat, tile_of
@@ -40,6 +41,7 @@ def endpoints(spot) -> list[tuple[str, str]]:
         (f"/tiles/classes/{t}.png", "image/png"),
         (f"/tiles/composite/{t}.png", "image/png"),
         (f"/tiles/composite/{t}.png?min=10&max=200", "image/png"),
+        (f"/tiles/composite/{t}.png?month=1", "image/png"),
         (f"/tiles/probability/{t}.png?class=2", "image/png"),
         (f"/tiles/search/{t}.png?q=River&threshold=0.01", "image/png"),
     ]
@@ -56,6 +58,8 @@ def test_every_endpoint_answers(client, spot):
     assert client.get(f"/tiles/classes/{spot['tile']}.png").content[:4] == b"\x89PNG"
     assert client.get("/api/search.tif?q=River").headers["content-disposition"].startswith("attachment")
     assert client.get("/static/vendor/leaflet/LICENSE").text.startswith("BSD 2-Clause License")
+    # no source-map comment: the .map is not vendored, and developer tools would ask for it (a 404)
+    assert "sourceMappingURL" not in client.get("/static/vendor/leaflet/leaflet.js").text
 
 
 BAD = [  # url (tile as {t}), status, words of the error
@@ -72,12 +76,14 @@ BAD = [  # url (tile as {t}), status, words of the error
     ("/tiles/probability/{t}.png?class=forest", 400, "class: "),
     ("/tiles/composite/{t}.png?min=5&max=1", 400, "min < max"),
     ("/tiles/composite/{t}.png?min=nan&max=1", 400, "min < max"),
-    ("/tiles/search/{t}.png", 422, "empty query"),
+    ("/tiles/composite/{t}.png?month=2", 404, "month 2 is not in the composite"),
+    ("/tiles/composite/{t}.png?month=July", 400, "month: "),
+    ("/tiles/search/{t}.png", 422, "empty search query"),
     ("/tiles/search/{t}.png?q=River&threshold=inf", 400, "threshold"),
-    ("/api/search?q=", 422, "empty query"),
-    ("/api/search?q=%20%20", 422, "empty query"),
+    ("/api/search?q=", 422, "empty search query"),
+    ("/api/search?q=%20%20", 422, "empty search query"),
     ("/api/search?q=" + "x" * 301, 422, "limit is 300"),
-    ("/api/search.tif?q=", 422, "empty query"),
+    ("/api/search.tif?q=", 422, "empty search query"),
     ("/api/search.geojson?q=" + "x" * 301, 422, "limit is 300"),
     ("/api/search.geojson?q=River&threshold=x", 400, "threshold: "),
     ("/api/point?lon=abc&lat=1", 400, "lon: "),
@@ -121,6 +127,38 @@ def test_wrong_method_and_foreign_host(client):
     assert r.status_code == 400 and "127.0.0.1" in r.json()["error"]
     assert client.get("/api/info", headers={"host": "localhost:8765"}).status_code == 200
     assert client.get("/api/info", headers={"host": "[::1]:8765"}).status_code == 200
+
+
+def test_the_host_check_follows_the_bound_address():
+    """127.0.0.2 (or any bound address) is answered by its own name; off loopback, this machine's names;
+    on 0.0.0.0, any IP address too (a request through a DNS name that is not the machine's is refused)."""
+    import socket
+
+    from senclip.explore.app import Hosts
+
+    other = Hosts.bound_to("127.0.0.2")
+    assert other.allows("127.0.0.2:8765") and other.allows("localhost:1") and other.allows("[::1]:2")
+    assert not other.allows("attacker.example:8765") and not other.allows("127.0.0.3:8765")
+    lan = Hosts.bound_to("192.168.7.9")
+    assert lan.allows("192.168.7.9:80") and lan.allows(socket.gethostname()) and not lan.allows("10.0.0.1")
+    anywhere = Hosts.bound_to("0.0.0.0")
+    assert anywhere.allows("192.168.7.9:8765") and anywhere.allows("[fe80::1]:8765")
+    assert anywhere.allows("127.0.0.1:8765") and not anywhere.allows("attacker.example:8765")
+    assert not anywhere.allows("")
+
+
+def test_a_server_on_another_loopback_address_answers(made):
+    """``--host 127.0.0.2`` answered 400 to every request (the Host check knew 127.0.0.1 only)."""
+    from senclip.explore import Explorer, resolve_files
+    from senclip.explore.app import Hosts, create_app
+    from senclip.explore.server import ServerThread
+
+    explorer = Explorer(resolve_files(made.map))
+    with ServerThread(create_app(explorer, Hosts.bound_to("127.0.0.2")), host="127.0.0.2") as server:
+        assert server.url.startswith("http://127.0.0.2:")
+        assert httpx.get(server.url + "api/info", timeout=30).json()["title"] == "map.tif"
+        r = httpx.get(server.url + "api/info", headers={"host": "attacker.example"}, timeout=30)
+        assert r.status_code == 400
 
 
 TRAVERSALS = [

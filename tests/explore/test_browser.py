@@ -61,15 +61,18 @@ class Page:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.on("response", lambda r: r.status < 400 or self.errors.append(f"{r.status}: {r.url}"))
         self.page.goto(url)
         self.page.wait_for_selector("body[data-ready=true]", state="attached")
         self.settle()
 
     def settle(self) -> None:
-        """Wait until the network is idle and every tile image has arrived."""
+        """Wait until the network is idle and Leaflet has drawn every tile it asked for (or the tile
+        failed: Leaflet marks only loaded tiles, and a failure is then reported by :meth:`check_clean`)."""
         self.page.wait_for_load_state("networkidle")
         self.page.wait_for_function(
-            "() => [...document.querySelectorAll('img.leaflet-tile')].every(i => i.complete)")
+            "() => [...document.querySelectorAll('img.leaflet-tile')].every(i =>"
+            " i.classList.contains('leaflet-tile-loaded') || (i.complete && i.naturalWidth === 0))")
 
     def point_of(self, lon: float, lat: float) -> tuple[float, float]:
         """Where a WGS84 point is drawn, in pixels of the map element."""
@@ -182,6 +185,35 @@ def test_a_class_map_alone(browser, made):
             page.page.locator("#map").click(position={"x": 5, "y": 5})  # off the map: said, not asked
             page.page.wait_for_function("() => document.querySelector('#point-info').textContent"
                                         " === 'outside the map'")
+            page.check_clean()
+        finally:
+            page.close()
+
+
+def test_layers_of_different_extents_and_the_months_of_a_composite(browser, made, tmp_path):
+    """A monthly composite over the class map's top-left quarter only: switched on, it asks for no tile
+    off its own bounds (no 404, no console error); its month list opens on the clearest month and a
+    change of month asks for that month's tiles."""
+    from explore_helpers import monthly_composite
+
+    from senclip.explore import Explorer, resolve_files
+    from senclip.explore.app import LOOPBACK_HOSTS, create_app
+    from senclip.explore.server import ServerThread
+
+    quarter = monthly_composite(tmp_path / "monthly.tif", 128, ["B02", "B03", "B04"], clear_month=5)
+    explorer = Explorer(resolve_files(made.map, composite=quarter))
+    with ServerThread(create_app(explorer, LOOPBACK_HOSTS)) as server:
+        page = Page(browser, server.url)
+        try:
+            page.page.check("#show-composite")
+            page.settle()
+            composite = [u for u in page.requests if "/tiles/composite/" in u]
+            assert composite and all("month=5" in u for u in composite)
+            assert page.page.locator("#composite-month option").count() == 12
+            assert page.page.input_value("#composite-month") == "5"
+            page.page.select_option("#composite-month", "2")
+            page.settle()
+            assert any("month=2" in u for u in page.requests if "/tiles/composite/" in u)
             page.check_clean()
         finally:
             page.close()

@@ -21,13 +21,17 @@ def test_serves_warns_off_loopback_stops_on_ctrl_c_and_writes_nothing(made):
         info = httpx.get(f"http://127.0.0.1:{port}/api/info", timeout=30).json()
         assert info["title"] == "map.tif" and "composite" in info["layers"]
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).text.startswith("<!doctype html>")
+        foreign = httpx.get(f"http://127.0.0.1:{port}/api/info", headers={"host": "attacker.example"},
+                            timeout=30)
+        assert foreign.status_code == 400  # the Host check stays on off loopback
     finally:
         status, err = server.stop()
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert status == 0, err
     assert lines[0].startswith("warning: listening on 0.0.0.0") and len(lines) == 2, lines
     assert lines[1] == "senclip explore: stopped"
-    assert server.url == f"http://0.0.0.0:{port}/"
+    assert server.url == f"http://127.0.0.1:{port}/"  # what a browser here opens
+    assert f"listening on 0.0.0.0:{port}" in server.first_line
     assert listing(made.root) == before  # no lock, no .aux.xml, nothing
 
 
@@ -46,14 +50,17 @@ def test_bad_input_is_one_line(made, capsys, argv, words):
     assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
 
 
-def test_a_port_in_use_is_one_line(made, capsys):
+def test_a_port_in_use_is_one_line_before_anything_loads(made, capsys):
+    """The port is taken first: a port in use is said at once, before the model (here one that does
+    not exist, which would otherwise be the error) and the legend's areas are loaded."""
     import socket
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["explore", str(made.map), "--no-browser", "--port", str(port)]) == 2
+        assert main(["explore", str(made.map), "--embeddings", str(made.tiles), "--model", "no-such-model",
+                     "--no-browser", "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot listen on 127.0.0.1:") and "\n" not in err
 

@@ -51,7 +51,25 @@ def test_tiles_off_the_map_and_malformed_indexes(explorer):
         explorer.tile("../map.tif", Z, 0, 0)
 
 
-def test_legend_names_colours_and_areas(explorer, made):
+def ground_km2(path) -> np.ndarray:
+    """Each pixel's area on the WGS84 ellipsoid (pyproj's geodesic polygon area of its densified outline)."""
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    with rasterio.open(path) as ds:
+        t, crs, (h, w) = ds.transform, ds.crs, ds.shape
+    km2 = np.empty((h, w))
+    f = np.linspace(0, 1, 8, endpoint=False)
+    for r in range(h):
+        for c in range(w):
+            cols = np.concatenate([c + f, np.full(8, c + 1.0), c + 1 - f, np.full(8, float(c))])
+            rows = np.concatenate([np.full(8, float(r)), r + f, np.full(8, r + 1.0), r + 1 - f])
+            lon, lat = transform_coords(crs, "EPSG:4326", *(t @ (cols, rows)))
+            km2[r, c] = abs(geod.polygon_area_perimeter(lon, lat)[0]) / 1e6
+    return km2
+
+
+def test_legend_names_colours_and_ground_areas(explorer, made):
     legend = explorer.legend()
     with rasterio.open(made.map) as ds:
         names, table, data = json.loads(ds.tags()["CLASSES"]), ds.colormap(1), ds.read(1)
@@ -61,26 +79,79 @@ def test_legend_names_colours_and_areas(explorer, made):
                                                       for v in range(len(names))]
     counts = np.bincount(data.ravel(), minlength=len(names))
     assert [c["pixels"] for c in legend["classes"]] == counts[:len(names)].tolist()
-    np.testing.assert_allclose([c["area_km2"] for c in legend["classes"]], counts[:len(names)] * cell_km2)
-    shares = 100 * counts[:len(names)] / data.size
-    np.testing.assert_allclose([c["percent"] for c in legend["classes"]], shares)
-    assert cell_km2 == pytest.approx(0.4096) and legend["mapped_km2"] == pytest.approx(16 * 0.4096)
+    ground = np.bincount(data.ravel(), weights=ground_km2(made.map).ravel(), minlength=len(names))
+    np.testing.assert_allclose([c["area_km2"] for c in legend["classes"]], ground[:len(names)], rtol=1e-7)
+    np.testing.assert_allclose([c["percent"] for c in legend["classes"]], 100 * ground / ground.sum(),
+                               rtol=1e-7)
+    assert legend["mapped_km2"] == pytest.approx(ground.sum(), rel=1e-7)
+    # on UTM's central meridian the grid draws the ground 0.9996² as large: 16 cells of 0.4096 km² on it
+    assert cell_km2 == pytest.approx(0.4096)
+    assert legend["mapped_km2"] == pytest.approx(16 * 0.4096 / 0.9996**2, rel=1e-5)
+
+
+def write_map(path, data, crs, transform, **extra):
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype="uint8", crs=crs, transform=transform, nodata=255, **extra) as dst:
+        dst.write(data[None])
+    return path
+
+
+def test_legend_of_a_web_mercator_map_gives_ground_areas(tmp_path):
+    """EPSG:3857 at 50° N draws a pixel 2.4 times larger than it is on the ground; the legend gives the
+    ground's area (each pixel's geodesic area), and shares of it."""
+    from rasterio.transform import from_origin
+
+    from senclip.explore.layers import ClassLayer
+
+    data = np.zeros((24, 30), np.uint8)
+    data[:8] = 1  # the northern third
+    data[20:, 25:] = 255
+    path = write_map(tmp_path / "mercator.tif", data, "EPSG:3857", from_origin(700_000, 6_460_000, 500, 500))
+    legend = ClassLayer(path).legend()
+    ground = ground_km2(path)
+    expected = [ground[data == v].sum() for v in (0, 1)]
+    np.testing.assert_allclose([c["area_km2"] for c in legend["classes"]], expected, rtol=1e-5)
+    shares = 100 * np.array(expected) / sum(expected)
+    np.testing.assert_allclose([c["percent"] for c in legend["classes"]], shares, rtol=1e-5)
+    grid_km2 = 0.25 * (data != 255).sum()
+    assert 2.3 < grid_km2 / legend["mapped_km2"] < 2.5
+    assert legend["nodata"]["area_km2"] == pytest.approx(ground[data == 255].sum(), rel=1e-5)
+    assert "WGS 84 ellipsoid" in legend["area"]
 
 
 def test_legend_of_a_geographic_map_sums_to_the_earth(tmp_path):
     """10-degree pixels over the globe: the ellipsoidal areas add up to WGS84's 510.066 million km²."""
     from rasterio.transform import from_origin
 
-    from senclip.explore.layers import class_areas
+    from senclip.explore.areas import class_areas
 
-    path = tmp_path / "globe.tif"
     data = (np.arange(18 * 36).reshape(18, 36) % 3).astype(np.uint8)
-    with rasterio.open(path, "w", driver="GTiff", width=36, height=18, count=1, dtype="uint8",
-                       crs="EPSG:4326", transform=from_origin(-180, 90, 10, 10), nodata=255) as dst:
-        dst.write(data[None])
+    path = write_map(tmp_path / "globe.tif", data, "EPSG:4326", from_origin(-180, 90, 10, 10))
     counts, km2 = class_areas(path)
     assert counts[:3].sum() == 648 and km2.sum() == pytest.approx(510_065_621.7, rel=1e-6)
     assert km2[0] == pytest.approx(km2[1], rel=1e-9)  # each class has one pixel in three of every row
+
+
+def test_legend_shares_are_shares_of_the_ground_not_of_pixels(tmp_path):
+    """A geographic map: as many pixels of class 0 near the pole as of class 1 at the equator, but far
+    less ground."""
+    from rasterio.transform import from_origin
+
+    from senclip.explore.layers import ClassLayer
+
+    data = np.full((90, 10), 255, np.uint8)
+    data[:10] = 0  # 80-90° N
+    data[-10:] = 1  # 0-10° N
+    path = write_map(tmp_path / "geo.tif", data, "EPSG:4326", from_origin(0, 90, 1, 1))
+    legend = ClassLayer(path).legend()
+    zero, one = legend["classes"]
+    assert zero["pixels"] == one["pixels"] == 100
+    ground = ground_km2(path)
+    expected = np.array([ground[data == 0].sum(), ground[data == 1].sum()])
+    np.testing.assert_allclose([zero["area_km2"], one["area_km2"]], expected, rtol=1e-4)
+    np.testing.assert_allclose([zero["percent"], one["percent"]], 100 * expected / expected.sum(), rtol=1e-4)
+    assert zero["percent"] < 9
+    assert zero["percent"] + one["percent"] == pytest.approx(100)
 
 
 def test_point_gives_the_class_rasterio_reads_and_the_top_probabilities(explorer, made):
@@ -125,7 +196,7 @@ def test_composite_in_true_colour_with_a_stretch(explorer, made):
 
 def test_a_composite_of_digital_numbers_is_stretched_in_reflectance(made, tmp_path):
     """A uint16 composite with GDAL scale/offset (as acquire writes): stretch values are reflectances."""
-    from senclip.explore.layers import CompositeLayer
+    from senclip.explore.composite import CompositeLayer
     from senclip.testing.rasters import write_raster
 
     with rasterio.open(made.scene) as ds:
@@ -154,8 +225,9 @@ def test_probability_tiles_are_a_colour_ramp_of_one_class(explorer, made):
     for colour, p in zip(got, probs, strict=True):
         nearest = [k for k in range(256) if abs(k - p * 255) <= 1]
         assert colour in [tuple(ramp[k]) for k in nearest], (colour, p)
+    x, y, *_ = tile_of(lon[0], lat[0], Z)
     with pytest.raises(NotFound, match="class 10"):
-        explorer.tile("probability", Z, 0, 0, index=10)
+        explorer.tile("probability", Z, x, y, index=10)
 
 
 def test_text_query_is_senclip_search(explorer, made, tmp_path, capsys):
@@ -207,3 +279,136 @@ def test_heat_tiles_and_the_threshold(explorer, made):
 def test_empty_and_long_queries_are_refused(explorer, query):
     with pytest.raises(Unprocessable):
         explorer.search_summary(query)
+
+
+def layer_pixels(layer, lon, lat) -> list[tuple]:
+    """The RGBA pixel of a class layer's tile (:meth:`ClassLayer.tile`) at each point."""
+    tiles, out = {}, []
+    for lo, la in zip(lon, lat, strict=True):
+        x, y, px, py = tile_of(lo, la, Z)
+        if (x, y) not in tiles:
+            tiles[x, y] = rgba(layer.tile(Z, x, y))
+        out.append(tuple(int(v) for v in tiles[x, y][int(py), int(px)]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["senclip", "plain"])
+def test_nodata_cells_are_clear_and_out_of_the_shares(made, tmp_path, kind):
+    """Cells of 255 are transparent on the tiles and left out of the legend's shares, on a map of
+    ``senclip map`` (colour table, CLASSES tag) and on a plain uint8 GeoTIFF without either, whose
+    classes are then named ``class N`` after the values it holds and coloured with senclip's palette."""
+    import shutil
+
+    from senclip.explore.layers import ClassLayer
+    from senclip.mapping.writers import class_colors
+
+    with rasterio.open(made.map) as src:
+        data, profile, table = src.read(1), src.profile, src.colormap(1)
+    data[0, 0] = data[2, 3] = 255
+    path = tmp_path / f"{kind}.tif"
+    if kind == "senclip":
+        shutil.copyfile(made.map, path)
+        with rasterio.open(path, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+            dst.write(data[None])
+    else:
+        plain = {k: profile[k] for k in ("width", "height", "count", "dtype", "crs", "transform", "nodata")}
+        with rasterio.open(path, "w", driver="GTiff", **plain) as dst:
+            dst.write(data[None])
+    layer = ClassLayer(path)
+    present = sorted(set(data.ravel().tolist()) - {255})
+    if kind == "plain":
+        assert layer.names == {v: f"class {v}" for v in present}
+        colours = dict(zip(present, class_colors([f"class {v}" for v in present]), strict=True))
+        expected = {v: (*colours[v], 255) for v in present}
+    else:
+        assert list(layer.names.values()) == made.classes
+        expected = {v: tuple(table[v]) for v in present}
+    lon, lat, values = cell_centres_lonlat(path)
+    got = layer_pixels(layer, lon, lat)
+    assert [g for g, v in zip(got, values, strict=True) if v == 255] == [(0, 0, 0, 0)] * 2
+    mapped = [v for v in values if v != 255]
+    assert [g for g, v in zip(got, values, strict=True) if v != 255] == [expected[v] for v in mapped]
+    legend = layer.legend()
+    assert legend["nodata"]["pixels"] == 2 and sum(c["pixels"] for c in legend["classes"]) == 14
+    shares = np.array([c["percent"] for c in legend["classes"]])
+    np.testing.assert_allclose(shares, 100 * np.array([c["area_km2"] for c in legend["classes"]])
+                               / legend["mapped_km2"])
+    assert shares.sum() == pytest.approx(100) and legend["mapped_km2"] == pytest.approx(14 / 16 * (
+        legend["mapped_km2"] + legend["nodata"]["area_km2"]), rel=1e-4)
+
+
+def test_layers_of_different_extents(made, tmp_path):
+    """A composite covering the class map's top-left quarter only (an area run's class map is rounded up
+    to whole cells, its composite is not): /api/info gives each layer its own bounds, a tile on the
+    map but off the composite is a transparent tile, not an error, and one off every layer is 404."""
+    from senclip.explore import Explorer, resolve_files
+    from senclip.testing.rasters import write_raster
+
+    with rasterio.open(made.scene) as src:
+        quarter = write_raster(tmp_path / "quarter.tif", src.read()[:, :128, :128], ["B04", "B03", "B02"])
+    explorer = Explorer(resolve_files(made.map, composite=quarter))
+    info = explorer.info()
+    (s, w), (n, e) = info["layers"]["classes"]["bounds"]
+    (cs, cw), (cn, ce) = info["layers"]["composite"]["bounds"]
+    assert cw == pytest.approx(w) and cn == pytest.approx(n) and cs > s + 0.005 and ce < e - 0.005
+    assert info["bounds"] == info["layers"]["classes"]["bounds"]  # the union
+    lon, lat, _ = cell_centres_lonlat(made.map)
+    inside, off = tile_of(lon[0], lat[0], Z)[:2], tile_of(lon[15], lat[15], Z)[:2]  # cells (0, 0), (3, 3)
+    assert (rgba(explorer.tile("composite", Z, *inside))[..., 3] == 255).any()
+    assert (rgba(explorer.tile("composite", Z, *off))[..., 3] == 0).all()
+    assert (rgba(explorer.tile("classes", Z, *off))[..., 3] == 255).any()
+    with pytest.raises(NotFound, match="outside the map"):
+        explorer.tile("composite", Z, 0, 0)
+
+
+def test_a_result_pushed_out_stays_open_while_a_request_reads_it(made):
+    """Other phrases push a result out of the kept ones while a request still reads tiles from its
+    in-memory file: the file closes only once that request is done."""
+    from senclip.explore.search import KEEP_RESULTS, TextSearch
+
+    search = TextSearch(made.model, made.tiles)
+    summary_tile = tile_of(*np.mean(search.summary("River")["best_bounds"], axis=0)[::-1], Z)[:2]
+    with search.using("River") as held:
+        for i in range(KEEP_RESULTS):
+            search.result(f"a photo of place {i}")
+        assert "River" not in search._results and not held.raster.closed
+        assert held.layer.read_tile(Z, *summary_tile, indexes=1) is not None
+    assert held.raster.closed
+    evicted = search.result("a photo of place 1")  # pushed out by the next, with no reader: closed at once
+    for i in range(KEEP_RESULTS):
+        search.result(f"another phrase {i}")
+    assert evicted.raster.closed
+
+
+def test_a_kept_phrase_is_answered_while_another_is_scored(made, monkeypatch):
+    """The text tower runs outside the lock of the kept results: a kept phrase's tile is answered while
+    a new phrase is being scored."""
+    import threading
+
+    import senclip.explore.search as search_module
+    from senclip.explore.search import TextSearch
+
+    search = TextSearch(made.model, made.tiles)
+    search.result("River")
+    started, release = threading.Event(), threading.Event()
+    scored = search_module.tile_similarity
+
+    def slow(model, unit, query, path):
+        if query == "slow":
+            started.set()
+            release.wait(30)
+        return scored(model, unit, query, path)
+
+    monkeypatch.setattr(search_module, "tile_similarity", slow)
+    worker = threading.Thread(target=search.result, args=("slow",))
+    worker.start()
+    try:
+        assert started.wait(30)
+        answered = threading.Thread(target=search.summary, args=("River",))
+        answered.start()
+        answered.join(10)
+        assert not answered.is_alive()  # not held up by the phrase being scored
+    finally:
+        release.set()
+        worker.join(30)
+    assert "slow" in search._results

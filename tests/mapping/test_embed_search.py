@@ -107,3 +107,37 @@ def test_read_tiles_refuses_embeddings_of_different_lengths(tmp_path):
     pq.write_table(table.replace_schema_metadata({META_KEY: "{}"}), tmp_path / "t.parquet")
     with pytest.raises(SenclipError, match="different lengths"):
         read_tiles(tmp_path / "t.parquet")
+
+
+def test_read_tiles_takes_a_fixed_size_list_column_and_refuses_an_empty_file(tmp_path):
+    """GeoParquet writers other than ours (and pyarrow from numpy) store fixed-size lists; an empty file
+    (no valid tile) is one line, not numpy's reshape error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import pytest
+
+    from senclip.errors import SenclipError
+    from senclip.mapping.embeddings import META_KEY, read_tiles
+
+    emb = np.arange(12, dtype=np.float32).reshape(4, 3)
+    meta = {META_KEY: '{"tile": 64}'}
+    as_lists = pa.table({"row": [0, 0, 1, 1], "col": [0, 1, 0, 1], "embedding": list(emb)})
+    fixed = as_lists.set_column(2, "embedding", pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), 3))
+    assert isinstance(fixed.column("embedding").chunk(0), pa.FixedSizeListArray)
+    for name, table in (("lists", as_lists), ("fixed", fixed)):
+        pq.write_table(table.replace_schema_metadata(meta), tmp_path / f"{name}.parquet")
+        rows, cols, got, recorded = read_tiles(tmp_path / f"{name}.parquet")
+        np.testing.assert_array_equal(got, emb)
+        assert rows.tolist() == [0, 0, 1, 1] and cols.tolist() == [0, 1, 0, 1] and recorded == {"tile": 64}
+    for name, column in (("empty", pa.array([], pa.list_(pa.float32()))),
+                         ("empty_fixed", pa.array([], pa.list_(pa.float32(), 3)))):
+        no_ints = pa.array([], pa.int32())
+        table = pa.table({"row": no_ints, "col": no_ints, "embedding": column})
+        pq.write_table(table.replace_schema_metadata(meta), tmp_path / f"{name}.parquet")
+        with pytest.raises(SenclipError, match="holds no tiles") as info:
+            read_tiles(tmp_path / f"{name}.parquet")
+        assert "\n" not in str(info.value)
+    pq.write_table(pa.table({"row": [0], "col": [0], "embedding": ["text"]}).replace_schema_metadata(meta),
+                   tmp_path / "strings.parquet")
+    with pytest.raises(SenclipError, match="not a list of numbers"):
+        read_tiles(tmp_path / "strings.parquet")

@@ -265,6 +265,22 @@ def load_model_from_args(args: argparse.Namespace):
     return set_precision_from_args(model, args)
 
 
+def model_for_tiles(args: argparse.Namespace, tiles):
+    """The ``--model/--pretrained/--checkpoint`` model, else the one ``tiles`` records (search, explore)."""
+    from senclip.mapping.embeddings import read_tiles
+    from senclip.models import create_model
+
+    device = resolve_device(args.device)
+    if args.model is None:
+        recorded = read_tiles(tiles)[3]["model"]
+        model = create_model(recorded["model"], pretrained=recorded.get("pretrained"),
+                             checkpoint=recorded.get("checkpoint"), device=device)
+    else:
+        model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+                             device=device)
+    return set_precision_from_args(model, args)
+
+
 def set_precision_from_args(model, args: argparse.Namespace):
     """Apply ``--precision`` to ``model`` and say which was chosen (:func:`report_precision`)."""
     why = model.set_precision(getattr(args, "precision", "auto"))

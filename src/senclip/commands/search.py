@@ -43,25 +43,8 @@ def plan(args: argparse.Namespace):
                 options=plan_options(args))
 
 
-def model_for_tiles(args: argparse.Namespace, tiles):
-    """The ``--model/--pretrained/--checkpoint`` model, else the one ``tiles`` records (search, explore)."""
-    from senclip.commands.common import resolve_device, set_precision_from_args
-    from senclip.mapping.embeddings import read_tiles
-    from senclip.models import create_model
-
-    device = resolve_device(args.device)
-    if args.model is None:
-        recorded = read_tiles(tiles)[3]["model"]
-        model = create_model(recorded["model"], pretrained=recorded.get("pretrained"),
-                             checkpoint=recorded.get("checkpoint"), device=device)
-    else:
-        model = create_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
-                             device=device)
-    return set_precision_from_args(model, args)
-
-
 def run(args: argparse.Namespace) -> int:
-    from senclip.commands.common import configure_runtime
+    from senclip.commands.common import configure_runtime, model_for_tiles
     from senclip.mapping.embeddings import search_tiles
 
     configure_runtime()

@@ -2,7 +2,11 @@
 
 :class:`Explorer` is what the web layer calls; each method is one endpoint's answer (bytes or a
 JSON-ready dict), tested without HTTP. Its layers are fixed at construction: a request names a
-layer, a tile, a point, a class or a phrase, never a file.
+layer, a tile, a point, a class, a month or a phrase, never a file.
+
+"The map" is the union of the layers' extents: a tile outside it is 404, a tile inside it but off
+one layer's own extent is that layer's transparent tile. ``/api/info`` gives every layer's bounds,
+and the page asks for a layer's tiles inside them only.
 """
 
 from __future__ import annotations
@@ -10,8 +14,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from senclip.errors import SenclipError
+from senclip.explore.composite import CompositeLayer
 from senclip.explore.errors import NotFound
-from senclip.explore.layers import ClassLayer, CompositeLayer, ProbabilityLayer
+from senclip.explore.layers import (
+    ClassLayer,
+    ProbabilityLayer,
+    check_tile,
+    leaflet_bounds,
+    overlaps,
+    tile_bounds,
+)
 from senclip.explore.search import MAX_QUERY_CHARS, TextSearch
 from senclip.explore.sources import ExploreFiles
 
@@ -51,20 +63,30 @@ class Explorer:
         self.files = files
         self.basemap = basemap
         self.basemap_origin = basemap_origin(basemap) if basemap else None
-        self.classes = ClassLayer(files.class_map, files.item("class-map"))
-        item = files.item("composite") or files.item("monthly-composite")
-        self.composite = CompositeLayer(files.composite, item) if files.composite else None
+        self.notes: list[str] = []  # what was found but left out, for the command to print
+        self.classes = ClassLayer(files.class_map, files.item("class_map"))
+        self.composite = None
+        if files.composite:
+            try:
+                self.composite = CompositeLayer(files.composite, files.item("composite"))
+            except SenclipError as exc:
+                if "composite" not in files.found:  # named by the user: refused
+                    raise
+                self.notes.append(f"composite not shown: {exc}")
         self.probability = None
         if files.probabilities:
             self.probability = ProbabilityLayer(files.probabilities, files.item("probabilities"),
-                                                self.classes.names)
+                                                list(self.classes.names.values()))
         self.search = None
         if files.embeddings:
             if model is None:
                 raise SenclipError("text queries need a model; give --model (or let it default to the "
                                    "one recorded in the embeddings file)")
             self.search = TextSearch(model, files.embeddings)
-        self.classes.legend()  # the areas, once, before the first page asks
+        extents = [layer.mercator for layer in (self.classes, self.composite, self.probability, self.search)
+                   if layer is not None]
+        self.mercator = (min(e[0] for e in extents), min(e[1] for e in extents),
+                         max(e[2] for e in extents), max(e[3] for e in extents))
 
     def _layer(self, name: str):
         if name not in LAYERS:
@@ -76,29 +98,39 @@ class Explorer:
         return layer
 
     def info(self) -> dict:
-        """What the page needs to set itself up: extent, zooms, layers and their options."""
-        layers: dict = {"classes": {"file": self.files.class_map.name}}
+        """What the page needs to set itself up: the map's extent (all layers), the class map's zooms,
+        and each layer's bounds and options."""
+        layers: dict = {"classes": {"file": self.files.class_map.name, **self.classes.extent()}}
         if self.composite:
-            layers["composite"] = {"file": self.composite.path.name, "bands": list(self.composite.rgb),
-                                   "stretch": list(self.composite.stretch)}
+            layers["composite"] = self.composite.describe()
         if self.probability:
-            layers["probability"] = {"file": self.probability.path.name, "classes": self.probability.names}
+            layers["probability"] = {"file": self.probability.path.name, "classes": self.probability.names,
+                                     **self.probability.extent()}
         if self.search:
             layers["search"] = {"file": self.search.path.name, "tiles": int(self.search.rows.size),
-                                "max_query_chars": MAX_QUERY_CHARS}
+                                "max_query_chars": MAX_QUERY_CHARS, **self.search.extent()}
         return {"title": self.files.class_map.name, "crs": self.classes.crs.to_string(),
-                **self.classes.extent(), "layers": layers, "basemap": self.basemap}
+                **self.classes.extent(), "bounds": leaflet_bounds(self.mercator), "layers": layers,
+                "basemap": self.basemap, "notes": self.notes}
 
     def legend(self) -> dict:
         return self.classes.legend()
 
     def tile(self, layer: str, z: int, x: int, y: int, *, lo: float | None = None, hi: float | None = None,
-             index: int | None = None, query: str = "", threshold: float | None = None) -> bytes:
-        """A 256-px PNG tile of a layer (options: composite ``lo``/``hi``, probability ``index``,
-        search ``query``/``threshold``)."""
+             index: int | None = None, month: int | None = None, query: str = "",
+             threshold: float | None = None) -> bytes:
+        """A 256-px PNG tile of a layer (options: composite ``lo``/``hi``/``month``, probability
+        ``index``, search ``query``/``threshold``); transparent on the map but off the layer.
+
+        Raises:
+            BadRequest: z/x/y name no tile. NotFound: an unknown layer, a tile outside the map.
+        """
         source = self._layer(layer)
+        check_tile(z, x, y)
+        if not overlaps(tile_bounds(z, x, y), self.mercator):
+            raise NotFound(f"tile {z}/{x}/{y} is outside the map")
         if layer == "composite":
-            return source.tile(z, x, y, lo, hi)
+            return source.tile(z, x, y, lo, hi, month)
         if layer == "probability":
             return source.tile(z, x, y, 0 if index is None else index)
         if layer == "search":

@@ -1,23 +1,26 @@
 """The explorer's raster layers: web-mercator tiles, point values and the legend, read with rio-tiler.
 
-Each layer is one COG fixed when the explorer starts (:mod:`senclip.explore.sources`); requests
-only choose a tile, a point, a class or a stretch. A file is opened per request (rio-tiler's
+Each layer is one COG fixed when the explorer starts (:mod:`senclip.explore.sources`), with the
+STAC Item that describes it where there is one (read with pystac); requests only choose a tile, a
+point, a class, a month or a stretch. A file is opened per request (rio-tiler's
 :class:`~rio_tiler.io.Reader`), so concurrent requests never share a GDAL handle.
 
 * :class:`ClassLayer`: the class map, drawn with the colour table of its COG; its legend gives each
-  class's area.
-* :class:`CompositeLayer`: true colour (red, green, blue bands) with a linear stretch.
+  class's ground area (:mod:`senclip.explore.areas`).
 * :class:`ProbabilityLayer`: one class's probability as a colour ramp, and a point's top classes.
+* the composite in true colour: :mod:`senclip.explore.composite`.
 
-A tile is "on the map" when its web-mercator square overlaps the map's web-mercator bounds; the
-page gives Leaflet the same bounds (``bounds`` of :meth:`RasterLayer.extent`), so the browser never
-asks for a tile the server calls off the map.
+A layer answers a tile that misses its own extent with a transparent tile: the page asks for a
+layer's tiles inside that layer's bounds (``/api/info``), but the layers of one map need not share
+an extent (an area run's class map is rounded up to whole cells, its composite is not).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ TILE_SIZE = 256
 MAX_ZOOM = 24
 MERCATOR = "EPSG:3857"
 WGS84 = "EPSG:4326"
+MERCATOR_SPAN = 2 * math.pi * 6378137.0
 RAMP = "viridis"
 """Colour ramp of probabilities (perceptually uniform, readable in grey)."""
 
@@ -49,18 +53,50 @@ def check_lonlat(lon: float, lat: float) -> None:
         raise BadRequest(f"({lon}, {lat}) is not a longitude, latitude pair in degrees")
 
 
-class RasterLayer:
-    """One COG: its grid, its extent in web mercator and WGS84, and tiles read by rio-tiler."""
+def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    from rio_tiler.constants import WEB_MERCATOR_TMS
 
-    def __init__(self, path: str | Path) -> None:
+    return tuple(WEB_MERCATOR_TMS.xy_bounds(x, y, z))
+
+
+def overlaps(a, b) -> bool:
+    """Whether two ``(left, bottom, right, top)`` boxes overlap (not only touch)."""
+    return a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
+
+
+def leaflet_bounds(mercator) -> list[list[float]]:
+    """Web-mercator bounds as Leaflet takes them: WGS84 ``[[south, west], [north, east]]``."""
+    west, south, east, north = transform_bounds(MERCATOR, WGS84, *mercator)
+    return [[south, west], [north, east]]
+
+
+@cache
+def empty_tile() -> bytes:
+    """A transparent 256-px PNG: a tile on the map but off this layer."""
+    from rio_tiler.models import ImageData
+
+    return ImageData(np.ma.masked_all((1, TILE_SIZE, TILE_SIZE), dtype="uint8")).render(img_format="PNG")
+
+
+class RasterLayer:
+    """One COG: its grid, its extent in web mercator and WGS84, and tiles read by rio-tiler.
+
+    ``smooth``: resample with bilinear weights where a tile's pixel is coarser than the file's (a
+    zoomed-out view of reflectances or probabilities); nearest otherwise, and always for classes.
+    """
+
+    smooth = False
+
+    def __init__(self, path: str | Path, item=None) -> None:
         from rio_tiler.io import Reader
 
-        self.path = Path(path)
+        self.path, self.item = Path(path), item
         try:
             with rasterio.open(self.path) as ds:
                 self.crs, self.transform, self.shape = ds.crs, ds.transform, ds.shape
                 self.count, self.dtype, self.nodata = ds.count, ds.dtypes[0], ds.nodata
                 self.descriptions = list(ds.descriptions)
+                self.colorinterp = [c.name for c in ds.colorinterp]
                 self.scaled = any(s != 1 for s in ds.scales) or any(o != 0 for o in ds.offsets)
                 self.tags = ds.tags()
                 self.colormap = _colormap(ds)
@@ -74,41 +110,37 @@ class RasterLayer:
             with Reader(str(self.path)) as reader:
                 self.minzoom, self.maxzoom = int(reader.minzoom), int(reader.maxzoom)
         self.mercator = transform_bounds(self.crs, MERCATOR, *bounds, densify_pts=21)
+        self.native = (self.mercator[2] - self.mercator[0]) / self.shape[1]  # metres of mercator a pixel
 
     def extent(self) -> dict:
         """Bounds in WGS84 (``[[south, west], [north, east]]``, as Leaflet takes them) and zooms."""
-        west, south, east, north = transform_bounds(MERCATOR, WGS84, *self.mercator)
-        return {"bounds": [[south, west], [north, east]], "minzoom": self.minzoom, "maxzoom": self.maxzoom}
+        return {"bounds": leaflet_bounds(self.mercator), "minzoom": self.minzoom, "maxzoom": self.maxzoom}
 
     def covers(self, z: int, x: int, y: int) -> bool:
-        from rio_tiler.constants import WEB_MERCATOR_TMS
-
-        left, bottom, right, top = WEB_MERCATOR_TMS.xy_bounds(x, y, z)
-        w, s, e, n = self.mercator
-        return left < e and right > w and bottom < n and top > s
+        return overlaps(tile_bounds(z, x, y), self.mercator)
 
     def read_tile(self, z: int, x: int, y: int, indexes, **options):
-        """The tile as rio-tiler ``ImageData`` (masked where the file has no data).
+        """The tile as rio-tiler ``ImageData`` (masked where the file has no data), ``None`` off this layer.
 
         Raises:
-            BadRequest: z/x/y name no tile. NotFound: the tile is off the map.
+            BadRequest: z/x/y name no tile.
         """
         from rio_tiler.errors import TileOutsideBounds
         from rio_tiler.io import Reader
-        from rio_tiler.models import ImageData
 
         check_tile(z, x, y)
         if not self.covers(z, x, y):
-            raise NotFound(f"tile {z}/{x}/{y} is outside the map")
+            return None
+        coarser = self.smooth and MERCATOR_SPAN / 2**z / TILE_SIZE > self.native
+        method = "bilinear" if coarser else "nearest"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Reader(str(self.path), options=options) as reader:
                 try:
-                    return reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=indexes)
-                except TileOutsideBounds:  # on the map's mercator bounds, off its own grid: empty
-                    n = 1 if isinstance(indexes, int) else len(indexes)
-                    empty = np.ma.masked_all((n, TILE_SIZE, TILE_SIZE), dtype=self.dtype)
-                    return ImageData(empty)
+                    return reader.tile(x, y, z, tilesize=TILE_SIZE, indexes=indexes,
+                                       resampling_method=method, reproject_method=method)
+                except TileOutsideBounds:  # on its mercator bounds, off its own grid
+                    return None
 
     def values_at(self, lon: float, lat: float) -> tuple[dict, np.ma.MaskedArray]:
         """Where a WGS84 point falls (map CRS ``x``/``y``, ``row``/``col``) and every band's value.
@@ -138,6 +170,8 @@ def render_ramp(img, lo: float, hi: float, ramp: str) -> bytes:
     """PNG of a one-band float tile: ``lo``..``hi`` along a matplotlib colour ramp, masked cells clear."""
     from rio_tiler.colormap import cmap
 
+    if img is None:
+        return empty_tile()
     img.array.fill_value = 0  # a NaN fill value would be cast to uint8 by the rescale
     img.rescale(in_range=((lo, hi if hi > lo else lo + 1e-6),))
     return img.render(img_format="PNG", colormap=cmap.get(ramp))
@@ -154,59 +188,76 @@ def _hex(rgb) -> str:
     return "#{:02x}{:02x}{:02x}".format(*[int(c) for c in rgb[:3]])
 
 
-def _read_item(path: Path | None) -> dict:
-    return json.loads(path.read_text()) if path else {}
+def item_classes(item) -> dict:
+    """``value -> pystac Classification`` of a class map's Item: the ``data`` asset's classes, else its
+    first raster band's, else the Item properties' (empty without the classification extension)."""
+    from pystac.extensions.classification import ClassificationExtension
+    from pystac.extensions.raster import RasterExtension
+
+    if item is None or not ClassificationExtension.has_extension(item):
+        return {}
+    asset = item.assets.get("data")
+    where = []
+    if asset is not None:
+        where.append(ClassificationExtension.ext(asset))
+        if RasterExtension.has_extension(item) and RasterExtension.ext(asset).bands:
+            where.append(ClassificationExtension.ext(RasterExtension.ext(asset).bands[0]))
+    where.append(ClassificationExtension.ext(item))
+    for source in where:
+        if source.classes:
+            return {int(c.value): c for c in source.classes}
+    return {}
 
 
 class ClassLayer(RasterLayer):
     """The class map: a one-band uint8 COG (255 = nodata) with its colour table and class names.
 
     Names come from the COG's ``CLASSES`` tag (``senclip map`` writes it), else the STAC Item's
-    ``classification:classes``, else ``class N``. Colours come from the COG's colour table, else the
-    Item's ``color_hint``, else senclip's class palette.
+    ``classification:classes`` (``title``, else ``name``), else ``class N``; every value the map
+    holds has a legend entry. Colours come from the COG's colour table, else the Item's
+    ``color_hint``, else senclip's class palette (:func:`senclip.mapping.writers.class_colors`).
     """
 
-    def __init__(self, path: str | Path, item: Path | None = None) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | Path, item=None) -> None:
+        super().__init__(path, item)
         if self.count != 1 or self.dtype != "uint8":
             raise SenclipError(f"{self.path}: a class map is one uint8 band; this file has {self.count} "
                                f"{self.dtype} band(s) (give it with --composite or --probabilities?)")
+        from senclip.explore.areas import area_rule, class_areas
         from senclip.mapping.writers import NODATA_CLASS, class_colors
 
         self.nodata_value = int(self.nodata) if self.nodata is not None else NODATA_CLASS
-        props = _read_item(item).get("properties", {})
-        item_classes = {int(c["value"]): c for c in props.get("classification:classes", [])}
-        names = json.loads(self.tags["CLASSES"]) if "CLASSES" in self.tags else None
-        if names is None:
-            top = max(item_classes, default=-1)
-            names = [item_classes.get(v, {}).get("name", f"class {v}") for v in range(top + 1)]
-        self.names: list[str] = list(names)
-        if self.colormap is None:
-            fallback = class_colors(self.names)
-            self.colormap = {v: (*(bytes.fromhex(item_classes[v]["color_hint"]) if "color_hint" in
-                                   item_classes.get(v, {}) else fallback[v]), 255) for v in range(len(names))}
-            self.colormap[self.nodata_value] = (0, 0, 0, 0)
-        self._legend: dict | None = None
+        self.counts, self.km2 = class_areas(self.path)
+        self.area_rule = area_rule(self.crs)
+        described = item_classes(item)
+        named = dict(enumerate(json.loads(self.tags["CLASSES"]))) if "CLASSES" in self.tags else \
+            {v: c.title or c.name for v, c in described.items()}
+        present = {int(v) for v in np.flatnonzero(self.counts)}
+        values = sorted((set(named) | present) - {self.nodata_value})
+        self.names: dict[int, str] = {v: named.get(v, f"class {v}") for v in values}
+        palette = dict(zip(values, class_colors([self.names[v] for v in values]), strict=True))
+        table = self.colormap or {}
+        self.colormap = {}
+        for v in values:
+            hint = described[v].color_hint if v in described else None
+            self.colormap[v] = table.get(v) or ((*bytes.fromhex(hint), 255) if hint else (*palette[v], 255))
+        self.colormap[self.nodata_value] = (0, 0, 0, 0)
 
     def tile(self, z: int, x: int, y: int) -> bytes:
         img = self.read_tile(z, x, y, indexes=1)
-        return img.render(img_format="PNG", colormap=self.colormap)
+        return empty_tile() if img is None else img.render(img_format="PNG", colormap=self.colormap)
 
     def legend(self) -> dict:
-        """Each class's value, name, colour, pixel count, area (km²) and share of the mapped area."""
-        if self._legend is None:
-            counts, km2 = class_areas(self.path)
-            mapped = sum(counts[v] for v in range(256) if v != self.nodata_value)
-            mapped_km2 = sum(km2[v] for v in range(256) if v != self.nodata_value)
-            classes = [{"value": v, "name": name, "color": _hex(self.colormap.get(v, (0, 0, 0))),
-                        "pixels": int(counts[v]), "area_km2": float(km2[v]),
-                        "percent": 100.0 * counts[v] / mapped if mapped else 0.0}
-                       for v, name in enumerate(self.names)]
-            self._legend = {"classes": classes, "mapped_km2": float(mapped_km2),
-                            "nodata": {"value": self.nodata_value, "pixels": int(counts[self.nodata_value]),
-                                       "area_km2": float(km2[self.nodata_value])},
-                            "area": area_rule(self.crs)}
-        return self._legend
+        """Each class's value, name, colour, pixel count, ground area (km²) and share of the mapped area."""
+        nodata = self.nodata_value
+        mapped = float(self.km2.sum() - self.km2[nodata])
+        classes = [{"value": v, "name": name, "color": _hex(self.colormap[v]),
+                    "pixels": int(self.counts[v]), "area_km2": float(self.km2[v]),
+                    "percent": 100.0 * self.km2[v] / mapped if mapped else 0.0}
+                   for v, name in self.names.items()]
+        nodata_entry = {"value": nodata, "pixels": int(self.counts[nodata]),
+                        "area_km2": float(self.km2[nodata])}
+        return {"classes": classes, "mapped_km2": mapped, "nodata": nodata_entry, "area": self.area_rule}
 
     def point(self, lon: float, lat: float) -> dict:
         where, values = self.values_at(lon, lat)
@@ -214,110 +265,20 @@ class ClassLayer(RasterLayer):
         if value is None or value == self.nodata_value:
             cls = None
         else:
-            name = self.names[value] if value < len(self.names) else f"class {value}"
+            name = self.names.get(value, f"class {value}")
             cls = {"value": value, "name": name, "color": _hex(self.colormap.get(value, (0, 0, 0)))}
         return {**where, "crs": self.crs.to_string(), "class": cls}
-
-
-def area_rule(crs) -> str:
-    if crs.is_projected:
-        return "pixel area on the map's projected grid"
-    return "ellipsoidal area of each row's pixels (WGS84 ellipsoid)"
-
-
-def pixel_areas_km2(ds) -> np.ndarray:
-    """Area of one pixel of each row, km² (``(height,)``): constant on a projected grid."""
-    t = ds.transform
-    if ds.crs.is_projected:
-        unit = ds.crs.linear_units_factor[1]
-        return np.full(ds.height, abs(t.a * t.e - t.b * t.d) * unit * unit / 1e6)
-    from pyproj import Geod
-
-    geod = Geod(ellps="WGS84")
-    areas = np.empty(ds.height)
-    for r in range(ds.height):
-        (x0, y0), (x1, y1) = t @ (0, r), t @ (1, r + 1)
-        area, _ = geod.polygon_area_perimeter([x0, x1, x1, x0], [y0, y0, y1, y1])
-        areas[r] = abs(area) / 1e6
-    return areas
-
-
-def class_areas(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel count and area (km²) of each value 0..255 of a uint8 map, read block by block."""
-    counts = np.zeros(256, dtype=np.int64)
-    km2 = np.zeros(256)
-    with rasterio.open(path) as ds:
-        row_km2 = pixel_areas_km2(ds)
-        for _, window in ds.block_windows(1):
-            block = ds.read(1, window=window)
-            h = block.shape[0]
-            per_row = np.bincount((np.arange(h)[:, None] * 256 + block).ravel(), minlength=h * 256)
-            per_row = per_row.reshape(h, 256)
-            counts += per_row.sum(0)
-            km2 += (per_row * row_km2[window.row_off:window.row_off + h, None]).sum(0)
-    return counts, km2
-
-
-RGB_NAMES = {"red": ("B04", "red"), "green": ("B03", "green"), "blue": ("B02", "blue")}
-
-
-class CompositeLayer(RasterLayer):
-    """A Sentinel-2 composite in true colour with a linear stretch (default: 2nd-98th percentile).
-
-    Red, green and blue are the bands described as ``B04``/``B03``/``B02`` (or ``red``/``green``/
-    ``blue``), else those the STAC Item's ``eo:bands`` name so, else bands 1-3; where a band name
-    occurs more than once (a monthly composite), the first. Values are the file's, with its GDAL
-    scale and offset applied.
-    """
-
-    def __init__(self, path: str | Path, item: Path | None = None) -> None:
-        super().__init__(path)
-        if self.count < 3:
-            raise SenclipError(f"{self.path}: a composite needs red, green and blue bands; "
-                               f"it has {self.count}")
-        eo = _read_item(item).get("assets", {}).get("data", {}).get("eo:bands", [])
-        self.rgb = tuple(self._band(colour, eo, default) for default, colour in enumerate(RGB_NAMES, 1))
-        self.stretch = self._default_stretch()
-
-    def _band(self, colour: str, eo: list, default: int) -> int:
-        names = {n.lower() for n in RGB_NAMES[colour]}
-        for labels in (self.descriptions, [b.get("name") for b in eo], [b.get("common_name") for b in eo]):
-            for i, label in enumerate(labels):
-                if label and label.lower() in names:
-                    return i + 1
-        return default
-
-    def _default_stretch(self) -> tuple[float, float]:
-        from rio_tiler.io import Reader
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Reader(str(self.path), options={"unscale": self.scaled}) as reader:
-                img = reader.preview(indexes=self.rgb, max_size=1024)
-        valid = img.array.compressed()
-        valid = valid[np.isfinite(valid)]
-        if valid.size == 0:
-            return 0.0, 1.0
-        lo, hi = (float(v) for v in np.percentile(valid, [2, 98]))
-        return (lo, hi) if hi > lo else (lo, lo + 1.0)
-
-    def tile(self, z: int, x: int, y: int, lo: float | None = None, hi: float | None = None) -> bytes:
-        lo = self.stretch[0] if lo is None else lo
-        hi = self.stretch[1] if hi is None else hi
-        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-            raise BadRequest(f"stretch min {lo} and max {hi}: give finite numbers with min < max")
-        img = self.read_tile(z, x, y, indexes=self.rgb, unscale=self.scaled)
-        img.rescale(in_range=((lo, hi),) * 3)
-        return img.render(img_format="PNG")
 
 
 class ProbabilityLayer(RasterLayer):
     """Per-class probabilities: one float band per class, named by its description (``senclip map
     --probabilities`` writes them), else the STAC Item's ``senclip:classes``, else ``CLASSES``."""
 
-    def __init__(self, path: str | Path, item: Path | None = None, fallback: list[str] | None = None) -> None:
-        super().__init__(path)
-        item_classes = _read_item(item).get("properties", {}).get("senclip:classes")
+    smooth = True
+
+    def __init__(self, path: str | Path, item=None, fallback: list[str] | None = None) -> None:
+        super().__init__(path, item)
+        item_classes = item.properties.get("senclip:classes") if item is not None else None
         names = self.descriptions if all(self.descriptions) else None
         tagged = json.loads(self.tags["CLASSES"]) if "CLASSES" in self.tags else None
         chosen = names or item_classes or tagged or fallback or []

@@ -6,14 +6,25 @@ then :func:`~senclip.mapping.embeddings.cell_mean` on the cell grid), so its hea
 are those of ``senclip search`` for the same model and phrase. A result is an in-memory GeoTIFF
 (GDAL ``/vsimem/``) of the heat map, which gives the page's tiles (through
 :class:`~senclip.explore.layers.RasterLayer`, as every layer) and the GeoTIFF download; the
-GeoJSON download holds the tiles whose score reaches a threshold. The last few results are kept.
+GeoJSON download holds the tiles whose score reaches a threshold.
+
+The last few results are kept. A phrase is scored outside the lock that guards the kept results, so
+a slow text tower never holds up a request for a kept phrase; a result pushed out of the kept ones
+closes its in-memory file only once the last request reading tiles from it is done.
+
+The threshold means the same on both sides as far as each can: the page's slider hides the heat
+map's *cells* whose score (the mean of the tiles over the cell) is below it, while the GeoJSON
+download keeps the *tiles* whose own score reaches it; where tiles overlap (stride < tile) a cell
+and the tiles over it can fall on different sides.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +33,15 @@ from rasterio.warp import transform as transform_coords
 
 from senclip.errors import SenclipError
 from senclip.explore.errors import BadRequest, Unprocessable
-from senclip.explore.layers import WGS84, RasterLayer, render_ramp
-from senclip.mapping.embeddings import cell_mean, read_tiles, tile_similarity, tiles_grid, unit_rows
+from senclip.explore.layers import MERCATOR, WGS84, RasterLayer, leaflet_bounds, render_ramp
+from senclip.mapping.embeddings import (
+    cell_mean,
+    check_query,
+    read_tiles,
+    tile_similarity,
+    tiles_grid,
+    unit_rows,
+)
 from senclip.mapping.writers import tiff_profile
 from senclip.models.model import text_embed_dim
 
@@ -34,9 +52,12 @@ HEAT_RAMP = "magma"
 
 
 def check_phrase(query: str) -> None:
-    """Refuse an empty phrase and one over :data:`MAX_QUERY_CHARS` (status 422)."""
-    if not query.strip():
-        raise Unprocessable("empty query; type a phrase such as 'a river'")
+    """Refuse what ``senclip search`` refuses (an empty phrase) and one over :data:`MAX_QUERY_CHARS`
+    (status 422)."""
+    try:
+        check_query(query)
+    except SenclipError as exc:
+        raise Unprocessable(str(exc)) from None
     if len(query) > MAX_QUERY_CHARS:
         raise Unprocessable(f"query of {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
 
@@ -56,6 +77,8 @@ class SearchResult:
     best: int               # index of the highest tile
     raster: MemoryFile      # float32 GeoTIFF of ``heat`` (NaN nodata, QUERY tag)
     layer: RasterLayer
+    users: int = 0          # requests reading it now (guarded by TextSearch's lock)
+    kept: bool = field(default=True)
 
     def close(self) -> None:
         self.raster.close()
@@ -65,6 +88,8 @@ class TextSearch:
     """A ``senclip embed`` file and the model whose text tower scores phrases against it."""
 
     def __init__(self, model, tiles: str | Path) -> None:
+        from rasterio.warp import transform_bounds
+
         self.model, self.path = model, Path(tiles)
         self.rows, self.cols, emb, self.meta = read_tiles(self.path)
         self.unit = unit_rows(emb)
@@ -74,25 +99,66 @@ class TextSearch:
         if text_embed_dim(model) != self.unit.shape[1]:
             raise SenclipError(f"{self.path} holds {self.unit.shape[1]}-d embeddings but the model's text "
                                f"tower gives {text_embed_dim(model)}-d; use the model that wrote the file")
+        t, w, h = self.grid.cell_transform, self.grid.cells_x, self.grid.cells_y
+        xs, ys = (t.c, t.c + t.a * w), (t.f, t.f + t.e * h)
+        self.mercator = transform_bounds(self.crs, MERCATOR, min(xs), min(ys), max(xs), max(ys),
+                                         densify_pts=21)
         self._results: OrderedDict[str, SearchResult] = OrderedDict()
         self._lock = threading.Lock()
 
+    def extent(self) -> dict:
+        """The heat map's bounds in WGS84, as :meth:`RasterLayer.extent` gives them."""
+        return {"bounds": leaflet_bounds(self.mercator)}
+
     def result(self, query: str) -> SearchResult:
-        """The phrase's result (computed once, then kept among the last :data:`KEEP_RESULTS`)."""
+        """The phrase's result (computed once, then kept among the last :data:`KEEP_RESULTS`).
+
+        For reading its in-memory file, use :meth:`using`: a result pushed out of the kept ones
+        meanwhile is closed only when its last reader is done.
+        """
+        with self.using(query) as r:
+            return r
+
+    @contextmanager
+    def using(self, query: str) -> Iterator[SearchResult]:
+        """The phrase's result, held open while the ``with`` block reads it."""
         check_phrase(query)
         with self._lock:
-            if query in self._results:
+            r = self._results.get(query)
+            if r is not None:
                 self._results.move_to_end(query)
-                return self._results[query]
-            scores = tile_similarity(self.model, self.unit, query, self.path)
-            heat = cell_mean(self.grid, self.rows, self.cols, scores)
-            raster = self._geotiff(heat, query)
-            best = int(np.argmax(scores))
-            result = SearchResult(query, scores, heat, best, raster, RasterLayer(raster.name))
-            self._results[query] = result
-            while len(self._results) > KEEP_RESULTS:
-                self._results.popitem(last=False)[1].close()
-            return result
+                r.users += 1
+        if r is None:
+            r = self._compute(query)  # outside the lock: the text tower takes tens of milliseconds
+            with self._lock:
+                kept = self._results.get(query)
+                if kept is not None:  # another request scored the same phrase meanwhile
+                    r.close()
+                    r = kept
+                else:
+                    self._results[query] = r
+                    self._evict()
+                r.users += 1
+        try:
+            yield r
+        finally:
+            with self._lock:
+                r.users -= 1
+                if not r.kept and r.users == 0:
+                    r.close()
+
+    def _evict(self) -> None:
+        while len(self._results) > KEEP_RESULTS:
+            old = self._results.popitem(last=False)[1]
+            old.kept = False
+            if old.users == 0:
+                old.close()
+
+    def _compute(self, query: str) -> SearchResult:
+        scores = tile_similarity(self.model, self.unit, query, self.path)
+        heat = cell_mean(self.grid, self.rows, self.cols, scores)
+        raster = self._geotiff(heat, query)
+        return SearchResult(query, scores, heat, int(np.argmax(scores)), raster, RasterLayer(raster.name))
 
     def _geotiff(self, heat: np.ndarray, query: str) -> MemoryFile:
         profile = tiff_profile(self.grid.cells_x, self.grid.cells_y, 1, "float32", self.crs,
@@ -119,17 +185,16 @@ class TextSearch:
     def tile(self, query: str, z: int, x: int, y: int, threshold: float | None = None) -> bytes:
         """A heat-map tile: the magma ramp over the phrase's score range, cells below ``threshold`` clear."""
         check_threshold(threshold)
-        r = self.result(query)
-        img = r.layer.read_tile(z, x, y, indexes=1)
-        if threshold is not None:
+        with self.using(query) as r:
+            img = r.layer.read_tile(z, x, y, indexes=1)
+        if img is not None and threshold is not None:
             img.array.mask = np.ma.getmaskarray(img.array) | (np.ma.getdata(img.array) < threshold)
         return render_ramp(img, float(r.scores.min()), float(r.scores.max()), HEAT_RAMP)
 
     def geotiff(self, query: str) -> bytes:
         """The heat map as a GeoTIFF file: the values ``senclip search`` writes for the phrase."""
-        raster = self.result(query).raster
-        raster.seek(0)
-        return raster.read()
+        with self.using(query) as r:
+            return bytes(r.raster.getbuffer())
 
     def geojson(self, query: str, threshold: float | None = None) -> dict:
         """The tiles scoring at least ``threshold`` (all without one) as WGS84 polygons, best first."""

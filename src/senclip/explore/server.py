@@ -36,9 +36,18 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_of(sock: socket.socket) -> str:
+    """The page's URL for a browser on this machine (on 0.0.0.0 or ::, the loopback address's)."""
     host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
+
+
+def _where(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        return f"listening on {host}:{port}, every address of this machine; Ctrl-C to stop"
+    return "Ctrl-C to stop"
 
 
 def serve(app, sock: socket.socket, open_browser: bool = True) -> None:
@@ -47,7 +56,7 @@ def serve(app, sock: socket.socket, open_browser: bool = True) -> None:
 
     url = url_of(sock)
     server = _uvicorn(app)
-    threading.Thread(target=_announce, args=(server, url, open_browser), daemon=True).start()
+    threading.Thread(target=_announce, args=(server, url, _where(sock), open_browser), daemon=True).start()
     # uvicorn handles Ctrl-C and SIGTERM itself (finishing the requests in flight), then sends the
     # signal again to the handler that was there before: Ctrl-C's KeyboardInterrupt is caught below,
     # and SIGTERM finds a handler that lets serve() return instead of the default that kills.
@@ -98,7 +107,7 @@ class ServerThread:
         self.stop()
 
 
-def _announce(server, url: str, open_browser: bool) -> None:
+def _announce(server, url: str, where: str, open_browser: bool) -> None:
     """Print the URL (and open it) once the server listens and handles Ctrl-C and SIGTERM."""
     import time
     import webbrowser
@@ -107,6 +116,6 @@ def _announce(server, url: str, open_browser: bool) -> None:
         if server.should_exit:
             return
         time.sleep(0.02)
-    print(f"senclip explore: {url} (Ctrl-C to stop)", flush=True)
+    print(f"senclip explore: {url} ({where})", flush=True)
     if open_browser:
         webbrowser.open(url)

@@ -94,7 +94,8 @@
     document.title = `senclip explore: ${info.title}`;
     $("title").textContent = info.title;
     $("crs").textContent = `map CRS ${info.crs}`;
-    const bounds = L.latLngBounds(info.bounds);
+    $("notes").textContent = info.notes.join(" ");
+    const bounds = L.latLngBounds(info.layers.classes.bounds);  // the class map: the view, clicks
     const maxZoom = Math.min(24, Math.max(22, info.maxzoom + 4));  // the server draws every zoom up to 24
     // no fade: a tile is drawn at once in its final colours (and a screenshot shows them)
     // whole zoom levels only: Leaflet 1.9's setUrl/redraw would ask for tiles at a fractional zoom
@@ -112,7 +113,8 @@
     if (info.basemap) {
       L.tileLayer(info.basemap, { maxZoom: maxZoom, attribution: `basemap: ${new URL(info.basemap.replace("{s}", "a")).host}` }).addTo(map);
     }
-    const options = (pane, opacity) => ({ bounds: bounds, pane: pane, opacity: opacity, maxZoom: maxZoom, noWrap: true });
+    // each layer asks for tiles inside its own bounds only (the layers of a map need not share one extent)
+    const options = (pane, opacity) => ({ bounds: L.latLngBounds(info.layers[pane].bounds), pane: pane, opacity: opacity, maxZoom: maxZoom, noWrap: true });
     const layers = {};
     const hookup = (name, layer) => {
       layers[name] = layer;
@@ -129,12 +131,20 @@
     const composite = info.layers.composite;
     if (composite) {
       $("layer-composite").hidden = false;
-      const url = () => `/tiles/composite/{z}/{x}/{y}.png?min=${$("stretch-min").value}&max=${$("stretch-max").value}`;
+      const month = $("composite-month");
+      for (const m of composite.months) {
+        const flagged = m.flagged === undefined ? "" : ` (${fmt(100 * m.flagged, 0)} % not clear)`;
+        month.add(new Option(`${m.label || "month " + m.month}${flagged}`, String(m.month)));
+      }
+      month.value = String(composite.month);
+      $("composite-months").hidden = composite.months.length < 2;
+      const url = () => `/tiles/composite/{z}/{x}/{y}.png?min=${$("stretch-min").value}&max=${$("stretch-max").value}&month=${month.value}`;
       $("stretch-min").value = Number(composite.stretch[0].toPrecision(4));
       $("stretch-max").value = Number(composite.stretch[1].toPrecision(4));
       const layer = L.tileLayer(url(), options("composite", 1));
       hookup("composite", layer);
       $("stretch").addEventListener("submit", (e) => { e.preventDefault(); layer.setUrl(url()); });
+      month.addEventListener("change", () => layer.setUrl(url()));
     }
 
     const probability = info.layers.probability;
