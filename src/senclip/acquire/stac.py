@@ -24,7 +24,7 @@ from senclip.net import RetryPolicy, retry_call
 
 SIGNERS = ("auto", "none", "planetary-computer")
 
-S2_COMMON_NAMES: dict[str, str] = {
+EARTH_SEARCH_KEYS: dict[str, str] = {
     "B01": "coastal",
     "B02": "blue",
     "B03": "green",
@@ -40,7 +40,8 @@ S2_COMMON_NAMES: dict[str, str] = {
     "B12": "swir22",
     "SCL": "scl",
 }
-"""Sentinel-2 band code → asset key used by Earth Search v1."""
+"""Sentinel-2 band code → its asset key in Earth Search v1 (``rededge1``; the eo extension's common names
+are :data:`senclip.bands.S2_COMMON_NAMES`)."""
 
 
 def make_signer(name: str, url: str) -> Callable[[Any], None] | None:
@@ -148,7 +149,7 @@ def find_asset(item, band: str) -> str | None:
     (STAC 1.0) or ``bands`` (STAC 1.1) entry of that name.
     """
     keys = {k.lower(): k for k in item.assets}
-    for name in (band, S2_COMMON_NAMES.get(band.upper(), "")):
+    for name in (band, EARTH_SEARCH_KEYS.get(band.upper(), "")):
         if name and name.lower() in keys:
             return keys[name.lower()]
     per_res = []

@@ -32,7 +32,6 @@ examples:
       --stac-url https://planetarycomputer.microsoft.com/api/stac/v1 --out farm_2022.tif
 """
 
-DEFAULT_BANDS = ("B04", "B03", "B02")
 
 
 def register(subparsers) -> None:
@@ -94,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise SenclipError("--monthly needs --year YYYY")
     if args.year is not None and not args.monthly:
         raise SenclipError("--year goes with --monthly (one composite over a range: --time START/END)")
+    from senclip.bands import RGB_BANDS
     from senclip.data.series.io import S2_BANDS
 
-    bands = bands_of(args, S2_BANDS if args.monthly else DEFAULT_BANDS)
+    bands = bands_of(args, S2_BANDS if args.monthly else RGB_BANDS)
     request = request_from_args(args, bands, args.year if args.monthly else None)
     area_plan = plan_area(request, args.max_area_km2, args.yes)
     summary = composite_area(area_plan, out, args.dask_scheduler, not args.no_progress, args.overwrite)
