@@ -25,15 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from senclip.acquire.area import Block, area_grid, block_mask, parse_bbox, read_area
-from senclip.acquire.composite import (
-    CompositeSpec,
-    fuse_days,
-    load_scenes,
-    observations,
-    parse_time,
-    scene_refs,
-    search_area,
-)
+from senclip.acquire.area_items import CompositeSpec, parse_time, scene_refs, search_area
+from senclip.acquire.area_read import load_scenes
+from senclip.acquire.composite import fuse_days, observations
 from senclip.acquire.stac import open_catalog
 from senclip.data.series.io import S2_BANDS, SeriesSource
 from senclip.data.sources import SourceKind, register_source

@@ -154,11 +154,11 @@ def area_of(args: argparse.Namespace):
 
 
 def request_from_args(args: argparse.Namespace, bands: tuple[str, ...], year: int | None = None):
-    """The :class:`~senclip.areas.pipeline.AreaRequest` of the flags (every input check, no network)."""
+    """The :class:`~senclip.areas.plan.AreaRequest` of the flags (every input check, no network)."""
     import datetime as dt
 
-    from senclip.acquire.composite import CompositeSpec, parse_time
-    from senclip.areas.pipeline import AreaRequest
+    from senclip.acquire.area_items import CompositeSpec, parse_time
+    from senclip.areas.plan import AreaRequest
     from senclip.errors import SenclipError
 
     if not args.stac_url:

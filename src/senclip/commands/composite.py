@@ -83,7 +83,8 @@ def bands_of(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, .
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from senclip.areas.pipeline import composite_area, plan_area
+    from senclip.areas.composites import composite_area
+    from senclip.areas.plan import plan_area
     from senclip.errors import SenclipError
 
     out = Path(args.out)

@@ -262,7 +262,8 @@ def run_area(args: argparse.Namespace) -> int:
     """``map --bbox|--area … OUTPUT``: composite the area's scenes (cached), map it block by block."""
     from pathlib import Path
 
-    from senclip.areas.pipeline import map_area, plan_area
+    from senclip.areas.maps import map_area
+    from senclip.areas.plan import plan_area
     from senclip.commands.area_args import print_summary, request_from_args
     from senclip.errors import SenclipError
     from senclip.mapping.scenes import build_job

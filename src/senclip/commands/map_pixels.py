@@ -184,7 +184,8 @@ def run_area(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from senclip.areas.pipeline import PixelJob, map_pixels_area, plan_area
+    from senclip.areas.maps import PixelJob, map_pixels_area
+    from senclip.areas.plan import plan_area
     from senclip.commands.area_args import print_summary, request_from_args
     from senclip.commands.common import configure_runtime, resolve_device, use_published_default
     from senclip.errors import SenclipError
