@@ -9,7 +9,8 @@ the raster extension (``raster:bands``: nodata, data type, scale/offset, resolut
 product (``senclip:product``):
 
 * ``composite`` / ``monthly-composite``: the eo extension (``eo:bands``: Sentinel-2 names and
-  common names);
+  common names); a monthly composite's ``QA`` bands carry their coded values as
+  ``classification:classes`` in their ``raster:bands`` entry;
 * ``class-map``: the classification extension v2 (``classification:classes``: ``value``,
   ``name`` (letters, digits, ``-`` and ``_`` only, as the schema asks), ``title`` (the class name
   as written), ``color_hint`` (six upper-case hex digits));
@@ -178,7 +179,7 @@ def raster_item(
     used = ["projection", "raster"]
     if "eo:bands" in asset:
         used.append("eo")
-    if "classification:classes" in asset:
+    if "classification:classes" in asset or any("classification:classes" in b for b in raster_bands):
         used.append("classification")
     return {
         "type": "Feature",

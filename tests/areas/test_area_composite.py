@@ -147,17 +147,22 @@ def test_monthly_composite_in_the_map_pixels_layout(area_stac, tmp_path):
     want = reference.monthly(area_stac.root, "earth-search", 2022, ("B04", "B08"), epsg, transform, shape)
     assert got.shape == (36, *shape)
     assert (got == want).all(), f"{(got != want).any(axis=0).sum()} pixels differ"
-    clm = got[2::3]
-    assert (
-        clm[[0, 1, 2, 5]].mean() < 0.1 and (clm[[3, 4, 6, 7, 8, 9, 10, 11]] == 1).all()
-    )  # Jan-Mar, Jun seen
+    qa = got[2::3]
+    seen = (qa == 1).any(axis=0)
+    assert (qa[[0, 1, 2, 5]] == 1).mean() > 0.9 and (qa[[3, 4, 6, 7, 8, 9, 10, 11]][:, seen] == 2).all()
+    assert 0 < (~seen).sum() and (qa[:, ~seen] == 0).all() and (got[:, ~seen] == 0).all()  # never seen: nodata
+    with rasterio.open(out) as src:  # QA is never 0 where a pixel has data: nodata 0 masks no clear month
+        assert src.nodata == 0 and src.descriptions[2] == "QA" and src.scales[2] == 1.0
+        assert ((src.read(3, masked=True).mask) == ~seen).all()
     source = StackSource(out)  # what map-pixels reads
     assert source.bands == ("B04", "B08") and [d.month for d in source.dates] == list(range(1, 13))
     data, valid = source.read(slice(0, 5))
-    assert np.allclose(data[0, 0], got[0, :5]) and (valid == (clm[:, :5] == 0) & (got[0::3][:, :5] > 0)).all()
+    assert np.allclose(data[0, 0], got[0, :5]) and (valid == (qa[:, :5] == 1)).all()
     item = json.loads((tmp_path / "year.item.json").read_text())
     assert item["properties"]["senclip:product"] == "monthly-composite"
     assert len(item["assets"]["data"]["eo:bands"]) == 36
+    qa_band = item["assets"]["data"]["raster:bands"][2]
+    assert qa_band["nodata"] == 0 and [c["value"] for c in qa_band["classification:classes"]] == [1, 2]
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "parquet", "shp"])

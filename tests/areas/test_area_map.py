@@ -115,7 +115,7 @@ def test_map_pixels_bbox_equals_map_pixels_of_the_monthly_composite(area_stac, t
     assert item["properties"]["senclip:product"] == "class-map"
     mitem = json.loads((tmp_path / "lulc_composites" / "monthly.item.json").read_text())
     assert mitem["properties"]["senclip:product"] == "monthly-composite"
-    assert [b["name"] for b in mitem["assets"]["data"]["eo:bands"][:3]] == ["B04", "B08", "CLM"]
+    assert [b["name"] for b in mitem["assets"]["data"]["eo:bands"][:3]] == ["B04", "B08", "QA"]
 
 
 def test_published_weights_are_the_default_and_stop_offline_in_one_line(area_stac, tmp_path, capsys,

@@ -65,7 +65,7 @@ def test_stac_area_request_reads_as_a_series_of_days(area_stac, tmp_path):
     with rasterio.open(out) as src:
         assert (src.height, src.width, src.transform) == (source.height, source.width, source.transform)
         year = src.read().reshape(12, 3, src.height, src.width)
-    assert (ok == (year[:, 2] == 0)).all()  # CLM marks the months without a clear observation
+    assert (ok == (year[:, 2] == 1)).all()  # QA marks the months with a clear observation
     rounded = np.floor(np.nan_to_num(months) + 0.5).astype(np.uint16)
     seen = np.broadcast_to(ok[:, None], rounded.shape)
     assert (rounded[seen] == year[:, :2][seen]).all()  # the months seen: the same medians

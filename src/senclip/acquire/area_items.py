@@ -2,8 +2,11 @@
 
 :class:`CompositeSpec` holds the ``composite`` flags (bands, method, SCL classes masked,
 resampling, monthly year and fill); :func:`search_area` finds the items of an area and a time
-range; :func:`scene_refs` turns each into a :class:`SceneRef` (its band assets, radiometry
-decision, solar day) that travels to the block tasks (:mod:`senclip.acquire.composite`).
+range; :func:`scene_refs` turns each into a :class:`SceneRef` (its band assets with unsigned
+absolute hrefs, radiometry decision, solar day) that travels to the block tasks
+(:mod:`senclip.acquire.composite`). Hrefs are signed (Planetary Computer) by the block that reads
+them, right before reading (:func:`senclip.acquire.area_read.load_scenes`): tokens expire, and a
+long run signing at plan time would meet 403s hours later.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from senclip.acquire.area import Area
 from senclip.acquire.chips import RESAMPLING, SCL_UNUSABLE
 from senclip.acquire.radiometry import Decision, decide, warn
 from senclip.acquire.stac import find_asset, item_cloud_cover, item_datetime
+from senclip.data.series.io import QA_BAND
 from senclip.errors import SenclipError
 from senclip.net import RetryPolicy, retry_call
 
 METHODS = ("median", "first-valid")
 FILLS = ("median", "none")
 NODATA = 0
+MAX_ITEMS = 5000
+"""Default cap on the items of one search (``--max-items``); reaching it is an error, never a silent cut."""
 MONTH_DAY = 15
 """Monthly composites are dated the 15th of their month (the ``dates`` tag that ``map-pixels`` reads)."""
 SCL_CLASSES = {
@@ -49,7 +55,7 @@ class CompositeSpec:
         method: one of :data:`METHODS`.
         mask_classes: SCL classes that make a pixel unusable.
         resampling: resampling of bands coarser than 10 m (and of any reprojection).
-        year: monthly composites of this year (12 x bands + CLM); ``None``: one composite.
+        year: monthly composites of this year (12 x (bands + QA)); ``None``: one composite.
         fill: monthly gaps, one of :data:`FILLS`.
         threads: files read at once per block (odc-stac's pool).
     """
@@ -90,10 +96,10 @@ class CompositeSpec:
 
     @property
     def out_bands(self) -> list[str]:
-        """Band names of the composite, in file order (monthly: 12 x (bands + CLM), month-major)."""
+        """Band names of the composite, in file order (monthly: 12 x (bands + QA), month-major)."""
         if not self.monthly:
             return list(self.bands)
-        return [b for _ in range(12) for b in (*self.bands, "CLM")]
+        return [b for _ in range(12) for b in (*self.bands, QA_BAND)]
 
     def identity(self) -> dict:
         out = asdict(self)
@@ -111,9 +117,15 @@ class SceneRef:
         solar_day: the local solar date (UTC date shifted by the footprint's longitude).
         cloud_cover: ``eo:cloud_cover`` (``None``: not stated).
         bbox: WGS84 footprint bounds.
-        item: the item with its assets renamed to band codes (``B04``, ``SCL``) for odc-stac.
-        offset_dn, source, baseline: the radiometry decision from its metadata.
+        item: the item with its assets renamed to band codes (``B04``, ``SCL``) for odc-stac; hrefs
+            absolute and unsigned.
+        offset_dn, source, baseline: the radiometry decision, made once per item: from its metadata
+            (:func:`senclip.acquire.radiometry.decide`), then checked against its values by
+            :func:`senclip.acquire.area_read.check_radiometry` before any block runs.
         has_scl: the item has an SCL asset.
+        check: ``"offset-not-in-data"`` when the values overruled the metadata, else ``None``.
+        unread: why the item's values could not be read for that check (after the retries), else
+            ``None``; the blocks it reaches then fail (a rerun plans, and reads, again).
     """
 
     id: str
@@ -126,9 +138,11 @@ class SceneRef:
     source: str = ""
     baseline: str | None = None
     has_scl: bool = True
+    check: str | None = None
+    unread: str | None = None
 
     def decision(self) -> Decision:
-        return Decision(dict(self.offset_dn), self.source, self.baseline)
+        return Decision(dict(self.offset_dn), self.source, self.baseline, check=self.check)
 
 
 def parse_time(text: str) -> tuple[dt.date, dt.date]:
@@ -153,12 +167,16 @@ def search_area(
     end: dt.date,
     policy: RetryPolicy,
     max_cloud: float = 100.0,
-    max_items: int = 5000,
+    max_items: int = MAX_ITEMS,
 ) -> list:
     """Items of ``collection`` acquired in [start, end] whose footprint meets the area, least first in time.
 
     The API is asked for the area's bbox (short, every API supports it); footprints are then
     intersected with the area itself, and items with more scene cloud than ``max_cloud`` dropped.
+
+    Raises:
+        SenclipError: the API holds more than ``max_items`` items for the request (it is never cut
+            silently: a composite of the first N items is not the season's).
     """
     from shapely.geometry import shape
 
@@ -166,11 +184,16 @@ def search_area(
 
     def _search(attempt: int) -> list:
         search = client.search(
-            collections=[collection], bbox=list(area.bounds), datetime=when, max_items=max_items
+            collections=[collection], bbox=list(area.bounds), datetime=when, max_items=max_items + 1
         )
         return list(search.items())
 
     items = retry_call(_search, policy, what=f"STAC search of {area.source}")
+    if len(items) > max_items:
+        raise SenclipError(
+            f"the STAC search of {area.source} between {start} and {end} matches more than {max_items} "
+            "items; split the area or shorten --time, or raise --max-items"
+        )
     geom = area.geometry
     keep = []
     for it in items:
@@ -181,7 +204,9 @@ def search_area(
     return sorted(keep, key=lambda it: (item_datetime(it), it.id))
 
 
-def _solar_day(when: dt.datetime, bbox) -> str:
+def solar_day(when: dt.datetime, bbox) -> str:
+    """The local solar date of an acquisition at ``when`` (UTC) over the WGS84 ``bbox``: one acquisition,
+    cut into tiles (often in two UTM zones), has one solar day."""
     lon = (bbox[0] + bbox[2]) / 2
     return (when + dt.timedelta(hours=lon / 15.0)).date().isoformat()
 
@@ -212,7 +237,7 @@ def scene_refs(items: list, bands: tuple[str, ...]) -> list[SceneRef]:
         for band, key in keys.items():
             src = it.assets[key]
             asset = {
-                "href": src.href,
+                "href": src.get_absolute_href() or src.href,  # relative hrefs resolved against the item
                 "type": src.media_type or "image/tiff; application=geotiff",
                 "roles": ["data"],
                 "raster:bands": [{"nodata": 0, "data_type": "uint8" if band == "SCL" else "uint16"}],
@@ -248,7 +273,7 @@ def scene_refs(items: list, bands: tuple[str, ...]) -> list[SceneRef]:
             SceneRef(
                 it.id,
                 when.isoformat(),
-                _solar_day(when, bbox),
+                solar_day(when, bbox),
                 item_cloud_cover(it),
                 bbox,
                 doc,
@@ -263,6 +288,7 @@ def scene_refs(items: list, bands: tuple[str, ...]) -> list[SceneRef]:
 
 __all__ = [
     "FILLS",
+    "MAX_ITEMS",
     "METHODS",
     "MONTH_DAY",
     "NODATA",
@@ -272,4 +298,5 @@ __all__ = [
     "parse_time",
     "scene_refs",
     "search_area",
+    "solar_day",
 ]

@@ -2,47 +2,56 @@
 
 For one block of the area grid (:func:`composite_block`), in this order:
 
-1. **load** every item that reaches the block, each band onto the block's part of the grid, with
-   odc-stac (``odc.stac.load``: one call, the grid given as a ``GeoBox``, items kept apart as one
-   time step each, reprojection from another UTM zone and resampling of 20/60 m bands by the
-   named ``resampling``, nearest by default). odc-stac reads the files and warps them; it does not
-   apply ``raster:bands`` scale/offset and its own compositing is first-valid, so steps 2-5 are
-   ours, written once here. Items already on the area's grid (the tiles of its UTM zone, by their
-   ``proj:transform``) with nearest resampling are read by plain windowed reads instead
-   (:func:`on_grid`): the same values, measured twice as fast as odc-stac's warp of 20 m bands;
-2. **harmonise** each item on its own (never by date): the BOA offset decided from the item's
-   metadata by :func:`senclip.acquire.radiometry.decide` (Earth Search's flag, the processing
-   baseline, the assets' raster metadata, in that order), checked against the block's values
-   (:func:`~senclip.acquire.radiometry.check_data`) and removed
-   (:func:`~senclip.acquire.radiometry.harmonise`): values become reflectance x 10000, nodata 0;
+1. **load** every item that reaches the block, each band onto the block's part of the grid
+   (:func:`senclip.acquire.area_read.load_scenes`): windowed reads for the items already on the
+   area's grid (the tiles of its UTM zone), odc-stac (``odc.stac.load``) for the others
+   (reprojection from another UTM zone, resampling of 20/60 m bands by the named
+   ``resampling``, nearest by default). odc-stac does not apply ``raster:bands`` scale/offset and
+   its own compositing is first-valid, so steps 2-5 are ours, written once here;
+2. **harmonise** each item on its own (never by date): the BOA offset decided once per item
+   before any block runs (:func:`senclip.acquire.radiometry.decide` from its metadata: Earth
+   Search's flag, the processing baseline, the assets' raster metadata, in that order; then
+   checked against the item's own values by :func:`senclip.acquire.area_read.check_radiometry`)
+   and removed (:func:`~senclip.acquire.radiometry.harmonise`): values become reflectance x
+   10000, nodata 0, valid dark pixels at least 1;
 3. **mask**: a pixel of an item is kept when every band is non-zero (inside the item's footprint)
    and its SCL class is not one of ``mask_classes`` (default 0 no data, 1 saturated, 3 cloud
    shadow, 8-9 cloud, 10 cirrus; items without SCL are masked by nodata only);
 4. **fuse** the items of one solar day (one acquisition cut into tiles, often in two UTM zones)
-   into one observation: the first kept pixel in item-id order, so an acquisition counts once;
+   into one observation: the first kept pixel in item-id order, so an acquisition counts once
+   (:func:`fuse_days`, also used by ``acquire series`` and the ``stac-area`` series source);
 5. **composite** per band over the kept observations: ``median`` (default; an even count gives
-   the mean of the two middle values, rounded half up to whole DN) or ``first-valid`` (items
-   ordered by scene cloud cover, least first, then date and id: the first kept pixel, all bands
-   from one date).
+   the mean of the two middle values, rounded half up to a whole DN since the file holds
+   integers) or ``first-valid`` (items ordered by scene cloud cover, least first, then date and
+   id: the first kept pixel, all bands from one date).
 
 Monthly (``year`` set: TimeSenCLIP's input): step 5 runs per calendar month of that year, giving
-12 composites. A month without a kept observation is **filled** with the per-band median of the
-pixel's composited months (``fill="median"``; ``"none"`` leaves it nodata) and flagged in its
-``CLM`` band (1 = no clear observation that month, the value is the fill). Sen4Map's published
-rule (:mod:`senclip.data.sen4map`) fills an empty month with the median of all the year's
-acquisitions, cloudy zeros included; here clouds are masked first, each month counts once
-(summer's many clear scenes do not outweigh winter's few), and memory stays one month of
-scenes per block. It is the fill the TimeSenCLIP reference tower applies itself (``fill:
-median``), so the published weights see what they expect either way.
+12 composites, each followed by its ``QA`` band (:data:`senclip.data.series.io.QA_BAND`: 1 the
+month was composited from clear observations, 2 it had none, 0 nodata: the pixel has no clear
+observation all year or lies outside the area). A month without a kept observation is **filled**
+with the per-band median of the pixel's composited months (``fill="median"``; ``"none"`` leaves
+it nodata). Readers of the stack (``map-pixels``) take only the months whose ``QA`` is 1: the
+fill is for viewers and other tools. Sen4Map's published rule (:mod:`senclip.data.sen4map`)
+fills an empty month with the median of all the year's acquisitions, cloudy zeros included; here
+clouds are masked first, each month counts once (summer's many clear scenes do not outweigh
+winter's few), and memory stays one month of scenes per block.
 
-Values are uint16: reflectance x 10000, 0 = nodata (GDAL scale 0.0001). Memory per block:
-``scenes x (bands + 1) x block² x 2`` bytes for the load (per month when monthly), plus one band
-of ``days x block² x 4`` bytes for the median.
+Values are uint16: reflectance x 10000, 0 = nodata (GDAL scale 0.0001). Memory per block of
+``b x b`` pixels with ``C`` bands, ``T`` items reaching it (per month when monthly) and ``D``
+solar days among them: the load holds ``T x (2 C + 1) x b²`` bytes (uint16 bands, uint8 SCL),
+harmonised in place one item at a time (one item's ``2 C x b²`` copy at a time); the kept-pixel
+masks ``T x b²``; fusing, when a day has several items, a copy of all bands ``D x 2 C x b²``; the
+median one band at a time, ``D x b² x 2`` (the sorted values) plus ``8 x b²``. Monthly adds the 12
+composites and their copy for the fill, ``2 x 12 x 2 C x b²``, and the block's output
+``12 x 2 (C + 1) x b²``.
 """
+
+from __future__ import annotations
 
 import datetime as dt
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,9 +60,10 @@ import numpy as np
 from senclip.acquire.area import Area, AreaGrid, Block, block_lonlat_bounds, block_mask
 from senclip.acquire.area_items import MONTH_DAY, NODATA, CompositeSpec, SceneRef
 from senclip.acquire.area_read import configure_gdal, load_scenes
-from senclip.acquire.radiometry import check_data, harmonise, warn
+from senclip.acquire.radiometry import harmonise
 from senclip.data.radiometry import REFLECTANCE_SCALE
-from senclip.net import RetryPolicy
+from senclip.data.series.io import QA_BAND, QA_CLEAR, QA_GAP
+from senclip.net import RemoteError, RetryPolicy
 
 
 def observations(
@@ -61,15 +71,14 @@ def observations(
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Steps 2-3: harmonised values ``(T, C, h, w)`` and kept pixels ``(T, h, w)``; the per-item records.
 
-    ``raw`` is harmonised in place (one item at a time): the values returned are ``raw`` itself.
+    Each item's own decision (``scene.offset_dn``, checked against its values at plan time) is
+    applied; ``raw`` is harmonised in place (one item at a time): the values returned are ``raw``.
     """
     values = raw
     keep = np.zeros((len(scenes), *raw.shape[2:]), dtype=bool)
     records = []
     for i, scene in enumerate(scenes):
-        decision = check_data(raw[i], scene.decision(), spec.bands)
-        if decision.check:
-            warn(scene.id, decision)
+        decision = scene.decision()
         values[i] = harmonise(raw[i], decision, spec.bands)
         ok = (values[i] != NODATA).all(axis=0) & inside
         if scene.has_scl:
@@ -83,19 +92,26 @@ def observations(
 
 
 def fuse_days(
-    values: np.ndarray, keep: np.ndarray, scenes: list[SceneRef]
+    values: np.ndarray, keep: np.ndarray, days: Sequence[str], ids: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Step 4: one observation per solar day, the first kept pixel in item-id order; and the days."""
-    days = sorted({s.solar_day for s in scenes})
-    if len(days) == len(scenes):  # one item per day, the usual case: nothing to fuse, nothing copied
-        order = [next(i for i, s in enumerate(scenes) if s.solar_day == d) for d in days]
-        if order == list(range(len(scenes))):
-            return values, keep, days
-        return values[order], keep[order], days
-    out = np.zeros((len(days), *values.shape[1:]), dtype=values.dtype)
-    ok = np.zeros((len(days), *keep.shape[1:]), dtype=bool)
-    for d, day in enumerate(days):
-        items = sorted((i for i, s in enumerate(scenes) if s.solar_day == day), key=lambda i: scenes[i].id)
+    """Step 4: one observation per solar day, the first kept pixel in item-id order; and the days, sorted.
+
+    Args:
+        values: ``(T, C, …)`` observations (any dtype: values where not kept are never read).
+        keep: ``(T, …)`` kept pixels.
+        days: each observation's solar day (:func:`senclip.acquire.area_items.solar_day`).
+        ids: each observation's item id.
+    """
+    order_days = sorted(set(days))
+    if len(order_days) == len(days):  # one item per day, the usual case: nothing to fuse, nothing copied
+        order = [days.index(d) for d in order_days]
+        if order == list(range(len(days))):
+            return values, keep, order_days
+        return values[order], keep[order], order_days
+    out = np.zeros((len(order_days), *values.shape[1:]), dtype=values.dtype)
+    ok = np.zeros((len(order_days), *keep.shape[1:]), dtype=bool)
+    for d, day in enumerate(order_days):
+        items = sorted((i for i, s in enumerate(days) if s == day), key=lambda i: ids[i])
         if len(items) == 1:  # values where not kept are never read
             out[d], ok[d] = values[items[0]], keep[items[0]]
             continue
@@ -103,7 +119,7 @@ def fuse_days(
             take = keep[i] & ~ok[d]
             np.copyto(out[d], values[i], where=take[None])
             ok[d] |= take
-    return out, ok, days
+    return out, ok, order_days
 
 
 def median_kept(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +171,7 @@ def _least_cloud_first(scenes: list[SceneRef]) -> list[int]:
 def _reduce(values, keep, scenes: list[SceneRef], method: str) -> tuple[np.ndarray, np.ndarray]:
     if method == "first-valid":
         return first_kept(values, keep, _least_cloud_first(scenes))
-    fused, ok, _ = fuse_days(values, keep, scenes)
+    fused, ok, _ = fuse_days(values, keep, [s.solar_day for s in scenes], [s.id for s in scenes])
     return median_kept(fused, ok)
 
 
@@ -170,7 +186,13 @@ def fill_months(months: np.ndarray, month_ok: np.ndarray) -> np.ndarray:
 
 
 def composite_block(
-    scenes: list[SceneRef], grid: AreaGrid, area: Area, block: Block, spec: CompositeSpec, policy: RetryPolicy
+    scenes: list[SceneRef],
+    grid: AreaGrid,
+    area: Area,
+    block: Block,
+    spec: CompositeSpec,
+    policy: RetryPolicy,
+    signer: str = "none",
 ) -> tuple[np.ndarray, dict]:
     """The composite of one block and its record; see the module docstring.
 
@@ -185,7 +207,7 @@ def composite_block(
     def load(these):
         nonlocal loading
         t = time.perf_counter()
-        got = load_scenes(these, grid, block, spec, policy)
+        got = load_scenes(these, grid, block, spec, policy, signer)
         loading += time.perf_counter() - t
         return got
 
@@ -194,6 +216,9 @@ def composite_block(
 
     inside = block_mask(area, grid, block)
     reach = _reaching(scenes, grid, block)
+    unread = next((s for s in reach if s.unread), None)
+    if unread is not None:
+        raise RemoteError(f"item {unread.id}: {unread.unread}")
     shape = (len(spec.out_bands), block.height, block.width)
     if not reach or not inside.any():
         return np.zeros(shape, dtype=np.uint16), {
@@ -235,10 +260,11 @@ def composite_block(
     if spec.fill == "median":
         months = fill_months(months, month_ok)
     out = np.zeros(shape, dtype=np.uint16)
+    seen = month_ok.any(axis=0)
     for m in range(12):
         out[m * (c + 1) : m * (c + 1) + c] = months[m]
-        out[m * (c + 1) + c] = (~month_ok[m]).astype(np.uint16)
-    clear = int(month_ok.any(axis=0).sum())
+        out[m * (c + 1) + c] = np.where(month_ok[m], QA_CLEAR, np.where(seen, QA_GAP, NODATA))
+    clear = int(seen.sum())
     return out, {
         "scenes": len(reach),
         "clear": clear,
@@ -264,6 +290,7 @@ def write_block(
 
     It describes itself as the assembled composite does (band names, GDAL scale 0.0001, for
     monthly composites the ``dates`` and ``bands`` tags), so a series reader takes a block alone.
+    A block without a clear pixel has no file (:func:`run_block`).
     """
     import rasterio
 
@@ -291,7 +318,7 @@ def write_block(
             dst.write(values)
             names = spec.out_bands
             dst.descriptions = tuple(names)
-            dst.scales = tuple(1.0 if n == "CLM" else REFLECTANCE_SCALE for n in names)
+            dst.scales = tuple(1.0 if n == QA_BAND else REFLECTANCE_SCALE for n in names)
             dst.offsets = tuple(0.0 for _ in names)
             if spec.monthly:
                 dates = [dt.date(spec.year, m, MONTH_DAY).isoformat() for m in range(1, 13)]
@@ -301,13 +328,18 @@ def write_block(
 
 @dataclass(frozen=True)
 class CompositeJob:
-    """Everything one block needs, as plain data (pickled to Dask workers)."""
+    """Everything the blocks need, as plain data (sent once to each Dask worker).
+
+    ``signer``: the resolved signer of the hrefs (:func:`senclip.acquire.stac.resolve_signer`),
+    applied by each block right before it reads.
+    """
 
     scenes: tuple[SceneRef, ...]
     grid: AreaGrid
     area: Area
     spec: CompositeSpec
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    signer: str = "none"
 
 
 def run_block(job: CompositeJob, block: Block, path: str) -> dict:
@@ -316,12 +348,11 @@ def run_block(job: CompositeJob, block: Block, path: str) -> dict:
     A block without any clear pixel writes no file (``empty``); a remote failure that outlived the
     retries is ``failed`` (a rerun retries it) and names the error.
     """
-    from senclip.net import RemoteError
-
     configure_gdal(job.policy)
     base = {"block": block.name}
     try:
-        values, rec = composite_block(list(job.scenes), job.grid, job.area, block, job.spec, job.policy)
+        values, rec = composite_block(list(job.scenes), job.grid, job.area, block, job.spec, job.policy,
+                                      job.signer)
     except RemoteError as exc:
         return base | {"status": "failed", "error": str(exc).splitlines()[0]}
     if rec["clear"] == 0:

@@ -48,7 +48,8 @@ def build_composite(
     claim_work(work, plan.identity(), overwrite, "composite", hint)
     blocks = plan.blocks
     paths = {b.name: work / "blocks" / f"{b.name}.tif" for b in blocks}
-    job = CompositeJob(plan.scenes, plan.grid, plan.request.area, plan.request.spec, plan.request.policy)
+    r = plan.request
+    job = CompositeJob(plan.scenes, plan.grid, r.area, r.spec, r.policy, plan.signer)
     journal = Journal(work / "blocks.jsonl", key=("block",))
     t0 = time.perf_counter()
     records = run_blocks(run_block, job, blocks, paths, journal, scheduler, progress, "composite", plan.key())
@@ -56,17 +57,16 @@ def build_composite(
     summary["seconds"] = {"blocks": round(time.perf_counter() - t0, 3)}
     if summary["failed"]:
         return summary
-    if not any(r["status"] == "ok" for r in records):
+    if not any(rec["status"] == "ok" for rec in records):
         if created:
             shutil.rmtree(work, ignore_errors=True)
-        r = plan.request
         raise NothingClearError(
             f"every pixel of {r.area.source} is clouded or nodata in all {len(plan.scenes)} scene(s) between "
             f"{r.start} and {r.end} (SCL classes {','.join(map(str, r.spec.mask_classes))} masked); nothing "
             "written — widen --time or change --mask-classes"
         )
     t0 = time.perf_counter()
-    write_composite(out, work, plan.grid, blocks, records, paths, plan.request.spec, plan.provenance())
+    write_composite(out, work, plan.grid, blocks, records, paths, r.spec, plan.provenance())
     summary["seconds"]["assemble"] = round(time.perf_counter() - t0, 3)
     summary["output"] = str(out)
     return summary

@@ -179,7 +179,12 @@ class AreaPixelJob:
 
 
 def pixel_block(job: AreaPixelJob, block: Block, path: str) -> dict:
-    """Map one block of a monthly composite pixel by pixel (its composite block file, if it has one)."""
+    """Map one block of a monthly composite pixel by pixel (its composite block file, if it has one).
+
+    A composite block file exists only when the block has a clear pixel
+    (:func:`senclip.acquire.composite.run_block`), so it is not read whole to find out: the
+    mapper reads it by row blocks (memory: ``--block-rows`` rows of 12 x bands, not the block).
+    """
     import rasterio
 
     from senclip.data.series.rasters import StackSource
@@ -195,9 +200,6 @@ def pixel_block(job: AreaPixelJob, block: Block, path: str) -> dict:
     tmp.mkdir(parents=True)
     try:
         source = StackSource(src_file)
-        _, valid = source.read(slice(0, source.height))
-        if not valid.any():
-            return {"block": block.name, "status": "empty", "classified": 0}
         mapper = job.pixel_job.mapper()
         mapper.run(source, tmp / "map.tif", progress=False, resume=False)
         with rasterio.open(tmp / "map.tif") as m:

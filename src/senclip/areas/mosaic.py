@@ -26,6 +26,7 @@ from rasterio.windows import Window
 from senclip.acquire.area import AreaGrid, Block
 from senclip.acquire.area_items import MONTH_DAY, NODATA, SCL_CLASSES, CompositeSpec
 from senclip.data.radiometry import CONVENTION, REFLECTANCE_SCALE, convention_tags
+from senclip.data.series.io import QA_BAND, QA_CLASSES
 from senclip.mapping.writers import tiff_profile, write_cog
 from senclip.outputs import write_text
 from senclip.stacitem import eo_bands, item_path, raster_item
@@ -85,7 +86,9 @@ def composite_tags(spec: CompositeSpec, provenance: dict) -> dict[str, str]:
             "bands": ",".join(spec.bands),
             "monthly_fill": spec.fill,
             "year": str(spec.year),
-            "CLM": "1 = no clear observation in the month (the value is the fill)",
+            QA_BAND: "0 = nodata (no clear observation all year, or outside the area), 1 = the month is "
+            "composited from clear observations, 2 = no clear observation in the month (the values are the "
+            "fill)",
         }
     return tags
 
@@ -103,7 +106,7 @@ def write_composite(
     """The composite COG (uint16, scale 0.0001, nodata 0, band descriptions, tags) and its STAC Item."""
     names = spec.out_bands
     profile = tiff_profile(grid.width, grid.height, len(names), "uint16", grid.crs, grid.transform, NODATA)
-    scales = [1.0 if n == "CLM" else REFLECTANCE_SCALE for n in names]
+    scales = [1.0 if n == QA_BAND else REFLECTANCE_SCALE for n in names]
     tags = composite_tags(spec, provenance)
 
     def decorate(dst) -> None:
@@ -120,17 +123,14 @@ def write_composite(
 def composite_item(out: Path, grid: AreaGrid, spec: CompositeSpec, provenance: dict) -> dict:
     """The composite's STAC Item (``composite`` or ``monthly-composite``; eo and raster extensions)."""
     names = spec.out_bands
+    qa_classes = [{"value": v, "name": t.replace(" ", "-"), "description": t} for v, t in QA_CLASSES.items()]
     if spec.monthly:
         eo = []
         for d in month_dates(spec.year):
-            for b in eo_bands([*spec.bands, "CLM"]):
-                eo.append(
-                    b
-                    | {
-                        "description": f"{d:%Y-%m} "
-                        + ("no clear observation (1 = filled)" if b["name"] == "CLM" else b["name"])
-                    }
-                )
+            for b in eo_bands([*spec.bands, QA_BAND]):
+                text = "quality: 1 clear, 2 no clear observation (filled), 0 nodata" if b["name"] == QA_BAND \
+                    else b["name"]
+                eo.append(b | {"description": f"{d:%Y-%m} {text}"})
     else:
         eo = eo_bands(names)
     raster = [
@@ -139,8 +139,8 @@ def composite_item(out: Path, grid: AreaGrid, spec: CompositeSpec, provenance: d
             "data_type": "uint16",
             "spatial_resolution": grid.resolution,
             **(
-                {"scale": 1.0, "offset": 0.0}
-                if n == "CLM"
+                {"scale": 1.0, "offset": 0.0, "classification:classes": qa_classes}
+                if n == QA_BAND
                 else {"scale": REFLECTANCE_SCALE, "offset": 0.0, "unit": "reflectance x 10000 (DN)"}
             ),
         }

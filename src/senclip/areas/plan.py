@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from senclip.acquire.area import Area, AreaGrid, Block, area_grid, check_size
-from senclip.acquire.area_items import CompositeSpec, SceneRef, scene_refs, search_area
-from senclip.acquire.stac import open_catalog
+from senclip.acquire.area_items import MAX_ITEMS, CompositeSpec, SceneRef, scene_refs, search_area
+from senclip.acquire.area_read import check_radiometry
+from senclip.acquire.stac import href_signer, open_catalog, resolve_signer
 from senclip.errors import SenclipError
 from senclip.net import RetryPolicy
 from senclip.outputs import write_text
@@ -56,15 +57,21 @@ class AreaRequest:
     max_cloud: float = 80.0
     block_size: int = 1024
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    max_items: int = MAX_ITEMS
 
 
 @dataclass(frozen=True)
 class AreaPlan:
-    """A checked request: its grid, the scenes found, the composite's blocks."""
+    """A checked request: its grid, the scenes found (radiometry decided), the composite's blocks.
+
+    ``signer``: the request's signer resolved (``none`` or ``planetary-computer``); the scenes' hrefs
+    are unsigned and each block signs what it reads.
+    """
 
     request: AreaRequest
     grid: AreaGrid
     scenes: tuple[SceneRef, ...]
+    signer: str = "none"
 
     @property
     def blocks(self) -> list[Block]:
@@ -113,22 +120,29 @@ class AreaPlan:
 def plan_area(request: AreaRequest, max_area_km2: float = 1000.0, yes: bool = False) -> AreaPlan:
     """Grid, size check, search and radiometry of ``request``; one-line errors, nothing written.
 
+    Each item's BOA offset is decided from its metadata and checked against its values here, once
+    (:func:`senclip.acquire.area_read.check_radiometry`: a decimated read of each of its bands).
+
     Raises:
-        SenclipError: area too large without ``yes``, no item in the range, an item without a band;
-            :class:`~senclip.net.RemoteError` when the catalogue cannot be reached after the retries.
+        SenclipError: area too large without ``yes``, no item in the range, more than
+            ``max_items`` items, an item without a band; :class:`~senclip.net.RemoteError` when the
+            catalogue or an item cannot be reached after the retries.
     """
     r = request
     grid = area_grid(r.area, r.crs)
     check_size(grid, max_area_km2, yes)
-    client = open_catalog(r.stac_url, r.policy, r.signer)
-    items = search_area(client, r.collection, r.area, r.start, r.end, r.policy, r.max_cloud)
+    signer = resolve_signer(r.signer, r.stac_url)
+    href_signer(signer)  # a missing signing package stops here, before the search
+    client = open_catalog(r.stac_url, r.policy, "none")  # unsigned: the blocks sign what they read
+    items = search_area(client, r.collection, r.area, r.start, r.end, r.policy, r.max_cloud, r.max_items)
     if not items:
         raise SenclipError(
             f"no item of collection {r.collection} at {r.stac_url} covers {r.area.source} between "
             f"{r.start} and {r.end} with at most {r.max_cloud:g} % scene cloud; widen --time "
             "or --max-cloud"
         )
-    return AreaPlan(r, grid, tuple(scene_refs(items, r.spec.bands)))
+    scenes = check_radiometry(scene_refs(items, r.spec.bands), r.spec, r.policy, signer)
+    return AreaPlan(r, grid, tuple(scenes), signer)
 
 
 def _is_ours(folder: Path) -> bool:

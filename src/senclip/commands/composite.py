@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from senclip.commands.area_args import add_area_args, print_summary, request_from_args
+from senclip.commands.area_args import add_area_args, download_bands, print_summary, request_from_args
 from senclip.commands.common import add_overwrite_arg
 
 DESCRIPTION = """\
@@ -71,15 +71,6 @@ def plan(args: argparse.Namespace):
     )
 
 
-def bands_of(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ...]:
-    """``--download-bands``, with the band-set names of senclip.bands (``L2A``, ``RGB``, …)."""
-    from senclip.bands import parse_bands
-
-    if not args.download_bands:
-        return tuple(default)
-    return tuple(parse_bands(",".join(args.download_bands)))
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -97,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from senclip.bands import RGB_BANDS
     from senclip.data.series.io import S2_BANDS
 
-    bands = bands_of(args, S2_BANDS if args.monthly else RGB_BANDS)
+    bands = download_bands(args, S2_BANDS if args.monthly else RGB_BANDS)
     request = request_from_args(args, bands, args.year if args.monthly else None)
     area_plan = plan_area(request, args.max_area_km2, args.yes)
     summary = composite_area(area_plan, out, args.dask_scheduler, not args.no_progress, args.overwrite)
