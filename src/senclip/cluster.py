@@ -66,7 +66,8 @@ def run_on_cluster(
 
     client = connect(scheduler, timeout)
     with client, tqdm(total=len(calls), unit=unit, disable=not progress) as bar:
-        first = () if shared is None else (client.scatter(shared, broadcast=True),)
+        # in a list: scatter would make a dict into a dict of futures
+        first = () if shared is None else (client.scatter([shared], broadcast=True)[0],)
         futures = [client.submit(fn, *first, *call, pure=False, key=key)
                    for call, key in zip(calls, keys, strict=True)]
         for fut in as_completed(futures, loop=client.loop):
