@@ -99,8 +99,9 @@ def composite(
     transform,
     shape,
     inside: np.ndarray | None = None,
+    masked=MASKED,
 ) -> np.ndarray:
-    obs = observations(root, items_of(root, catalogue, start, end), bands, epsg, transform, shape)
+    obs = observations(root, items_of(root, catalogue, start, end), bands, epsg, transform, shape, masked)
     days = fuse(obs)
     out = rounded_median(np.stack(list(days.values())))
     if inside is not None:
