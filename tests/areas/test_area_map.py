@@ -129,7 +129,7 @@ import sys, time
 import senclip.areas.maps as maps
 block = maps.map_block
 def slow(*args):
-    time.sleep(0.4)
+    time.sleep(0.25)
     return block(*args)
 maps.map_block = slow
 from senclip.cli import main
@@ -145,7 +145,8 @@ def test_kill_9_mid_map_then_rerun_with_other_run_options_continues(area_stac, t
 
     out = tmp_path / "killed.tif"
     journal = tmp_path / "killed.tif.blocks" / "maps.jsonl"
-    args = [str(a) for a in [*_bbox_map_args(area_stac, tiny_vit_file), out]]
+    cache = bbox_map.with_name("local_composites")  # the composite is reused: the map's blocks are killed
+    args = [str(a) for a in [*_bbox_map_args(area_stac, tiny_vit_file), out, "--cache", cache]]
     proc = subprocess.Popen([sys.executable, "-c", SLOW_BLOCKS, *args],
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

@@ -18,8 +18,9 @@ Per scene, before compositing: the BOA offset of processing baseline >= 04.00 re
 scene's own metadata says (never by date; docs/acquire.md), and pixels of the masked SCL classes
 dropped. Scenes of one day (tiles, UTM zones) count as one observation. Then per band the median
 of the clear observations (or --method first-valid). With --monthly --year YYYY: 12 monthly
-composites x bands, each followed by a CLM band (1 = no clear observation that month, value
-filled by --fill), in the stack layout `senclip map-pixels` reads (TimeSenCLIP).
+composites x bands, each followed by a QA band (1 = clear observations that month, 2 = none,
+the values filled by --fill; 0 = nodata), in the stack layout `senclip map-pixels` reads
+(TimeSenCLIP), which takes the months whose QA is 1.
 
 Loading uses odc-stac (one grid, reprojection across UTM zones). Work goes block by block and
 is resumable: rerun the same command after a crash or a failed block. See docs/areas.md."""
