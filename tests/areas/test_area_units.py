@@ -131,6 +131,9 @@ def test_hrefs_are_absolute_unsigned_and_signed_by_the_block_that_reads_them(tmp
     for block in BLOCKS:
         load_scenes([ref], GRID, block, spec, POLICY, signer="planetary-computer")
     assert signed == [str(tmp_path / "B04.tif")] * 2  # once per block, when it reads
+    served = _item(tmp_path, {"B04": _dark_left()})  # a local path in an item an API serves stays a path
+    served.set_self_href("http://127.0.0.1:9/collections/c/items/S2B_TEST_20220614")
+    assert scene_refs([served], spec.bands)[0].item["assets"]["B04"]["href"] == str(tmp_path / "B04.tif")
 
 
 def test_valid_dark_pixels_are_kept_at_1_and_nodata_stays_0():

@@ -211,6 +211,18 @@ def solar_day(when: dt.datetime, bbox) -> str:
     return (when + dt.timedelta(hours=lon / 15.0)).date().isoformat()
 
 
+def absolute_href(asset) -> str:
+    """An asset's href as it can be read: URLs and absolute local paths as they are (a local path in an
+    item served by an API is a path on this machine, not on the API's host), relative hrefs resolved
+    against the item's own location."""
+    import os
+
+    href = asset.href
+    if "://" in href or os.path.isabs(href):
+        return href
+    return asset.get_absolute_href() or href
+
+
 def scene_refs(items: list, bands: tuple[str, ...]) -> list[SceneRef]:
     """Plain-data :class:`SceneRef` of each item: band assets found, radiometry decided (warned once).
 
@@ -237,7 +249,7 @@ def scene_refs(items: list, bands: tuple[str, ...]) -> list[SceneRef]:
         for band, key in keys.items():
             src = it.assets[key]
             asset = {
-                "href": src.get_absolute_href() or src.href,  # relative hrefs resolved against the item
+                "href": absolute_href(src),
                 "type": src.media_type or "image/tiff; application=geotiff",
                 "roles": ["data"],
                 "raster:bands": [{"nodata": 0, "data_type": "uint8" if band == "SCL" else "uint16"}],
