@@ -238,17 +238,30 @@ def composite_block(
             "items": records,
             "seconds": seconds(),
         }
-    c = len(spec.bands)
-    months = np.zeros((12, c, block.height, block.width), dtype=np.uint16)
-    month_ok = np.zeros((12, block.height, block.width), dtype=bool)
+    out, month_ok, records = _monthly(reach, spec, inside, load)
+    return out, {
+        "scenes": len(reach),
+        "clear": int(month_ok.any(axis=0).sum()),
+        "pixels": int(inside.sum()),
+        "items": records,
+        "clear_months": [round(float(month_ok[m].sum()) / max(1, int(inside.sum())), 4) for m in range(12)],
+        "seconds": seconds(),
+    }
+
+
+def _monthly(reach: list[SceneRef], spec: CompositeSpec, inside: np.ndarray, load) -> tuple:
+    """Steps 2-5 per calendar month of ``spec.year``, the gaps filled, each month followed by its QA band.
+
+    Returns:
+        ``(values, month_ok, records)``: uint16 ``(12 (C + 1), h, w)``, bool ``(12, h, w)``, item records.
+    """
+    c, (h, w) = len(spec.bands), inside.shape
+    months = np.zeros((12, c, h, w), dtype=np.uint16)
+    month_ok = np.zeros((12, h, w), dtype=bool)
     records = []
     for m in range(12):
-        these = [
-            s
-            for s in reach
-            if dt.date.fromisoformat(s.solar_day).month == m + 1
-            and dt.date.fromisoformat(s.solar_day).year == spec.year
-        ]
+        these = [s for s in reach if dt.date.fromisoformat(s.solar_day).month == m + 1
+                 and dt.date.fromisoformat(s.solar_day).year == spec.year]
         if not these:
             continue
         raw, scl = load(these)
@@ -259,20 +272,12 @@ def composite_block(
         records += recs
     if spec.fill == "median":
         months = fill_months(months, month_ok)
-    out = np.zeros(shape, dtype=np.uint16)
+    out = np.zeros((12 * (c + 1), h, w), dtype=np.uint16)
     seen = month_ok.any(axis=0)
     for m in range(12):
         out[m * (c + 1) : m * (c + 1) + c] = months[m]
         out[m * (c + 1) + c] = np.where(month_ok[m], QA_CLEAR, np.where(seen, QA_GAP, NODATA))
-    clear = int(seen.sum())
-    return out, {
-        "scenes": len(reach),
-        "clear": clear,
-        "pixels": int(inside.sum()),
-        "items": records,
-        "clear_months": [round(float(month_ok[m].sum()) / max(1, int(inside.sum())), 4) for m in range(12)],
-        "seconds": seconds(),
-    }
+    return out, month_ok, records
 
 
 def _reaching(scenes: list[SceneRef], grid: AreaGrid, block: Block) -> list[SceneRef]:
