@@ -40,7 +40,8 @@ def test_stac_area_kind_is_found_without_importing_the_acquisition_layer(tmp_pat
                                    "bbox": list(TEST_AREA.bbox), "time": "2022-01-01/2022-12-31"}))
     code = ("import sys; from senclip.data.sources import find_kind; "
             "print(find_kind(sys.argv[1]).name, 'senclip.acquire.area_source' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(request)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(request)], capture_output=True, text=True,
+                         check=True)
     assert out.stdout.split() == ["stac-area", "True"]
 
 
