@@ -83,26 +83,28 @@ def child(args) -> None:
     import odc.stac  # noqa: F401  (imported before the baseline is taken)
     import torch
 
-    import senclip.areas.pipeline as pipeline
+    import senclip.areas.composites as composites
     from senclip.acquire.area import parse_bbox
-    from senclip.acquire.composite import CompositeSpec, parse_time
-    from senclip.areas.pipeline import AreaRequest, build_composite, map_area, plan_area
+    from senclip.acquire.area_items import CompositeSpec, parse_time
+    from senclip.areas.composites import build_composite
+    from senclip.areas.maps import map_area
+    from senclip.areas.plan import AreaRequest, plan_area
     from senclip.data.series.io import S2_BANDS
     from senclip.net import RetryPolicy
 
     base_rss = peak_rss_mb()
     blocks_rss = []
-    assemble = pipeline.write_composite
+    assemble = composites.write_composite
 
     def measured(*a, **kw):  # the peak of the block phase, before the assembly starts
         blocks_rss.append(peak_rss_mb())
         return assemble(*a, **kw)
 
-    pipeline.write_composite = measured
+    composites.write_composite = measured
     if args.odc_only:  # every item through odc-stac, as before the windowed reads of on-grid items
-        import senclip.acquire.composite as composite
+        import senclip.acquire.area_read as area_read
 
-        composite.on_grid = lambda scene, grid: False
+        area_read.on_grid = lambda scene, grid: False
     bbox = parse_bbox(args.bbox)
     start, end = parse_time("2022-01-01/2022-12-31")
     bands = tuple(S2_BANDS) if args.child == "composite" else ("B04", "B03", "B02")

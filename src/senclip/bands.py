@@ -19,6 +19,40 @@ S2_L2A_BANDS = tuple(b for b in S2_L1C_BANDS if b != "B10")  # the 12 Level-2A b
 RGB_BANDS = ("B04", "B03", "B02")  # red, green, blue: what a CLIP tower trained on photos takes
 SHORTHANDS = {"L1C": S2_L1C_BANDS, "L2A": S2_L2A_BANDS, "RGB": RGB_BANDS}
 
+S2_COMMON_NAMES = {
+    "B01": "coastal",
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B05": "rededge",
+    "B06": "rededge",
+    "B07": "rededge",
+    "B08": "nir",
+    "B8A": "nir08",
+    "B09": "nir09",
+    "B10": "cirrus",
+    "B11": "swir16",
+    "B12": "swir22",
+}
+"""Sentinel-2 band -> ``eo:bands`` common name (the STAC eo extension's list, where the red edges share
+one name); not the asset keys of a catalogue (:data:`senclip.acquire.stac.EARTH_SEARCH_KEYS`)."""
+S2_WAVELENGTH_UM = {
+    "B01": 0.443,
+    "B02": 0.490,
+    "B03": 0.560,
+    "B04": 0.665,
+    "B05": 0.705,
+    "B06": 0.740,
+    "B07": 0.783,
+    "B08": 0.842,
+    "B8A": 0.865,
+    "B09": 0.945,
+    "B10": 1.375,
+    "B11": 1.610,
+    "B12": 2.190,
+}
+"""Central wavelength (µm) of each Sentinel-2 MSI band (ESA's Sentinel-2 user handbook, S2A)."""
+
 
 def parse_bands(spec: str | Sequence[str | int] | None, indexes: bool = False) -> tuple | None:
     """``"B04,B03,B02"``, ``L1C``/``L2A``/``RGB`` or a sequence → upper-case band names.

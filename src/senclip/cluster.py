@@ -3,7 +3,9 @@
 One place for what ``map --inputs`` (a scene per task) and the area pipeline (a block per
 task) both do: connect to a running scheduler with a short timeout and a one-line error,
 submit ``fn(*args)`` for every task under a stable key, and yield the results as they finish
-while a progress bar counts them. Tasks must be picklable top-level functions with plain-data
+while a progress bar counts them. What every task shares (an area's job: all its scenes, its
+polygon) is scattered once to every worker and passed to the tasks by reference, not pickled
+into each task. Tasks must be picklable top-level functions with plain-data
 arguments; each writes its own output file, so the result does not depend on which worker
 ran it or in which order the tasks finished.
 """
@@ -43,8 +45,10 @@ def run_on_cluster(
     progress: bool = True,
     unit: str = "task",
     timeout: str | None = None,
+    shared=None,
 ) -> Iterator:
-    """Run ``fn(*call)`` for each call on the cluster at ``scheduler``; yield results as they finish.
+    """Run ``fn(*call)`` (``fn(shared, *call)`` with ``shared``) for each call on the cluster; yield results
+    as they finish.
 
     Args:
         fn: a picklable top-level function.
@@ -54,15 +58,18 @@ def run_on_cluster(
         progress: show a bar counting finished tasks.
         unit: the bar's unit.
         timeout: connection timeout (default :data:`CONNECT_TIMEOUT`).
+        shared: an object every task takes first, sent once to each worker (``Client.scatter``
+            with ``broadcast``) instead of once per task.
     """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
     client = connect(scheduler, timeout)
     with client, tqdm(total=len(calls), unit=unit, disable=not progress) as bar:
-        futures = [
-            client.submit(fn, *call, pure=False, key=key) for call, key in zip(calls, keys, strict=True)
-        ]
+        # in a list: scatter would make a dict into a dict of futures
+        first = () if shared is None else (client.scatter([shared], broadcast=True)[0],)
+        futures = [client.submit(fn, *first, *call, pure=False, key=key)
+                   for call, key in zip(calls, keys, strict=True)]
         for fut in as_completed(futures, loop=client.loop):
             bar.update(1)
             yield fut.result()

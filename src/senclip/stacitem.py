@@ -9,7 +9,8 @@ the raster extension (``raster:bands``: nodata, data type, scale/offset, resolut
 product (``senclip:product``):
 
 * ``composite`` / ``monthly-composite``: the eo extension (``eo:bands``: Sentinel-2 names and
-  common names);
+  common names); a monthly composite's ``QA`` bands carry their coded values as
+  ``classification:classes`` in their ``raster:bands`` entry;
 * ``class-map``: the classification extension v2 (``classification:classes``: ``value``,
   ``name`` (letters, digits, ``-`` and ``_`` only, as the schema asks), ``title`` (the class name
   as written), ``color_hint`` (six upper-case hex digits));
@@ -26,6 +27,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from senclip.bands import S2_COMMON_NAMES, S2_WAVELENGTH_UM
+
 EXTENSIONS = {
     "projection": "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
     "raster": "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
@@ -34,38 +37,6 @@ EXTENSIONS = {
 }
 PRODUCTS = ("composite", "monthly-composite", "class-map", "probabilities")
 STAC_VERSION = "1.1.0"
-S2_COMMON_NAMES = {
-    "B01": "coastal",
-    "B02": "blue",
-    "B03": "green",
-    "B04": "red",
-    "B05": "rededge",
-    "B06": "rededge",
-    "B07": "rededge",
-    "B08": "nir",
-    "B8A": "nir08",
-    "B09": "nir09",
-    "B10": "cirrus",
-    "B11": "swir16",
-    "B12": "swir22",
-}
-"""Sentinel-2 band -> ``eo:bands`` common name (the eo extension's list; red edges share one name)."""
-S2_WAVELENGTH_UM = {
-    "B01": 0.443,
-    "B02": 0.490,
-    "B03": 0.560,
-    "B04": 0.665,
-    "B05": 0.705,
-    "B06": 0.740,
-    "B07": 0.783,
-    "B08": 0.842,
-    "B8A": 0.865,
-    "B09": 0.945,
-    "B10": 1.375,
-    "B11": 1.610,
-    "B12": 2.190,
-}
-"""Central wavelength (µm) of each Sentinel-2 MSI band (ESA's Sentinel-2 user handbook, S2A)."""
 
 
 def item_path(raster: str | Path) -> Path:
@@ -208,7 +179,7 @@ def raster_item(
     used = ["projection", "raster"]
     if "eo:bands" in asset:
         used.append("eo")
-    if "classification:classes" in asset:
+    if "classification:classes" in asset or any("classification:classes" in b for b in raster_bands):
         used.append("classification")
     return {
         "type": "Feature",

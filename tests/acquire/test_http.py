@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from senclip.errors import SenclipError
-from senclip.net import RemoteError, RetryPolicy, gdal_env, is_transient, retry_call
+from senclip.net import RemoteError, RetryPolicy, gdal_env, is_remote, is_transient, retry_call
 from senclip.testing import RangeServer
 
 
@@ -50,6 +50,34 @@ def test_retry_call_does_not_retry_404_or_user_errors():
     assert calls == [1]
     assert not is_transient(SenclipError("bad band"))
     assert is_transient(OSError("Read failed. See previous exception for details."))
+
+
+def test_retry_call_lets_bugs_and_user_errors_through_unchanged():
+    """Only I/O, HTTP and GDAL failures become RemoteError (a block 'failed', retried by a rerun); a bug
+    inside a remote operation surfaces at once as itself."""
+    import rasterio.errors
+    from pystac_client.exceptions import APIError
+
+    for error in (TypeError("bad argument"), KeyError("B04"), AttributeError("x"), SenclipError("no band")):
+        calls = []
+
+        def buggy(attempt, error=error, calls=calls):
+            calls.append(attempt)
+            raise error
+
+        with pytest.raises(type(error)) as info:
+            retry_call(buggy, RetryPolicy(attempts=3), sleep=lambda s: None)
+        assert info.value is error and calls == [1]
+    for error in (OSError("disk"), rasterio.errors.RasterioIOError("HTTP response code: 503"),
+                  APIError("503 Service Unavailable"), __import__("json").JSONDecodeError("x", "", 0)):
+        assert is_remote(error)
+    assert not is_remote(ValueError("a bug")) and not is_remote(ZeroDivisionError())
+
+    def unavailable(attempt):
+        raise rasterio.errors.RasterioIOError("HTTP response code: 503")
+
+    with pytest.raises(RemoteError, match="after 2 tries"):
+        retry_call(unavailable, RetryPolicy(attempts=2), sleep=lambda s: None)
 
 
 def test_policy_validation_and_gdal_env():

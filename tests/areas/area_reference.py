@@ -99,8 +99,9 @@ def composite(
     transform,
     shape,
     inside: np.ndarray | None = None,
+    masked=MASKED,
 ) -> np.ndarray:
-    obs = observations(root, items_of(root, catalogue, start, end), bands, epsg, transform, shape)
+    obs = observations(root, items_of(root, catalogue, start, end), bands, epsg, transform, shape, masked)
     days = fuse(obs)
     out = rounded_median(np.stack(list(days.values())))
     if inside is not None:
@@ -123,7 +124,8 @@ def first_valid(
 
 
 def monthly(root: Path, catalogue: str, year: int, bands, epsg: int, transform, shape) -> np.ndarray:
-    """12 x (bands + CLM): month medians, gaps filled with the median of the pixel's months."""
+    """12 x (bands + QA): month medians, gaps filled with the median of the pixel's months; QA 1 where the
+    month was seen, 2 where not (a pixel seen in some month), 0 for a pixel never seen."""
     obs = observations(
         root, items_of(root, catalogue, f"{year}-01-01", f"{year}-12-31"), bands, epsg, transform, shape
     )
@@ -136,9 +138,11 @@ def monthly(root: Path, catalogue: str, year: int, bands, epsg: int, transform, 
             med[:, med[0] == 0] = np.nan
             months[m] = med
     have = ~np.isnan(months[:, 0])
+    seen = have.any(axis=0)
     fill = rounded_median(months).astype(float)
     out = []
     for m in range(12):
         vals = np.where(have[m][None], months[m], np.where(fill[0][None] > 0, fill, 0))
-        out += [np.nan_to_num(vals).astype(np.uint16), (~have[m])[None].astype(np.uint16)]
+        qa = np.where(have[m], 1, np.where(seen, 2, 0))
+        out += [np.nan_to_num(vals).astype(np.uint16), qa[None].astype(np.uint16)]
     return np.concatenate(out)

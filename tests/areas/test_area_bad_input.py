@@ -49,6 +49,7 @@ CASES = {
     "geographic crs": (("--bbox", BBOX, *SEASON, "--crs", "EPSG:4326"), "not a projected CRS"),
     "unknown mask class": (("--bbox", BBOX, *SEASON, "--mask-classes", "3,42"), "not an SCL class"),
     "missing band asset": (("--bbox", BBOX, *SEASON, "--download-bands", "B01"), "no asset for band B01"),
+    "search above --max-items": (("--bbox", BBOX, *SEASON, "--max-items", "3"), "matches more than 3 items"),
 }
 
 
@@ -125,3 +126,41 @@ def test_map_bbox_needs_one_output_and_a_time(area_stac, tiny_vit_file, tmp_path
     _refused(*_run(capsys, [*base, *SEASON, folder / "a.tif", folder / "b.tif"]), "give only OUTPUT", folder)
     _refused(*_run(capsys, ["map-pixels", "--bbox", BBOX, "--stac-url", area_stac.url, folder / "a.tif",
                             "--no-progress"]), "--year YYYY is needed", folder)
+
+
+def test_work_folder_senclip_did_not_make_is_refused(area_stac, tmp_path, capsys):
+    """composite's OUT.tif.blocks/ (removed after success) is only ever one senclip made."""
+    folder = tmp_path / "out"
+    (folder / "c.tif.blocks").mkdir(parents=True)
+    (folder / "c.tif.blocks" / "notes.txt").write_text("mine")
+    status, err = _run(capsys, _composite(area_stac.url, folder / "c.tif", "--bbox", BBOX, *SEASON))
+    assert status == 2 and len(err) == 1, err
+    assert "was not made by senclip" in err[0] and "another --out" in err[0], err
+    assert sorted(p.name for p in folder.rglob("*")) == ["c.tif.blocks", "notes.txt"]
+
+
+def test_map_cache_and_bands_are_checked_before_anything_is_written(area_stac, tiny_vit_file, tmp_path,
+                                                                     capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    base = ["map", "--bbox", BBOX, *SEASON, "--stac-url", area_stac.url, "--collection", "earth-search",
+            "--model", "senclip-tiny-vit", "--pretrained", tiny_vit_file, "--no-progress", "--backoff",
+            "0.01"]
+    _refused(*_run(capsys, [*base, folder / "m.tif", "--download-bands", "B04,B03"]),
+             "--download-bands B04,B03 lacks B02", folder)
+    cache = tmp_path / "cache"  # a --cache holding a composite.tif senclip did not make
+    cache.mkdir()
+    (cache / "composite.tif").write_bytes(b"the user's own composite")
+    status, err = _run(capsys, [*base, folder / "m.tif", "--cache", cache])
+    assert status == 2 and len(err) == 1 and "was not made by senclip" in err[0] and "--cache" in err[0], err
+    assert (cache / "composite.tif").read_bytes() == b"the user's own composite"
+    assert sorted(p.name for p in cache.iterdir()) == ["composite.tif"] and not any(folder.iterdir())
+
+
+def test_map_pixels_refuses_series_file_flags_with_an_area(area_stac, tmp_path, capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    base = ["map-pixels", "--bbox", BBOX, "--year", "2022", "--stac-url", area_stac.url, folder / "a.tif",
+            "--no-progress"]
+    _refused(*_run(capsys, [*base, "--composite", "mean"]), "--composite reads a series file", folder)
+    _refused(*_run(capsys, [*base, "--mask-band", "SCL"]), "--mask-band reads a series file", folder)

@@ -26,13 +26,17 @@ def _grid(path):
         return src.crs.to_epsg(), src.transform, (src.height, src.width), src.read()
 
 
-@pytest.mark.parametrize("catalogue", ["earth-search", "planetary-computer", "cdse"])
-def test_composite_equals_independent_computation(area_stac, tmp_path, catalogue):
+@pytest.mark.parametrize(("catalogue", "masked"), [("earth-search", None), ("planetary-computer", None),
+                                                   ("cdse", (0, 8, 9))])
+def test_composite_equals_independent_computation(area_stac, tmp_path, catalogue, masked):
+    """The default SCL mask on two catalogues, --mask-classes 0,8,9 on the third (shadows, cirrus and
+    saturated pixels kept)."""
     out = tmp_path / "season.tif"
+    mask = ("--mask-classes", ",".join(map(str, masked))) if masked else ()
     assert (
         main(
             composite_args(
-                area_stac, out, catalogue, "--download-bands", ",".join(BANDS), "--block-size", "128"
+                area_stac, out, catalogue, "--download-bands", ",".join(BANDS), "--block-size", "128", *mask
             )
         )
         == 0
@@ -41,17 +45,23 @@ def test_composite_equals_independent_computation(area_stac, tmp_path, catalogue
     assert epsg == 32632  # the UTM zone of the area's centre
     assert transform.a == 10 and transform.c % 10 == 0 and transform.f % 10 == 0
     want = reference.composite(
-        area_stac.root, catalogue, "2022-01-01", "2022-03-31", BANDS, epsg, transform, shape
+        area_stac.root, catalogue, "2022-01-01", "2022-03-31", BANDS, epsg, transform, shape,
+        masked=masked or reference.MASKED,
     )
     assert got.shape == want.shape
     assert (got == want).all(), f"{(got != want).any(axis=0).sum()} of {shape[0] * shape[1]} pixels differ"
+    if masked:  # the flag has an effect: shadows and cirrus now count
+        default = reference.composite(area_stac.root, catalogue, "2022-01-01", "2022-03-31", BANDS, epsg,
+                                      transform, shape)
+        assert 0.01 < (got != default).any(axis=0).mean() < 0.5
     # what the data hold: both zones, a masked corner, the nodata stripe of the zone-33 tile
     assert 0.9 < (got[0] > 0).mean() < 1.0
     with rasterio.open(out) as src:
         assert src.descriptions == BANDS and src.scales == (1e-4,) * 4 and src.nodata == 0
         tags = src.tags()
         assert len(tags["items"].split(",")) == 7 and tags["composite_method"] == "median"
-        assert tags["mask_classes"] == "0,1,3,8,9,10" and tags["radiometry"] == "harmonised"
+        assert tags["mask_classes"] == ",".join(map(str, masked or reference.MASKED))
+        assert tags["radiometry"] == "harmonised"
         assert tags["time_start"] == "2022-01-01" and tags["time_end"] == "2022-03-31"
     assert not (tmp_path / "season.tif.blocks").exists()
 
@@ -119,10 +129,10 @@ def test_first_valid_and_other_zone_grid(area_stac, tmp_path):
     assert (got == want).all(), f"{(got != want).any(axis=0).sum()} pixels differ"
 
 
-def test_monthly_composite_in_the_map_pixels_layout(area_stac, tmp_path):
-    from senclip.data.series.rasters import StackSource
-
-    out = tmp_path / "year.tif"
+@pytest.fixture(scope="module")
+def monthly(area_stac, tmp_path_factory):
+    """``composite --monthly --year 2022`` of the test area (Earth Search, B04 and B08)."""
+    out = tmp_path_factory.mktemp("monthly") / "year.tif"
     args = [
         "composite",
         "--bbox",
@@ -143,21 +153,60 @@ def test_monthly_composite_in_the_map_pixels_layout(area_stac, tmp_path):
         "128",
     ]
     assert main(args) == 0
+    return out
+
+
+def test_monthly_composite_in_the_map_pixels_layout(area_stac, monthly):
+    from senclip.data.series.rasters import StackSource
+
+    out = monthly
     epsg, transform, shape, got = _grid(out)
     want = reference.monthly(area_stac.root, "earth-search", 2022, ("B04", "B08"), epsg, transform, shape)
     assert got.shape == (36, *shape)
     assert (got == want).all(), f"{(got != want).any(axis=0).sum()} pixels differ"
-    clm = got[2::3]
-    assert (
-        clm[[0, 1, 2, 5]].mean() < 0.1 and (clm[[3, 4, 6, 7, 8, 9, 10, 11]] == 1).all()
-    )  # Jan-Mar, Jun seen
+    qa = got[2::3]
+    seen = (qa == 1).any(axis=0)
+    assert (qa[[0, 1, 2, 5]] == 1).mean() > 0.9 and (qa[[3, 4, 6, 7, 8, 9, 10, 11]][:, seen] == 2).all()
+    assert 0 < (~seen).sum() and (qa[:, ~seen] == 0).all() and (got[:, ~seen] == 0).all()  # never seen
+    with rasterio.open(out) as src:  # QA is never 0 where a pixel has data: nodata 0 masks no clear month
+        assert src.nodata == 0 and src.descriptions[2] == "QA" and src.scales[2] == 1.0
+        assert ((src.read(3, masked=True).mask) == ~seen).all()
     source = StackSource(out)  # what map-pixels reads
     assert source.bands == ("B04", "B08") and [d.month for d in source.dates] == list(range(1, 13))
     data, valid = source.read(slice(0, 5))
-    assert np.allclose(data[0, 0], got[0, :5]) and (valid == (clm[:, :5] == 0) & (got[0::3][:, :5] > 0)).all()
-    item = json.loads((tmp_path / "year.item.json").read_text())
+    assert np.allclose(data[0, 0], got[0, :5]) and (valid == (qa[:, :5] == 1)).all()
+    item = json.loads(out.with_name("year.item.json").read_text())
     assert item["properties"]["senclip:product"] == "monthly-composite"
     assert len(item["assets"]["data"]["eo:bands"]) == 36
+    qa_band = item["assets"]["data"]["raster:bands"][2]
+    assert qa_band["nodata"] == 0 and [c["value"] for c in qa_band["classification:classes"]] == [1, 2]
+
+
+def test_acquire_series_composites_months_by_the_same_rule(area_stac, monthly, tmp_path):
+    """Training stacks (``acquire series``) and inference composites (``composite --monthly``) reduce the
+    same way: same-day items fused (at this point two tiles, two UTM zones, hold each acquisition of
+    January to March), then the median per month; the uint16 composite rounds it half up."""
+    import pandas as pd
+
+    lon, lat = 12.0085, 46.9985  # inside the zone-33 tile too
+    pd.DataFrame([{"point_id": "p", "lat": lat, "lon": lon, "date": "2022-06-01"}]).to_csv(tmp_path / "p.csv")
+    out = tmp_path / "series"
+    assert main(["acquire", "series", "--points", str(tmp_path / "p.csv"), "--stac-url", area_stac.url,
+                 "--collection", "earth-search", "--out", str(out), "--year", "2022", "--chip-px", "9",
+                 "--bands", "B04,B08", "--no-progress", "--backoff", "0.01"]) == 0
+    rec = json.loads((out / "series.jsonl").read_text().splitlines()[0])
+    assert sum("_33TUM_" in i for i in rec["items"]) >= 3 and sum("_32TQS_" in i for i in rec["items"]) >= 4
+    with rasterio.open(out / "series" / "p.tif") as s, rasterio.open(monthly) as m:
+        assert s.crs == m.crs
+        col, row = (s.transform.c - m.transform.c) / 10, (m.transform.f - s.transform.f) / 10
+        assert col == int(col) and row == int(row)
+        window = rasterio.windows.Window(int(col), int(row), 9, 9)
+        series, comp = s.read().reshape(12, 3, 9, 9), m.read(window=window).reshape(12, 3, 9, 9)
+    clear = series[:, 2] == 0  # the stack's CLM: 0 = a clear month
+    assert (clear == (comp[:, 2] == 1)).all() and clear[:3].mean() > 0.8
+    rounded = np.floor(series[:, :2] + 0.5)
+    assert (rounded[np.broadcast_to(clear[:, None], rounded.shape)]
+            == comp[:, :2][np.broadcast_to(clear[:, None], rounded.shape)]).all()
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "parquet", "shp"])

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pystac
+import pytest
 import rasterio
 from area_helpers import BBOX
 
@@ -36,8 +43,15 @@ def _polygon_file(path):
     return path
 
 
-def test_map_area_equals_map_of_the_composite(area_stac, tiny_vit_file, tmp_path):
+def test_map_area_equals_map_of_the_composite(area_stac, tiny_vit_file, tmp_path, monkeypatch):
     from pystac.extensions.classification import ClassificationExtension
+
+    import senclip.mapping.writers as writers
+
+    described = []  # (Item, whether its raster was in place when it was written)
+    write_item = writers.write_item
+    monkeypatch.setattr(writers, "write_item", lambda raster, item: (described.append((Path(raster).name,
+                        Path(raster).is_file())), write_item(raster, item))[1])
 
     area = _polygon_file(tmp_path / "test.geojson")
     composite = tmp_path / "composite.tif"
@@ -83,6 +97,7 @@ def test_map_area_equals_map_of_the_composite(area_stac, tiny_vit_file, tmp_path
     assert all(f'label="{c["name"]}"' in qml for c in legend["classes"])
     plain = json.loads((tmp_path / "by_hand.item.json").read_text())  # the plain map writes its Item too
     assert plain["properties"]["senclip:product"] == "class-map" and (tmp_path / "by_hand.qml").is_file()
+    assert described == [("by_hand.tif", True), ("landuse.tif", True)]  # each Item after its COG
 
     # senclip explore on this output folder (issue 24): the parts found by their Items, the classes read
     # from the class map's Item as written, the class map (whole cells) larger than the composite
@@ -116,25 +131,90 @@ def test_map_area_equals_map_of_the_composite(area_stac, tiny_vit_file, tmp_path
     assert (alpha("composite", *middle) == 255).all() and (alpha("classes", *middle) == 255).any()
 
 
-def test_map_bbox_on_dask_gives_the_identical_map(area_stac, tiny_vit_file, tmp_path):
+def _bbox_map_args(stac, tiny_vit_file) -> list:
+    return ["map", "--bbox", BBOX, "--stac-url", stac.url, *STAC, *SEASON, *TINY, "--pretrained",
+            tiny_vit_file, "--block-size", "64", "--no-quicklook", "--prompts", "generic", "--download-bands",
+            "RGB"]
+
+
+@pytest.fixture(scope="module")
+def bbox_map(area_stac, tiny_vit_file, tmp_path_factory) -> Path:
+    """``map --bbox`` in one uninterrupted run, here (8 map blocks of 64 px)."""
+    out = tmp_path_factory.mktemp("local") / "local.tif"
+    assert run([*_bbox_map_args(area_stac, tiny_vit_file), out]) == 0
+    return out
+
+
+def test_map_bbox_on_dask_gives_the_identical_map(area_stac, tiny_vit_file, bbox_map, tmp_path):
     from distributed import LocalCluster
 
-    args = ["map", "--bbox", BBOX, "--stac-url", area_stac.url, *STAC, *SEASON, *TINY, "--pretrained",
-            tiny_vit_file, "--block-size", "64", "--no-quicklook", "--prompts", "generic"]
-    assert run([*args, tmp_path / "local.tif"]) == 0
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
                       dashboard_address=None) as cluster:
-        assert run([*args, tmp_path / "dask.tif", "--dask-scheduler", cluster.scheduler_address]) == 0
-    assert (tmp_path / "dask.tif").read_bytes() == (tmp_path / "local.tif").read_bytes()
+        assert run([*_bbox_map_args(area_stac, tiny_vit_file), tmp_path / "dask.tif", "--dask-scheduler",
+                    cluster.scheduler_address]) == 0
+    assert (tmp_path / "dask.tif").read_bytes() == bbox_map.read_bytes()
+
+
+SLOW_BLOCKS = """
+import sys, time
+import senclip.areas.maps as maps
+block = maps.map_block
+def slow(*args):
+    time.sleep(0.25)
+    return block(*args)
+maps.map_block = slow
+from senclip.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_9_mid_map_then_rerun_with_other_run_options_continues(area_stac, tiny_vit_file, bbox_map,
+                                                                      tmp_path, monkeypatch):
+    """kill -9 while the map's blocks run; a rerun that changes only run options (batch size, workers,
+    progress) continues the journalled blocks and writes the same bytes as an uninterrupted run."""
+    import senclip.areas.maps as maps
+
+    out = tmp_path / "killed.tif"
+    journal = tmp_path / "killed.tif.blocks" / "maps.jsonl"
+    cache = bbox_map.with_name("local_composites")  # the composite is reused: the map's blocks are killed
+    args = [str(a) for a in [*_bbox_map_args(area_stac, tiny_vit_file), out, "--cache", cache]]
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_BLOCKS, *args],
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    done, deadline = 0, time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        done = len(journal.read_text().splitlines()) if journal.is_file() else 0
+        if done >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert 2 <= done < 8 and not out.exists()
+    mapped = []
+    block = maps.map_block
+    monkeypatch.setattr(maps, "map_block", lambda *a: (mapped.append(a[1].name), block(*a))[1])
+    rerun = [a for a in args if a != "--no-progress"] + ["--batch-size", "3", "--workers", "1"]
+    assert run(rerun) == 0
+    assert len(mapped) == 8 - done  # the journalled blocks were kept, not mapped again
+    assert out.read_bytes() == bbox_map.read_bytes()
+    assert not journal.parent.exists()
 
 
 def test_map_pixels_bbox_equals_map_pixels_of_the_monthly_composite(area_stac, tiny_timesen_file,
-                                                                     tiny_vit_file, tmp_path):
+                                                                     tiny_vit_file, tmp_path, monkeypatch):
+    from senclip.data.series.rasters import StackSource
+
+    rows_read = []  # rows per read of each composite block file: a block is never read whole
+    read = StackSource.read
+    monkeypatch.setattr(StackSource, "read", lambda self, rows: (rows_read.append(
+        (Path(self.path).parent.name, rows.stop - rows.start)), read(self, rows))[1])
     model = ("--model", "senclip-tiny-vit", "--pretrained", tiny_vit_file, "--checkpoint", tiny_timesen_file,
              "--precision", "fp32", "--no-progress", "--prompts", "generic")
     out = tmp_path / "lulc.tif"
     assert run(["map-pixels", "--bbox", BBOX, "--year", "2022", "--stac-url", area_stac.url, *STAC, out,
-                 *model, "--block-size", "128"]) == 0
+                 *model, "--block-size", "128", "--block-rows", "40"]) == 0
+    assert rows_read and all(n <= 40 for folder, n in rows_read if folder == "blocks"), rows_read
     monthly = tmp_path / "lulc_composites" / "monthly.tif"
     by_hand = tmp_path / "by_hand.tif"
     assert run(["map-pixels", monthly, by_hand, *model]) == 0
@@ -146,7 +226,7 @@ def test_map_pixels_bbox_equals_map_pixels_of_the_monthly_composite(area_stac, t
     assert item["properties"]["senclip:product"] == "class-map"
     mitem = json.loads((tmp_path / "lulc_composites" / "monthly.item.json").read_text())
     assert mitem["properties"]["senclip:product"] == "monthly-composite"
-    assert [b["name"] for b in mitem["assets"]["data"]["eo:bands"][:3]] == ["B04", "B08", "CLM"]
+    assert [b["name"] for b in mitem["assets"]["data"]["eo:bands"][:3]] == ["B04", "B08", "QA"]
 
 
 def test_published_weights_are_the_default_and_stop_offline_in_one_line(area_stac, tmp_path, capsys,

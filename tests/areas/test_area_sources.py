@@ -40,7 +40,8 @@ def test_stac_area_kind_is_found_without_importing_the_acquisition_layer(tmp_pat
                                    "bbox": list(TEST_AREA.bbox), "time": "2022-01-01/2022-12-31"}))
     code = ("import sys; from senclip.data.sources import find_kind; "
             "print(find_kind(sys.argv[1]).name, 'senclip.acquire.area_source' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code, str(request)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, str(request)], capture_output=True, text=True,
+                         check=True)
     assert out.stdout.split() == ["stac-area", "True"]
 
 
@@ -65,7 +66,7 @@ def test_stac_area_request_reads_as_a_series_of_days(area_stac, tmp_path):
     with rasterio.open(out) as src:
         assert (src.height, src.width, src.transform) == (source.height, source.width, source.transform)
         year = src.read().reshape(12, 3, src.height, src.width)
-    assert (ok == (year[:, 2] == 0)).all()  # CLM marks the months without a clear observation
+    assert (ok == (year[:, 2] == 1)).all()  # QA marks the months with a clear observation
     rounded = np.floor(np.nan_to_num(months) + 0.5).astype(np.uint16)
     seen = np.broadcast_to(ok[:, None], rounded.shape)
     assert (rounded[seen] == year[:, :2][seen]).all()  # the months seen: the same medians

@@ -50,7 +50,7 @@ def test_dask_local_cluster_gives_same_maps(tmp_path, scene_list, tiny_vit_file)
 
 
 def test_dask_scheduler_unreachable(capsys, tmp_path, scene_list, tiny_vit_file, monkeypatch):
-    monkeypatch.setattr("senclip.mapping.scenes.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("senclip.cluster.CONNECT_TIMEOUT", "1s")
     status = main(["map", "--inputs", str(scene_list), "--out-dir", str(tmp_path / "m"), "--model",
                    "senclip-tiny-vit", "--pretrained", str(tiny_vit_file), "--no-progress",
                    "--dask-scheduler", "tcp://127.0.0.1:9"])

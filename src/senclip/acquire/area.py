@@ -132,7 +132,12 @@ def read_area(path: str | Path) -> Area:
 
 
 def utm_epsg(lon: float, lat: float) -> int:
-    """EPSG code of the WGS84 UTM zone holding (lon, lat): 326zz north, 327zz south."""
+    """EPSG code of the WGS84 UTM zone holding (lon, lat): 326zz north, 327zz south.
+
+    The regular 6° zones: the MGRS exceptions (32V widened over south-western Norway, 31X-37X over
+    Svalbard) are not applied, so there an area may get the zone next to its tiles' (their scenes
+    are reprojected; ``--crs`` picks the tiles' zone).
+    """
     zone = min(int((lon + 180) // 6) + 1, 60)
     return (32600 if lat >= 0 else 32700) + zone
 

@@ -7,7 +7,7 @@ A small JSON file names the request::
      "time": "2022-01-01/2022-12-31"}
 
 (``"area": "fields.gpkg"`` instead of ``bbox``, relative to the JSON file; optional ``crs``,
-``max_cloud`` (default 80), ``mask_classes``, ``signer``). Opened through
+``max_cloud`` (default 80), ``mask_classes``, ``signer``, ``max_items``). Opened through
 :func:`senclip.data.sources.open_series` (``senclip map-pixels request.json out.tif``), it is a
 :class:`~senclip.data.series.io.SeriesSource` on the area's grid whose time steps are the
 acquisition days: each row block is loaded, harmonised, masked and fused by day exactly as a block
@@ -25,20 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from senclip.acquire.area import Block, area_grid, block_mask, parse_bbox, read_area
-from senclip.acquire.composite import (
-    CompositeSpec,
-    fuse_days,
-    load_scenes,
-    observations,
-    parse_time,
-    scene_refs,
-    search_area,
-)
-from senclip.acquire.stac import open_catalog
+from senclip.acquire.area_items import MAX_ITEMS, CompositeSpec, parse_time, scene_refs, search_area
+from senclip.acquire.area_read import check_radiometry, load_scenes
+from senclip.acquire.composite import fuse_days, observations
+from senclip.acquire.stac import href_signer, open_catalog, resolve_signer
 from senclip.data.series.io import S2_BANDS, SeriesSource
 from senclip.data.sources import SourceKind, register_source
 from senclip.errors import SenclipError
-from senclip.net import RetryPolicy
+from senclip.net import RemoteError, RetryPolicy
 
 TYPE = "senclip-stac-area"
 
@@ -80,12 +74,14 @@ class StacAreaSource(SeriesSource):
         self.bands = tuple(bands or S2_BANDS)
         self.spec = CompositeSpec(bands=self.bands, **({"mask_classes": tuple(req["mask_classes"])}
                                                        if "mask_classes" in req else {}))
-        client = open_catalog(url, self.policy, req.get("signer", "auto"))
+        self.signer = resolve_signer(req.get("signer", "auto"), url)
+        href_signer(self.signer)
+        client = open_catalog(url, self.policy, "none")  # unsigned: each read signs its hrefs
         items = search_area(client, req.get("collection", "sentinel-2-l2a"), area, start, end, self.policy,
-                            float(req.get("max_cloud", 80.0)))
+                            float(req.get("max_cloud", 80.0)), int(req.get("max_items", MAX_ITEMS)))
         if not items:
             raise SenclipError(f"{self.path}: no item covers {area.source} between {start} and {end}")
-        self.scenes = scene_refs(items, self.bands)
+        self.scenes = check_radiometry(scene_refs(items, self.bands), self.spec, self.policy, self.signer)
         self.days = sorted({s.solar_day for s in self.scenes})
         self.dates = [dt.date.fromisoformat(d) for d in self.days]
         self.height, self.width = self.grid.shape
@@ -96,10 +92,14 @@ class StacAreaSource(SeriesSource):
         block = Block(0, 0, 0, rows.start, self.width, rows.stop - rows.start)
         data = np.zeros((len(self.days), len(self.bands), block.height, block.width), dtype=np.float32)
         valid = np.zeros((len(self.days), block.height, block.width), dtype=bool)
-        raw, scl = load_scenes(self.scenes, self.grid, block, self.spec, self.policy)
+        unread = next((s for s in self.scenes if s.unread), None)
+        if unread is not None:
+            raise RemoteError(f"item {unread.id}: {unread.unread}")
+        raw, scl = load_scenes(self.scenes, self.grid, block, self.spec, self.policy, self.signer)
         inside = block_mask(self.area, self.grid, block)
         values, keep, _ = observations(raw, scl, self.scenes, self.spec, inside)
-        fused, ok, days = fuse_days(values, keep, self.scenes)
+        days_of, ids = [s.solar_day for s in self.scenes], [s.id for s in self.scenes]
+        fused, ok, days = fuse_days(values, keep, days_of, ids)
         for j, day in enumerate(days):
             i = self.days.index(day)
             data[i], valid[i] = fused[j], ok[j]

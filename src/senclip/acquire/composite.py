@@ -2,42 +2,48 @@
 
 For one block of the area grid (:func:`composite_block`), in this order:
 
-1. **load** every item that reaches the block, each band onto the block's part of the grid, with
-   odc-stac (``odc.stac.load``: one call, the grid given as a ``GeoBox``, items kept apart as one
-   time step each, reprojection from another UTM zone and resampling of 20/60 m bands by the
-   named ``resampling``, nearest by default). odc-stac reads the files and warps them; it does not
-   apply ``raster:bands`` scale/offset and its own compositing is first-valid, so steps 2-5 are
-   ours, written once here. Items already on the area's grid (the tiles of its UTM zone, by their
-   ``proj:transform``) with nearest resampling are read by plain windowed reads instead
-   (:func:`on_grid`): the same values, measured twice as fast as odc-stac's warp of 20 m bands;
-2. **harmonise** each item on its own (never by date): the BOA offset decided from the item's
-   metadata by :func:`senclip.acquire.radiometry.decide` (Earth Search's flag, the processing
-   baseline, the assets' raster metadata, in that order), checked against the block's values
-   (:func:`~senclip.acquire.radiometry.check_data`) and removed
-   (:func:`~senclip.acquire.radiometry.harmonise`): values become reflectance x 10000, nodata 0;
+1. **load** every item that reaches the block, each band onto the block's part of the grid
+   (:func:`senclip.acquire.area_read.load_scenes`): windowed reads for the items already on the
+   area's grid (the tiles of its UTM zone), odc-stac (``odc.stac.load``) for the others
+   (reprojection from another UTM zone, resampling of 20/60 m bands by the named
+   ``resampling``, nearest by default). odc-stac does not apply ``raster:bands`` scale/offset and
+   its own compositing is first-valid, so steps 2-5 are ours, written once here;
+2. **harmonise** each item on its own (never by date): the BOA offset decided once per item
+   before any block runs (:func:`senclip.acquire.radiometry.decide` from its metadata: Earth
+   Search's flag, the processing baseline, the assets' raster metadata, in that order; then
+   checked against the item's own values by :func:`senclip.acquire.area_read.check_radiometry`)
+   and removed (:func:`~senclip.acquire.radiometry.harmonise`): values become reflectance x
+   10000, nodata 0, valid dark pixels at least 1;
 3. **mask**: a pixel of an item is kept when every band is non-zero (inside the item's footprint)
    and its SCL class is not one of ``mask_classes`` (default 0 no data, 1 saturated, 3 cloud
    shadow, 8-9 cloud, 10 cirrus; items without SCL are masked by nodata only);
 4. **fuse** the items of one solar day (one acquisition cut into tiles, often in two UTM zones)
-   into one observation: the first kept pixel in item-id order, so an acquisition counts once;
+   into one observation: the first kept pixel in item-id order, so an acquisition counts once
+   (:func:`fuse_days`, also used by ``acquire series`` and the ``stac-area`` series source);
 5. **composite** per band over the kept observations: ``median`` (default; an even count gives
-   the mean of the two middle values, rounded half up to whole DN) or ``first-valid`` (items
-   ordered by scene cloud cover, least first, then date and id: the first kept pixel, all bands
-   from one date).
+   the mean of the two middle values, rounded half up to a whole DN since the file holds
+   integers) or ``first-valid`` (items ordered by scene cloud cover, least first, then date and
+   id: the first kept pixel, all bands from one date).
 
 Monthly (``year`` set: TimeSenCLIP's input): step 5 runs per calendar month of that year, giving
-12 composites. A month without a kept observation is **filled** with the per-band median of the
-pixel's composited months (``fill="median"``; ``"none"`` leaves it nodata) and flagged in its
-``CLM`` band (1 = no clear observation that month, the value is the fill). Sen4Map's published
-rule (:mod:`senclip.data.sen4map`) fills an empty month with the median of all the year's
-acquisitions, cloudy zeros included; here clouds are masked first, each month counts once
-(summer's many clear scenes do not outweigh winter's few), and memory stays one month of
-scenes per block. It is the fill the TimeSenCLIP reference tower applies itself (``fill:
-median``), so the published weights see what they expect either way.
+12 composites, each followed by its ``QA`` band (:data:`senclip.data.series.io.QA_BAND`: 1 the
+month was composited from clear observations, 2 it had none, 0 nodata: the pixel has no clear
+observation all year or lies outside the area). A month without a kept observation is **filled**
+with the per-band median of the pixel's composited months (``fill="median"``; ``"none"`` leaves
+it nodata). Readers of the stack (``map-pixels``) take only the months whose ``QA`` is 1: the
+fill is for viewers and other tools. Sen4Map's published rule (:mod:`senclip.data.sen4map`)
+fills an empty month with the median of all the year's acquisitions, cloudy zeros included; here
+clouds are masked first, each month counts once (summer's many clear scenes do not outweigh
+winter's few), and memory stays one month of scenes per block.
 
-Values are uint16: reflectance x 10000, 0 = nodata (GDAL scale 0.0001). Memory per block:
-``scenes x (bands + 1) x block² x 2`` bytes for the load (per month when monthly), plus one band
-of ``days x block² x 4`` bytes for the median.
+Values are uint16: reflectance x 10000, 0 = nodata (GDAL scale 0.0001). Memory per block of
+``b x b`` pixels with ``C`` bands, ``T`` items reaching it (per month when monthly) and ``D``
+solar days among them: the load holds ``T x (2 C + 1) x b²`` bytes (uint16 bands, uint8 SCL),
+harmonised in place one item at a time (one item's ``2 C x b²`` copy at a time); the kept-pixel
+masks ``T x b²``; fusing, when a day has several items, a copy of all bands ``D x 2 C x b²``; the
+median one band at a time, ``D x b² x 2`` (the sorted values) plus ``8 x b²``. Monthly adds the 12
+composites and their copy for the fill, ``2 x 12 x 2 C x b²``, and the block's output
+``12 x 2 (C + 1) x b²``.
 """
 
 from __future__ import annotations
@@ -45,384 +51,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-import warnings
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from senclip.acquire.area import Area, AreaGrid, Block, block_lonlat_bounds, block_mask
-from senclip.acquire.chips import RESAMPLING, SCL_UNUSABLE
-from senclip.acquire.radiometry import Decision, check_data, decide, harmonise, warn
-from senclip.acquire.stac import find_asset, item_cloud_cover, item_datetime
+from senclip.acquire.area_items import MONTH_DAY, NODATA, CompositeSpec, SceneRef
+from senclip.acquire.area_read import configure_gdal, load_scenes
+from senclip.acquire.radiometry import harmonise
 from senclip.data.radiometry import REFLECTANCE_SCALE
-from senclip.errors import SenclipError
-from senclip.net import RetryPolicy, gdal_env, retry_call
-
-# odc-stac warps into bare arrays; GDAL's note that such an array has no geotransform is noise
-warnings.filterwarnings("ignore", message="Dataset has no geotransform", module="rasterio")
-
-METHODS = ("median", "first-valid")
-FILLS = ("median", "none")
-NODATA = 0
-MONTH_DAY = 15
-"""Monthly composites are dated the 15th of their month (the ``dates`` tag that ``map-pixels`` reads)."""
-SCL_CLASSES = {
-    0: "no data",
-    1: "saturated or defective",
-    2: "dark area (topographic shadow)",
-    3: "cloud shadow",
-    4: "vegetation",
-    5: "not vegetated",
-    6: "water",
-    7: "unclassified",
-    8: "cloud medium probability",
-    9: "cloud high probability",
-    10: "thin cirrus",
-    11: "snow or ice",
-}
-"""The Sentinel-2 L2A scene classification (SCL) classes."""
-
-
-@dataclass(frozen=True)
-class CompositeSpec:
-    """What to composite (the ``composite`` flags).
-
-    Attributes:
-        bands: Sentinel-2 bands, in output order.
-        method: one of :data:`METHODS`.
-        mask_classes: SCL classes that make a pixel unusable.
-        resampling: resampling of bands coarser than 10 m (and of any reprojection).
-        year: monthly composites of this year (12 x bands + CLM); ``None``: one composite.
-        fill: monthly gaps, one of :data:`FILLS`.
-        threads: files read at once per block (odc-stac's pool).
-    """
-
-    bands: tuple[str, ...]
-    method: str = "median"
-    mask_classes: tuple[int, ...] = SCL_UNUSABLE
-    resampling: str = "nearest"
-    year: int | None = None
-    fill: str = "median"
-    threads: int = 4
-
-    def __post_init__(self) -> None:
-        if not self.bands:
-            raise SenclipError("no bands to composite; pass e.g. --download-bands B04,B03,B02")
-        if len(set(self.bands)) != len(self.bands) or "SCL" in self.bands:
-            raise SenclipError(
-                f"--download-bands {','.join(self.bands)}: list each band once, SCL is read "
-                "for the mask anyway"
-            )
-        if self.method not in METHODS:
-            raise SenclipError(
-                f"unknown composite method {self.method!r}; choose one of {', '.join(METHODS)}"
-            )
-        if self.resampling not in RESAMPLING:
-            raise SenclipError(
-                f"unknown resampling {self.resampling!r}; choose one of {', '.join(RESAMPLING)}"
-            )
-        if self.fill not in FILLS:
-            raise SenclipError(f"unknown --fill {self.fill!r}; choose one of {', '.join(FILLS)}")
-        bad = [c for c in self.mask_classes if c not in SCL_CLASSES]
-        if bad:
-            raise SenclipError(f"--mask-classes {bad[0]} is not an SCL class (0-11)")
-
-    @property
-    def monthly(self) -> bool:
-        return self.year is not None
-
-    @property
-    def out_bands(self) -> list[str]:
-        """Band names of the composite, in file order (monthly: 12 x (bands + CLM), month-major)."""
-        if not self.monthly:
-            return list(self.bands)
-        return [b for _ in range(12) for b in (*self.bands, "CLM")]
-
-    def identity(self) -> dict:
-        out = asdict(self)
-        out.pop("threads")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-
-@dataclass(frozen=True)
-class SceneRef:
-    """One STAC item as plain data (it travels to Dask workers): what loading and harmonising need.
-
-    Attributes:
-        id: the item id.
-        when: acquisition time (ISO, UTC).
-        solar_day: the local solar date (UTC date shifted by the footprint's longitude).
-        cloud_cover: ``eo:cloud_cover`` (``None``: not stated).
-        bbox: WGS84 footprint bounds.
-        item: the item with its assets renamed to band codes (``B04``, ``SCL``) for odc-stac.
-        offset_dn, source, baseline: the radiometry decision from its metadata.
-        has_scl: the item has an SCL asset.
-    """
-
-    id: str
-    when: str
-    solar_day: str
-    cloud_cover: float | None
-    bbox: tuple[float, float, float, float]
-    item: dict
-    offset_dn: dict[str, int] = field(default_factory=dict)
-    source: str = ""
-    baseline: str | None = None
-    has_scl: bool = True
-
-    def decision(self) -> Decision:
-        return Decision(dict(self.offset_dn), self.source, self.baseline)
-
-
-def parse_time(text: str) -> tuple[dt.date, dt.date]:
-    """``START/END`` (ISO dates, inclusive) → dates; one line on a bad or reversed range."""
-    parts = str(text).split("/")
-    if len(parts) != 2:
-        raise SenclipError(f"--time must be START/END (e.g. 2022-04-01/2022-09-30), got {text!r}")
-    try:
-        start, end = (dt.date.fromisoformat(p.strip()[:10]) for p in parts)
-    except ValueError:
-        raise SenclipError(f"--time {text}: dates must be YYYY-MM-DD") from None
-    if end < start:
-        raise SenclipError(f"--time {text}: END {end} is before START {start}")
-    return start, end
-
-
-def search_area(
-    client,
-    collection: str,
-    area: Area,
-    start: dt.date,
-    end: dt.date,
-    policy: RetryPolicy,
-    max_cloud: float = 100.0,
-    max_items: int = 5000,
-) -> list:
-    """Items of ``collection`` acquired in [start, end] whose footprint meets the area, least first in time.
-
-    The API is asked for the area's bbox (short, every API supports it); footprints are then
-    intersected with the area itself, and items with more scene cloud than ``max_cloud`` dropped.
-    """
-    from shapely.geometry import shape
-
-    when = f"{start.isoformat()}T00:00:00Z/{end.isoformat()}T23:59:59Z"
-
-    def _search(attempt: int) -> list:
-        search = client.search(
-            collections=[collection], bbox=list(area.bounds), datetime=when, max_items=max_items
-        )
-        return list(search.items())
-
-    items = retry_call(_search, policy, what=f"STAC search of {area.source}")
-    geom = area.geometry
-    keep = []
-    for it in items:
-        foot = shape(it.geometry) if it.geometry else None
-        cloud = item_cloud_cover(it)
-        if (foot is None or foot.intersects(geom)) and (cloud is None or cloud <= max_cloud):
-            keep.append(it)
-    return sorted(keep, key=lambda it: (item_datetime(it), it.id))
-
-
-def _solar_day(when: dt.datetime, bbox) -> str:
-    lon = (bbox[0] + bbox[2]) / 2
-    return (when + dt.timedelta(hours=lon / 15.0)).date().isoformat()
-
-
-def scene_refs(items: list, bands: tuple[str, ...]) -> list[SceneRef]:
-    """Plain-data :class:`SceneRef` of each item: band assets found, radiometry decided (warned once).
-
-    Raises:
-        SenclipError: an item lacks one of ``bands``.
-    """
-    refs = []
-    for it in items:
-        keys = {}
-        for band in bands:
-            key = find_asset(it, band)
-            if key is None:
-                raise SenclipError(
-                    f"STAC item {it.id} has no asset for band {band} (assets: "
-                    f"{', '.join(sorted(it.assets))}); check --download-bands"
-                )
-            keys[band] = key
-        scl = find_asset(it, "SCL")
-        if scl is not None:
-            keys["SCL"] = scl
-        decision = decide(it, bands)
-        warn(it.id, decision)
-        assets = {}
-        for band, key in keys.items():
-            src = it.assets[key]
-            asset = {
-                "href": src.href,
-                "type": src.media_type or "image/tiff; application=geotiff",
-                "roles": ["data"],
-                "raster:bands": [{"nodata": 0, "data_type": "uint8" if band == "SCL" else "uint16"}],
-            }
-            for k in ("proj:shape", "proj:transform", "proj:epsg", "proj:code"):
-                if k in src.extra_fields:
-                    asset[k] = src.extra_fields[k]
-            assets[band] = asset
-        props = {
-            k: v
-            for k, v in it.properties.items()
-            if k in ("datetime", "start_datetime", "end_datetime", "proj:epsg", "proj:code", "eo:cloud_cover")
-        }
-        if it.datetime is None:
-            props["datetime"] = item_datetime(it).isoformat()
-        bbox = tuple(it.bbox) if it.bbox else (0.0, 0.0, 0.0, 0.0)
-        doc = {
-            "type": "Feature",
-            "stac_version": "1.0.0",
-            "id": it.id,
-            "geometry": it.geometry,
-            "bbox": list(bbox),
-            "properties": props,
-            "links": [],
-            "assets": assets,
-            "stac_extensions": [
-                "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
-                "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-            ],
-        }
-        when = item_datetime(it)
-        refs.append(
-            SceneRef(
-                it.id,
-                when.isoformat(),
-                _solar_day(when, bbox),
-                item_cloud_cover(it),
-                bbox,
-                doc,
-                dict(decision.offset_dn),
-                decision.source,
-                decision.baseline,
-                scl is not None,
-            )
-        )
-    return refs
-
-
-def _by_position(item, parsed, idx: int) -> int:
-    """odc-stac groupby: every item its own time step, in the order given."""
-    return idx
-
-
-def _geobox(grid: AreaGrid, block: Block):
-    from odc.geo.geobox import GeoBox
-
-    return GeoBox((block.height, block.width), grid.window_transform(block), f"EPSG:{grid.epsg}")
-
-
-def configure_gdal(policy: RetryPolicy) -> None:
-    """GDAL settings of odc-stac's reading threads: :func:`senclip.net.gdal_env` (no retries inside GDAL)."""
-    import odc.stac
-
-    odc.stac.configure_rio(**gdal_env(policy))
-
-
-def load_scenes(
-    scenes: list[SceneRef], grid: AreaGrid, block: Block, spec: CompositeSpec, policy: RetryPolicy
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw values ``(T, C, h, w)`` uint16 and SCL ``(T, h, w)`` uint8 (0 for items without SCL) on the block.
-
-    Retries transient failures (a 5xx, a timeout) with ``policy``; raises
-    :class:`~senclip.net.RemoteError` after the last try.
-    """
-    import odc.stac
-    import pystac
-
-    t, c = len(scenes), len(spec.bands)
-    data = np.zeros((t, c, block.height, block.width), dtype=np.uint16)
-    scl = np.zeros((t, block.height, block.width), dtype=np.uint8)
-    if not t:
-        return data, scl
-    direct = [i for i, s in enumerate(scenes) if spec.resampling == "nearest" and on_grid(s, grid)]
-    if direct:
-        _read_direct([scenes[i] for i in direct], direct, grid, block, spec, policy, data, scl)
-    geobox = _geobox(grid, block)
-    resampling = {b: spec.resampling for b in spec.bands} | {"SCL": "nearest"}
-    for with_scl in (True, False):
-        idx = [i for i, s in enumerate(scenes) if s.has_scl == with_scl and i not in direct]
-        if not idx:
-            continue
-        bands = [*spec.bands, "SCL"] if with_scl else list(spec.bands)
-        items = [pystac.Item.from_dict(scenes[i].item, preserve_dict=True) for i in idx]
-
-        def _load(attempt: int, items=items, bands=bands):
-            return odc.stac.load(
-                items,
-                bands=bands,
-                geobox=geobox,
-                groupby=_by_position,
-                resampling={b: resampling[b] for b in bands},
-                fail_on_error=True,
-                pool=spec.threads if spec.threads > 1 else None,
-            )
-
-        ds = retry_call(_load, policy, what=f"reading block {block.name} ({len(items)} items)")
-        for j, band in enumerate(spec.bands):
-            data[idx, j] = ds[band].values
-        if with_scl:
-            scl[idx] = ds["SCL"].values
-    return data, scl
-
-
-def on_grid(scene: SceneRef, grid: AreaGrid) -> bool:
-    """Whether every asset of ``scene`` states a grid (``proj:transform``) in the area's CRS whose pixel
-    edges fall on the area grid's pixel edges (Sentinel-2 tiles of the area's UTM zone): then each output
-    pixel lies in one source pixel and a windowed read gives what odc-stac's nearest resampling gives."""
-    props = scene.item["properties"]
-    code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
-    for asset in scene.item["assets"].values():
-        acode = asset.get("proj:code") or (f"EPSG:{asset['proj:epsg']}" if asset.get("proj:epsg") else code)
-        t = asset.get("proj:transform")
-        if acode != f"EPSG:{grid.epsg}" or not t or t[1] or t[3] or t[0] <= 0 or t[4] != -t[0]:
-            return False
-        r = grid.resolution  # every source pixel edge on an output pixel edge: each output pixel in one
-        if t[0] % r or (t[2] - grid.x0) % r or (grid.y1 - t[5]) % r:  # source pixel
-            return False
-    return True
-
-
-def _read_direct(scenes: list[SceneRef], idx: list[int], grid: AreaGrid, block: Block, spec: CompositeSpec,
-                 policy: RetryPolicy, data: np.ndarray, scl: np.ndarray) -> None:
-    """Windowed reads of scenes on the area's grid (:func:`on_grid`) into ``data``/``scl``, ``spec.threads``
-    files at once: the same values as odc-stac's, about twice as fast (docs/areas.md)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import rasterio
-    from rasterio.windows import from_bounds
-
-    t = grid.window_transform(block)
-    bounds = (t.c, t.f + t.e * block.height, t.c + t.a * block.width, t.f)
-    shape = (block.height, block.width)
-    env = gdal_env(policy)
-
-    def read(job):
-        row, band, href = job
-        with rasterio.Env(**env), rasterio.open(href) as src:
-            window = from_bounds(*bounds, transform=src.transform)
-            inside = (window.col_off >= 0 and window.row_off >= 0
-                      and window.col_off + window.width <= src.width
-                      and window.row_off + window.height <= src.height)
-            values = src.read(1, window=window, out_shape=shape, boundless=not inside, fill_value=0)
-        if band == "SCL":
-            scl[row] = values
-        else:
-            data[row, spec.bands.index(band)] = values
-
-    jobs = [(row, band, scene.item["assets"][band]["href"])
-            for row, scene in zip(idx, scenes, strict=True) for band in (*spec.bands, "SCL")
-            if band in scene.item["assets"]]
-
-    def _all(attempt: int) -> None:
-        with ThreadPoolExecutor(max(1, spec.threads)) as pool:
-            list(pool.map(read, jobs))
-
-    retry_call(_all, policy, what=f"reading block {block.name} ({len(scenes)} items)")
+from senclip.data.series.io import QA_BAND, QA_CLEAR, QA_GAP
+from senclip.net import RemoteError, RetryPolicy
 
 
 def observations(
@@ -430,15 +71,14 @@ def observations(
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Steps 2-3: harmonised values ``(T, C, h, w)`` and kept pixels ``(T, h, w)``; the per-item records.
 
-    ``raw`` is harmonised in place (one item at a time): the values returned are ``raw`` itself.
+    Each item's own decision (``scene.offset_dn``, checked against its values at plan time) is
+    applied; ``raw`` is harmonised in place (one item at a time): the values returned are ``raw``.
     """
     values = raw
     keep = np.zeros((len(scenes), *raw.shape[2:]), dtype=bool)
     records = []
     for i, scene in enumerate(scenes):
-        decision = check_data(raw[i], scene.decision(), spec.bands)
-        if decision.check:
-            warn(scene.id, decision)
+        decision = scene.decision()
         values[i] = harmonise(raw[i], decision, spec.bands)
         ok = (values[i] != NODATA).all(axis=0) & inside
         if scene.has_scl:
@@ -452,19 +92,26 @@ def observations(
 
 
 def fuse_days(
-    values: np.ndarray, keep: np.ndarray, scenes: list[SceneRef]
+    values: np.ndarray, keep: np.ndarray, days: Sequence[str], ids: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Step 4: one observation per solar day, the first kept pixel in item-id order; and the days."""
-    days = sorted({s.solar_day for s in scenes})
-    if len(days) == len(scenes):  # one item per day, the usual case: nothing to fuse, nothing copied
-        order = [next(i for i, s in enumerate(scenes) if s.solar_day == d) for d in days]
-        if order == list(range(len(scenes))):
-            return values, keep, days
-        return values[order], keep[order], days
-    out = np.zeros((len(days), *values.shape[1:]), dtype=values.dtype)
-    ok = np.zeros((len(days), *keep.shape[1:]), dtype=bool)
-    for d, day in enumerate(days):
-        items = sorted((i for i, s in enumerate(scenes) if s.solar_day == day), key=lambda i: scenes[i].id)
+    """Step 4: one observation per solar day, the first kept pixel in item-id order; and the days, sorted.
+
+    Args:
+        values: ``(T, C, …)`` observations (any dtype: values where not kept are never read).
+        keep: ``(T, …)`` kept pixels.
+        days: each observation's solar day (:func:`senclip.acquire.area_items.solar_day`).
+        ids: each observation's item id.
+    """
+    order_days = sorted(set(days))
+    if len(order_days) == len(days):  # one item per day, the usual case: nothing to fuse, nothing copied
+        order = [days.index(d) for d in order_days]
+        if order == list(range(len(days))):
+            return values, keep, order_days
+        return values[order], keep[order], order_days
+    out = np.zeros((len(order_days), *values.shape[1:]), dtype=values.dtype)
+    ok = np.zeros((len(order_days), *keep.shape[1:]), dtype=bool)
+    for d, day in enumerate(order_days):
+        items = sorted((i for i, s in enumerate(days) if s == day), key=lambda i: ids[i])
         if len(items) == 1:  # values where not kept are never read
             out[d], ok[d] = values[items[0]], keep[items[0]]
             continue
@@ -472,7 +119,7 @@ def fuse_days(
             take = keep[i] & ~ok[d]
             np.copyto(out[d], values[i], where=take[None])
             ok[d] |= take
-    return out, ok, days
+    return out, ok, order_days
 
 
 def median_kept(values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -524,7 +171,7 @@ def _least_cloud_first(scenes: list[SceneRef]) -> list[int]:
 def _reduce(values, keep, scenes: list[SceneRef], method: str) -> tuple[np.ndarray, np.ndarray]:
     if method == "first-valid":
         return first_kept(values, keep, _least_cloud_first(scenes))
-    fused, ok, _ = fuse_days(values, keep, scenes)
+    fused, ok, _ = fuse_days(values, keep, [s.solar_day for s in scenes], [s.id for s in scenes])
     return median_kept(fused, ok)
 
 
@@ -539,7 +186,13 @@ def fill_months(months: np.ndarray, month_ok: np.ndarray) -> np.ndarray:
 
 
 def composite_block(
-    scenes: list[SceneRef], grid: AreaGrid, area: Area, block: Block, spec: CompositeSpec, policy: RetryPolicy
+    scenes: list[SceneRef],
+    grid: AreaGrid,
+    area: Area,
+    block: Block,
+    spec: CompositeSpec,
+    policy: RetryPolicy,
+    signer: str = "none",
 ) -> tuple[np.ndarray, dict]:
     """The composite of one block and its record; see the module docstring.
 
@@ -554,7 +207,7 @@ def composite_block(
     def load(these):
         nonlocal loading
         t = time.perf_counter()
-        got = load_scenes(these, grid, block, spec, policy)
+        got = load_scenes(these, grid, block, spec, policy, signer)
         loading += time.perf_counter() - t
         return got
 
@@ -563,6 +216,9 @@ def composite_block(
 
     inside = block_mask(area, grid, block)
     reach = _reaching(scenes, grid, block)
+    unread = next((s for s in reach if s.unread), None)
+    if unread is not None:
+        raise RemoteError(f"item {unread.id}: {unread.unread}")
     shape = (len(spec.out_bands), block.height, block.width)
     if not reach or not inside.any():
         return np.zeros(shape, dtype=np.uint16), {
@@ -582,17 +238,30 @@ def composite_block(
             "items": records,
             "seconds": seconds(),
         }
-    c = len(spec.bands)
-    months = np.zeros((12, c, block.height, block.width), dtype=np.uint16)
-    month_ok = np.zeros((12, block.height, block.width), dtype=bool)
+    out, month_ok, records = _monthly(reach, spec, inside, load)
+    return out, {
+        "scenes": len(reach),
+        "clear": int(month_ok.any(axis=0).sum()),
+        "pixels": int(inside.sum()),
+        "items": records,
+        "clear_months": [round(float(month_ok[m].sum()) / max(1, int(inside.sum())), 4) for m in range(12)],
+        "seconds": seconds(),
+    }
+
+
+def _monthly(reach: list[SceneRef], spec: CompositeSpec, inside: np.ndarray, load) -> tuple:
+    """Steps 2-5 per calendar month of ``spec.year``, the gaps filled, each month followed by its QA band.
+
+    Returns:
+        ``(values, month_ok, records)``: uint16 ``(12 (C + 1), h, w)``, bool ``(12, h, w)``, item records.
+    """
+    c, (h, w) = len(spec.bands), inside.shape
+    months = np.zeros((12, c, h, w), dtype=np.uint16)
+    month_ok = np.zeros((12, h, w), dtype=bool)
     records = []
     for m in range(12):
-        these = [
-            s
-            for s in reach
-            if dt.date.fromisoformat(s.solar_day).month == m + 1
-            and dt.date.fromisoformat(s.solar_day).year == spec.year
-        ]
+        these = [s for s in reach if dt.date.fromisoformat(s.solar_day).month == m + 1
+                 and dt.date.fromisoformat(s.solar_day).year == spec.year]
         if not these:
             continue
         raw, scl = load(these)
@@ -603,19 +272,12 @@ def composite_block(
         records += recs
     if spec.fill == "median":
         months = fill_months(months, month_ok)
-    out = np.zeros(shape, dtype=np.uint16)
+    out = np.zeros((12 * (c + 1), h, w), dtype=np.uint16)
+    seen = month_ok.any(axis=0)
     for m in range(12):
         out[m * (c + 1) : m * (c + 1) + c] = months[m]
-        out[m * (c + 1) + c] = (~month_ok[m]).astype(np.uint16)
-    clear = int(month_ok.any(axis=0).sum())
-    return out, {
-        "scenes": len(reach),
-        "clear": clear,
-        "pixels": int(inside.sum()),
-        "items": records,
-        "clear_months": [round(float(month_ok[m].sum()) / max(1, int(inside.sum())), 4) for m in range(12)],
-        "seconds": seconds(),
-    }
+        out[m * (c + 1) + c] = np.where(month_ok[m], QA_CLEAR, np.where(seen, QA_GAP, NODATA))
+    return out, month_ok, records
 
 
 def _reaching(scenes: list[SceneRef], grid: AreaGrid, block: Block) -> list[SceneRef]:
@@ -633,6 +295,7 @@ def write_block(
 
     It describes itself as the assembled composite does (band names, GDAL scale 0.0001, for
     monthly composites the ``dates`` and ``bands`` tags), so a series reader takes a block alone.
+    A block without a clear pixel has no file (:func:`run_block`).
     """
     import rasterio
 
@@ -660,7 +323,7 @@ def write_block(
             dst.write(values)
             names = spec.out_bands
             dst.descriptions = tuple(names)
-            dst.scales = tuple(1.0 if n == "CLM" else REFLECTANCE_SCALE for n in names)
+            dst.scales = tuple(1.0 if n == QA_BAND else REFLECTANCE_SCALE for n in names)
             dst.offsets = tuple(0.0 for _ in names)
             if spec.monthly:
                 dates = [dt.date(spec.year, m, MONTH_DAY).isoformat() for m in range(1, 13)]
@@ -670,13 +333,18 @@ def write_block(
 
 @dataclass(frozen=True)
 class CompositeJob:
-    """Everything one block needs, as plain data (pickled to Dask workers)."""
+    """Everything the blocks need, as plain data (sent once to each Dask worker).
+
+    ``signer``: the resolved signer of the hrefs (:func:`senclip.acquire.stac.resolve_signer`),
+    applied by each block right before it reads.
+    """
 
     scenes: tuple[SceneRef, ...]
     grid: AreaGrid
     area: Area
     spec: CompositeSpec
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    signer: str = "none"
 
 
 def run_block(job: CompositeJob, block: Block, path: str) -> dict:
@@ -685,12 +353,11 @@ def run_block(job: CompositeJob, block: Block, path: str) -> dict:
     A block without any clear pixel writes no file (``empty``); a remote failure that outlived the
     retries is ``failed`` (a rerun retries it) and names the error.
     """
-    from senclip.net import RemoteError
-
     configure_gdal(job.policy)
     base = {"block": block.name}
     try:
-        values, rec = composite_block(list(job.scenes), job.grid, job.area, block, job.spec, job.policy)
+        values, rec = composite_block(list(job.scenes), job.grid, job.area, block, job.spec, job.policy,
+                                      job.signer)
     except RemoteError as exc:
         return base | {"status": "failed", "error": str(exc).splitlines()[0]}
     if rec["clear"] == 0:
@@ -700,25 +367,13 @@ def run_block(job: CompositeJob, block: Block, path: str) -> dict:
 
 
 __all__ = [
-    "FILLS",
-    "METHODS",
-    "NODATA",
-    "SCL_CLASSES",
     "CompositeJob",
-    "CompositeSpec",
-    "SceneRef",
     "composite_block",
-    "configure_gdal",
     "fill_months",
     "first_kept",
     "fuse_days",
-    "load_scenes",
     "median_kept",
     "observations",
-    "on_grid",
-    "parse_time",
     "run_block",
-    "scene_refs",
-    "search_area",
     "write_block",
 ]

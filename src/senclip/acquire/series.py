@@ -5,8 +5,14 @@ least scene cloud first, scenes above ``max_scene_cloud`` dropped) is read on
 the point's chip grid (the CRS and pixel grid of the first scene; scenes from
 a neighbouring UTM zone are warped onto it). A pixel of a scene is clear when
 its SCL class is not in :data:`~senclip.acquire.chips.SCL_UNUSABLE` (without
-SCL: when no band is 0). The clear observations are composited by calendar
-month with :func:`senclip.data.series.composite.monthly_composite`, and written
+SCL: when no band is 0). Items of one solar day (one acquisition cut into tiles,
+often in two UTM zones) are fused into one observation, the first clear pixel in
+item-id order (:func:`senclip.acquire.composite.fuse_days`, the rule of ``composite
+--monthly`` and of the ``stac-area`` source, so an acquisition counts once in the
+training series as at inference). The clear observations are composited by calendar
+month with :func:`senclip.data.series.composite.monthly_composite` (the median of
+the clear observations: the same value ``composite --monthly`` stores rounded half up
+to whole DN in its uint16 file; this float32 stack keeps a ``.5``), and written
 with :func:`senclip.data.series.rasters.write_stack`: a GeoTIFF of 12 steps,
 each ``C`` float32 bands plus a ``CLM`` band (1 = no clear observation that
 month), tagged with the months' mid dates, so
@@ -30,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from senclip.acquire.area_items import solar_day
 from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, read_window
+from senclip.acquire.composite import fuse_days
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.pipeline import StacOptions
 from senclip.acquire.points import safe_name
@@ -112,11 +120,13 @@ def series_point(client, row: dict, opts: SeriesOptions, out: Path) -> dict:
         scenes = [read_scene(it, grid, opts.spec, opts.policy, opts.radiometry) for it in items]
     except RemoteError as exc:
         return {"status": "failed", "error": str(exc)}
-    data = np.stack([s[0] for s in scenes])
-    clear = np.stack([s[1] for s in scenes])
     decisions = [s[2] for s in scenes]
     radiometry = _series_radiometry(items, decisions, opts)
-    dates = [item_datetime(it).date() for it in items]
+    days = [solar_day(item_datetime(it), it.bbox or (row["lon"], row["lat"], row["lon"], row["lat"]))
+            for it in items]
+    data, clear, days = fuse_days(np.stack([s[0] for s in scenes]), np.stack([s[1] for s in scenes]), days,
+                                  [it.id for it in items])
+    dates = [dt.date.fromisoformat(d) for d in days]
     composite, month_valid = monthly_composite(data, dates, clear, method=opts.method, year=year)
     rel = f"{SERIES_DIR}/{safe_name(row['point_id'])}.tif"
     (out / SERIES_DIR).mkdir(parents=True, exist_ok=True)

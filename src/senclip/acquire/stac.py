@@ -5,8 +5,10 @@ Providers:
 * plain public APIs (Earth Search ``https://earth-search.aws.element84.com/v1``,
   a local server, …): given by URL, no signing;
 * Microsoft Planetary Computer: assets need a SAS token; ``signer="planetary-computer"``
-  (or ``"auto"`` with a ``planetarycomputer`` URL) signs every item through the
-  ``planetary-computer`` package (``pip install planetary-computer``).
+  (or ``"auto"`` with a ``planetarycomputer`` URL) signs through the ``planetary-computer``
+  package (``pip install planetary-computer``): every item as it is found
+  (:func:`make_signer`, for the point commands, which read at once), or each href right
+  before it is read (:func:`href_signer`, for the area blocks of a long run: tokens expire).
 
 Band assets are found by Sentinel-2 band code whatever the provider calls them:
 the asset key itself (``B04``, Planetary Computer), its common name (``red``,
@@ -24,7 +26,7 @@ from senclip.net import RetryPolicy, retry_call
 
 SIGNERS = ("auto", "none", "planetary-computer")
 
-S2_COMMON_NAMES: dict[str, str] = {
+EARTH_SEARCH_KEYS: dict[str, str] = {
     "B01": "coastal",
     "B02": "blue",
     "B03": "green",
@@ -40,7 +42,49 @@ S2_COMMON_NAMES: dict[str, str] = {
     "B12": "swir22",
     "SCL": "scl",
 }
-"""Sentinel-2 band code → asset key used by Earth Search v1."""
+"""Sentinel-2 band code → its asset key in Earth Search v1 (``rededge1``; the eo extension's common names
+are :data:`senclip.bands.S2_COMMON_NAMES`)."""
+
+
+def resolve_signer(name: str, url: str) -> str:
+    """``name`` with ``auto`` resolved from ``url``: ``none`` or ``planetary-computer``.
+
+    Raises:
+        SenclipError: unknown signer.
+    """
+    if name not in SIGNERS:
+        raise SenclipError(f"unknown signer {name!r}; choose one of {', '.join(SIGNERS)}")
+    if name == "auto":
+        return "planetary-computer" if "planetarycomputer" in url.lower() else "none"
+    return name
+
+
+def _planetary_computer():
+    try:
+        import planetary_computer
+    except ImportError as exc:
+        raise SenclipError(
+            "signing for Planetary Computer needs the planetary-computer package: "
+            "pip install planetary-computer"
+        ) from exc
+    return planetary_computer
+
+
+def href_signer(name: str) -> Callable[[str], str] | None:
+    """A function signing one href for resolved signer ``name`` (:func:`resolve_signer`), or ``None``.
+
+    Planetary Computer's ``sign`` keeps its tokens in a cache and fetches a new one when the
+    cached one is about to expire, so calling it right before each read never hands out a stale
+    token.
+
+    Raises:
+        SenclipError: unknown signer, or ``planetary-computer`` not installed.
+    """
+    if name == "none":
+        return None
+    if name != "planetary-computer":
+        raise SenclipError(f"unknown signer {name!r}; choose one of {', '.join(SIGNERS)}")
+    return _planetary_computer().sign
 
 
 def make_signer(name: str, url: str) -> Callable[[Any], None] | None:
@@ -53,20 +97,10 @@ def make_signer(name: str, url: str) -> Callable[[Any], None] | None:
     Raises:
         SenclipError: unknown signer, or ``planetary-computer`` not installed.
     """
-    if name not in SIGNERS:
-        raise SenclipError(f"unknown signer {name!r}; choose one of {', '.join(SIGNERS)}")
-    if name == "auto":
-        name = "planetary-computer" if "planetarycomputer" in url.lower() else "none"
+    name = resolve_signer(name, url)
     if name == "none":
         return None
-    try:
-        import planetary_computer
-    except ImportError as exc:
-        raise SenclipError(
-            "signing for Planetary Computer needs the planetary-computer package: "
-            "pip install planetary-computer"
-        ) from exc
-    return planetary_computer.sign_inplace
+    return _planetary_computer().sign_inplace
 
 
 def open_catalog(url: str, policy: RetryPolicy, signer: str = "auto", headers: dict[str, str] | None = None):
@@ -148,7 +182,7 @@ def find_asset(item, band: str) -> str | None:
     (STAC 1.0) or ``bands`` (STAC 1.1) entry of that name.
     """
     keys = {k.lower(): k for k in item.assets}
-    for name in (band, S2_COMMON_NAMES.get(band.upper(), "")):
+    for name in (band, EARTH_SEARCH_KEYS.get(band.upper(), "")):
         if name and name.lower() in keys:
             return keys[name.lower()]
     per_res = []

@@ -74,7 +74,8 @@ def run_blocks(
         from senclip.cluster import run_on_cluster
 
         keys = [f"senclip-{desc}-{key}-{b.name}" for b in todo]
-        for rec in run_on_cluster(fn, calls, keys, scheduler, progress, unit="block"):
+        blocks_only = [call[1:] for call in calls]  # the job goes once to each worker, not with every block
+        for rec in run_on_cluster(fn, blocks_only, keys, scheduler, progress, unit="block", shared=job):
             journal.append(rec)
             records[rec["block"]] = rec
     return [records[b.name] for b in blocks]

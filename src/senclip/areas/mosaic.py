@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +24,9 @@ import rasterio
 from rasterio.windows import Window
 
 from senclip.acquire.area import AreaGrid, Block
-from senclip.acquire.composite import MONTH_DAY, NODATA, SCL_CLASSES, CompositeSpec
+from senclip.acquire.area_items import MONTH_DAY, NODATA, SCL_CLASSES, CompositeSpec
 from senclip.data.radiometry import CONVENTION, REFLECTANCE_SCALE, convention_tags
+from senclip.data.series.io import QA_BAND, QA_CLASSES
 from senclip.mapping.writers import tiff_profile, write_cog
 from senclip.outputs import write_text
 from senclip.stacitem import eo_bands, item_path, raster_item
@@ -83,7 +86,9 @@ def composite_tags(spec: CompositeSpec, provenance: dict) -> dict[str, str]:
             "bands": ",".join(spec.bands),
             "monthly_fill": spec.fill,
             "year": str(spec.year),
-            "CLM": "1 = no clear observation in the month (the value is the fill)",
+            QA_BAND: "0 = nodata (no clear observation all year, or outside the area), 1 = the month is "
+            "composited from clear observations, 2 = no clear observation in the month (the values are the "
+            "fill)",
         }
     return tags
 
@@ -101,7 +106,7 @@ def write_composite(
     """The composite COG (uint16, scale 0.0001, nodata 0, band descriptions, tags) and its STAC Item."""
     names = spec.out_bands
     profile = tiff_profile(grid.width, grid.height, len(names), "uint16", grid.crs, grid.transform, NODATA)
-    scales = [1.0 if n == "CLM" else REFLECTANCE_SCALE for n in names]
+    scales = [1.0 if n == QA_BAND else REFLECTANCE_SCALE for n in names]
     tags = composite_tags(spec, provenance)
 
     def decorate(dst) -> None:
@@ -118,17 +123,14 @@ def write_composite(
 def composite_item(out: Path, grid: AreaGrid, spec: CompositeSpec, provenance: dict) -> dict:
     """The composite's STAC Item (``composite`` or ``monthly-composite``; eo and raster extensions)."""
     names = spec.out_bands
+    qa_classes = [{"value": v, "name": t.replace(" ", "-"), "description": t} for v, t in QA_CLASSES.items()]
     if spec.monthly:
         eo = []
         for d in month_dates(spec.year):
-            for b in eo_bands([*spec.bands, "CLM"]):
-                eo.append(
-                    b
-                    | {
-                        "description": f"{d:%Y-%m} "
-                        + ("no clear observation (1 = filled)" if b["name"] == "CLM" else b["name"])
-                    }
-                )
+            for b in eo_bands([*spec.bands, QA_BAND]):
+                text = "quality: 1 clear, 2 no clear observation (filled), 0 nodata" if b["name"] == QA_BAND \
+                    else b["name"]
+                eo.append(b | {"description": f"{d:%Y-%m} {text}"})
     else:
         eo = eo_bands(names)
     raster = [
@@ -137,8 +139,8 @@ def composite_item(out: Path, grid: AreaGrid, spec: CompositeSpec, provenance: d
             "data_type": "uint16",
             "spatial_resolution": grid.resolution,
             **(
-                {"scale": 1.0, "offset": 0.0}
-                if n == "CLM"
+                {"scale": 1.0, "offset": 0.0, "classification:classes": qa_classes}
+                if n == QA_BAND
                 else {"scale": REFLECTANCE_SCALE, "offset": 0.0, "unit": "reflectance x 10000 (DN)"}
             ),
         }
@@ -182,6 +184,73 @@ def composite_item(out: Path, grid: AreaGrid, spec: CompositeSpec, provenance: d
     )
 
 
+@dataclass(frozen=True)
+class ClassMap:
+    """What an area's class map says about itself, beside its pixels.
+
+    Attributes:
+        classes: class names; value ``i`` is ``classes[i]`` (255 nodata).
+        model_id: the model's identity (:func:`senclip.mapping.provenance.model_identity`).
+        tags: GeoTIFF tags of the COG.
+        item_extra: more Item properties (``senclip:tile``, ``senclip:composite``, …).
+        provenance: the plan's provenance (:meth:`senclip.areas.plan.AreaPlan.provenance`).
+        unit: composite pixels per map cell.
+        quicklook: write the PNG quick-look.
+    """
+
+    classes: list[str]
+    model_id: dict
+    tags: dict
+    item_extra: dict
+    provenance: dict
+    unit: int = 1
+    quicklook: bool = True
+
+
+def write_class_map(
+    out: Path, work: Path, grid: AreaGrid, blocks: list[Block], records: list[dict], paths: dict[str, Path],
+    spec: ClassMap,
+) -> None:
+    """The area's class-map COG (colour table, names), then its STAC Item, QGIS style, legend, quick-look.
+
+    The COG is moved into place first, so a run killed in between leaves no Item without its raster
+    (the rerun, whose blocks are all journalled, writes both again).
+    """
+    from affine import Affine
+
+    from senclip.mapping.mapper import sidecar_paths
+    from senclip.mapping.writers import (
+        NODATA_CLASS,
+        class_colors,
+        class_map_item,
+        decorate_classes,
+        write_item,
+        write_legend,
+        write_qml,
+        write_quicklook,
+    )
+
+    width, height = math.ceil(grid.width / spec.unit), math.ceil(grid.height / spec.unit)
+    transform = grid.transform @ Affine.scale(spec.unit)
+    colors = class_colors(spec.classes)
+    profile = tiff_profile(width, height, 1, "uint8", grid.crs, transform, NODATA_CLASS)
+    windows = block_windows(blocks, records, paths, spec.unit)
+    assemble(out, work, windows, profile, "nearest", decorate_classes(spec.classes, colors, spec.tags))
+    prov, side = spec.provenance, sidecar_paths(out)
+    when = {"start": dt.date.fromisoformat(prov["start"]), "end": dt.date.fromisoformat(prov["end"])}
+    extra = spec.item_extra | {"senclip:stac_api": prov["stac_url"], "senclip:collection": prov["collection"],
+                               "senclip:items": prov["items"], "senclip:area": prov["area"]}
+    item = class_map_item(out, spec.classes, colors, grid.crs, transform, (height, width), when,
+                          spec.model_id, extra)
+    write_item(out, item)
+    write_qml(side["style"], spec.classes, colors)
+    info = {"model": spec.model_id, **spec.item_extra, "crs": f"EPSG:{grid.epsg}", "area": prov["area"]}
+    write_legend(side["legend"], spec.classes, colors, info)
+    if spec.quicklook:
+        title = f"{out.name}: senclip map of {prov['area']} ({width}x{height})"
+        write_quicklook(side["quicklook"], read_decimated(out), spec.classes, colors, title)
+
+
 def read_decimated(path: Path, max_side: int = 1024) -> np.ndarray:
     """Band 1 of a raster read at most ``max_side`` pixels a side (from its overviews)."""
     with rasterio.open(path) as src:
@@ -192,11 +261,13 @@ def read_decimated(path: Path, max_side: int = 1024) -> np.ndarray:
 
 __all__ = [
     "ASSEMBLY_CACHE",
+    "ClassMap",
     "assemble",
     "block_windows",
     "composite_item",
     "composite_tags",
     "month_dates",
     "read_decimated",
+    "write_class_map",
     "write_composite",
 ]

@@ -42,6 +42,7 @@ def add_area_args(
     p: argparse.ArgumentParser, *, required: bool, time: bool = True, bands: bool = True, dask: bool = True
 ) -> None:
     """The area, catalogue, compositing, grid and robustness flags (see :data:`AREA_HELP`)."""
+    from senclip.acquire.area_items import MAX_ITEMS
     from senclip.acquire.chips import SCL_UNUSABLE
 
     g = p.add_argument_group("area", AREA_HELP)
@@ -84,6 +85,13 @@ def add_area_args(
         default=80.0,
         help="skip scenes with more scene-wide cloud than this percentage (default: 80)",
     )
+    s.add_argument(
+        "--max-items",
+        type=int,
+        default=MAX_ITEMS,
+        help=f"refuse a search matching more items than this (default: {MAX_ITEMS}); a season is never "
+        "composited from a truncated list",
+    )
     c = p.add_argument_group("compositing")
     if bands:
         c.add_argument(
@@ -120,7 +128,9 @@ def add_area_args(
         default="median",
         choices=("median", "none"),
         help="monthly composites: a month without a clear observation takes the median of the "
-        "pixel's other months (default; flagged in its CLM band), or stays nodata",
+        "pixel's other months (default; flagged 2 in its QA band), or stays nodata. It changes the "
+        "composite file only: map-pixels reads the months whose QA is 1 and leaves the missing ones "
+        "to the model",
     )
     r = p.add_argument_group("blocks and robustness")
     r.add_argument(
@@ -143,6 +153,27 @@ def add_area_args(
     add_retry_args(r)
 
 
+def download_bands(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ...]:
+    """``--download-bands`` (band codes, or a band-set name of :mod:`senclip.bands`: ``L2A``, ``RGB``, …)."""
+    from senclip.bands import parse_bands
+
+    if not args.download_bands:
+        return tuple(default)
+    return tuple(parse_bands(",".join(args.download_bands)))
+
+
+def check_model_bands(bands: tuple[str, ...], tower: tuple[str, ...]) -> None:
+    """Refuse ``--download-bands`` lacking a band the model's tower takes, before anything is composited."""
+    from senclip.errors import SenclipError
+
+    missing = [b for b in tower if b not in bands]
+    if missing:
+        raise SenclipError(
+            f"--download-bands {','.join(bands)} lacks {','.join(missing)}, which the model takes "
+            f"({','.join(tower)}); add them, or leave --download-bands out to composite the model's bands"
+        )
+
+
 def has_area(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "bbox", None) or getattr(args, "area", None))
 
@@ -154,11 +185,11 @@ def area_of(args: argparse.Namespace):
 
 
 def request_from_args(args: argparse.Namespace, bands: tuple[str, ...], year: int | None = None):
-    """The :class:`~senclip.areas.pipeline.AreaRequest` of the flags (every input check, no network)."""
+    """The :class:`~senclip.areas.plan.AreaRequest` of the flags (every input check, no network)."""
     import datetime as dt
 
-    from senclip.acquire.composite import CompositeSpec, parse_time
-    from senclip.areas.pipeline import AreaRequest
+    from senclip.acquire.area_items import CompositeSpec, parse_time
+    from senclip.areas.plan import AreaRequest
     from senclip.errors import SenclipError
 
     if not args.stac_url:
@@ -176,8 +207,8 @@ def request_from_args(args: argparse.Namespace, bands: tuple[str, ...], year: in
         if not getattr(args, "time", None):
             raise SenclipError("--time START/END is needed with --bbox/--area (e.g. 2022-04-01/2022-09-30)")
         start, end = parse_time(args.time)
-    if args.retries < 0 or args.timeout <= 0 or args.read_threads < 1:
-        raise SenclipError("--retries must be >= 0, --timeout > 0 and --read-threads >= 1")
+    if args.retries < 0 or args.timeout <= 0 or args.read_threads < 1 or args.max_items < 1:
+        raise SenclipError("--retries must be >= 0, --timeout > 0, --read-threads and --max-items >= 1")
     spec = CompositeSpec(
         bands=tuple(bands),
         method=args.method,
@@ -200,6 +231,7 @@ def request_from_args(args: argparse.Namespace, bands: tuple[str, ...], year: in
         args.max_cloud,
         args.block_size,
         policy,
+        args.max_items,
     )
 
 
@@ -233,7 +265,9 @@ __all__ = [
     "MAX_AREA_KM2",
     "add_area_args",
     "area_of",
+    "check_model_bands",
     "default_cache",
+    "download_bands",
     "has_area",
     "print_summary",
     "request_from_args",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from senclip.commands.area_args import add_area_args, print_summary, request_from_args
+from senclip.commands.area_args import add_area_args, download_bands, print_summary, request_from_args
 from senclip.commands.common import add_overwrite_arg
 
 DESCRIPTION = """\
@@ -18,8 +18,9 @@ Per scene, before compositing: the BOA offset of processing baseline >= 04.00 re
 scene's own metadata says (never by date; docs/acquire.md), and pixels of the masked SCL classes
 dropped. Scenes of one day (tiles, UTM zones) count as one observation. Then per band the median
 of the clear observations (or --method first-valid). With --monthly --year YYYY: 12 monthly
-composites x bands, each followed by a CLM band (1 = no clear observation that month, value
-filled by --fill), in the stack layout `senclip map-pixels` reads (TimeSenCLIP).
+composites x bands, each followed by a QA band (1 = clear observations that month, 2 = none,
+the values filled by --fill; 0 = nodata), in the stack layout `senclip map-pixels` reads
+(TimeSenCLIP), which takes the months whose QA is 1.
 
 Loading uses odc-stac (one grid, reprojection across UTM zones). Work goes block by block and
 is resumable: rerun the same command after a crash or a failed block. See docs/areas.md."""
@@ -32,7 +33,6 @@ examples:
       --stac-url https://planetarycomputer.microsoft.com/api/stac/v1 --out farm_2022.tif
 """
 
-DEFAULT_BANDS = ("B04", "B03", "B02")
 
 
 def register(subparsers) -> None:
@@ -72,19 +72,11 @@ def plan(args: argparse.Namespace):
     )
 
 
-def bands_of(args: argparse.Namespace, default: tuple[str, ...]) -> tuple[str, ...]:
-    """``--download-bands``, with the band-set names of senclip.bands (``L2A``, ``RGB``, …)."""
-    from senclip.bands import parse_bands
-
-    if not args.download_bands:
-        return tuple(default)
-    return tuple(parse_bands(",".join(args.download_bands)))
-
-
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from senclip.areas.pipeline import composite_area, plan_area
+    from senclip.areas.composites import composite_area
+    from senclip.areas.plan import plan_area
     from senclip.errors import SenclipError
 
     out = Path(args.out)
@@ -94,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
         raise SenclipError("--monthly needs --year YYYY")
     if args.year is not None and not args.monthly:
         raise SenclipError("--year goes with --monthly (one composite over a range: --time START/END)")
+    from senclip.bands import RGB_BANDS
     from senclip.data.series.io import S2_BANDS
 
-    bands = bands_of(args, S2_BANDS if args.monthly else DEFAULT_BANDS)
+    bands = download_bands(args, S2_BANDS if args.monthly else RGB_BANDS)
     request = request_from_args(args, bands, args.year if args.monthly else None)
     area_plan = plan_area(request, args.max_area_km2, args.yes)
     summary = composite_area(area_plan, out, args.dask_scheduler, not args.no_progress, args.overwrite)

@@ -262,8 +262,9 @@ def run_area(args: argparse.Namespace) -> int:
     """``map --bbox|--area … OUTPUT``: composite the area's scenes (cached), map it block by block."""
     from pathlib import Path
 
-    from senclip.areas.pipeline import map_area, plan_area
-    from senclip.commands.area_args import print_summary, request_from_args
+    from senclip.areas.maps import map_area
+    from senclip.areas.plan import plan_area
+    from senclip.commands.area_args import check_model_bands, download_bands, print_summary, request_from_args
     from senclip.errors import SenclipError
     from senclip.mapping.scenes import build_job
 
@@ -280,7 +281,9 @@ def run_area(args: argparse.Namespace) -> int:
     request_from_args(args, ("B04",))  # the area, time and flags checked before the model loads
     job = job_from_args(args, {"resolution": args.resolution, "quicklook": not args.no_quicklook})
     model, _ = build_job(job)  # the model decides the bands; a model that cannot load stops here
-    bands = tuple(args.download_bands or model.image_tower.bands)
+    tower = tuple(model.image_tower.bands)
+    bands = download_bands(args, tower)
+    check_model_bands(bands, tower)
     plan = plan_area(request_from_args(args, bands), args.max_area_km2, args.yes)
     summary = map_area(plan, job, Path(out), Path(args.cache or default_cache(out)), args.dask_scheduler,
                        not args.no_progress, args.overwrite)

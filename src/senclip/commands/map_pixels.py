@@ -51,6 +51,12 @@ examples:
 """
 
 
+SERIES_ONLY = (("--composite", "composite", None), ("--dates", "dates", None), ("--mask", "mask", None),
+               ("--input-bands", "bands", None), ("--mask-band", "mask_band", "CLM"),
+               ("--feature", "feature", "NDVI"), ("--restart", "restart", False))
+"""Flags of a series file (flag, dest, default): refused with --bbox/--area, where they would do nothing."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map-pixels", help=HELP, description=DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,10 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--mask", default=None, metavar="RASTER",
                    help="validity raster for a stack: one band per date, non-zero = cloud/invalid")
     s.add_argument("--mask-band", default="CLM", metavar="NAME",
-                   help="name of a per-date cloud band inside the rasters, non-zero = cloud (default: CLM)")
+                   help="name of a per-date cloud band inside the rasters, non-zero = cloud (default: CLM; "
+                        "without one, a senclip monthly composite's QA band, 1 = clear)")
     s.add_argument("--feature", default="NDVI", help="EOPatch data feature to read (default: NDVI)")
-    s.add_argument("--composite", default="median", choices=["median", "mean", "min", "max", "first", "last"],
-                   help="monthly compositing of clear observations (default: median)")
+    s.add_argument("--composite", default=None, choices=["median", "mean", "min", "max", "first", "last"],
+                   help="monthly compositing of a series' clear observations (default: median; with "
+                        "--bbox/--area the months are composited by --method)")
     s.add_argument("--time-steps", type=int, choices=(12, 4, 1), default=12,
                    help="steps the tower sees: 12 months, 4 seasonal or 1 annual median of the "
                         "monthly composites (default: 12)")
@@ -165,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".tif", ".tiff"):
         raise SenclipError(f"output must be a .tif file, got {out.name}")
     options = PixelMapOptions(block_rows=args.block_rows, batch_size=args.batch_size,
-                              method=args.composite, year=args.year, time_steps=args.time_steps)
+                              method=args.composite or "median", year=args.year, time_steps=args.time_steps)
     bands = [b.strip() for b in args.bands.split(",")] if args.bands else None
     source = open_series(args.stack, dates=args.dates, bands=bands, mask=args.mask,
                          mask_band=args.mask_band, feature=args.feature)
@@ -184,8 +192,9 @@ def run_area(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from senclip.areas.pipeline import PixelJob, map_pixels_area, plan_area
-    from senclip.commands.area_args import print_summary, request_from_args
+    from senclip.areas.maps import PixelJob, map_pixels_area
+    from senclip.areas.plan import plan_area
+    from senclip.commands.area_args import check_model_bands, download_bands, print_summary, request_from_args
     from senclip.commands.common import configure_runtime, resolve_device, use_published_default
     from senclip.errors import SenclipError
     from senclip.mapping.pixels import PixelMapOptions
@@ -199,11 +208,15 @@ def run_area(args: argparse.Namespace) -> int:
         raise SenclipError(f"OUTPUT must be a .tif file, got {out.name or 'nothing'}")
     if args.year is None:
         raise SenclipError("--year YYYY is needed with --bbox/--area (the year of the 12 monthly composites)")
+    for flag, dest, default in SERIES_ONLY:
+        if getattr(args, dest) != default:
+            raise SenclipError(f"{flag} reads a series file; with --bbox/--area the series is the area's "
+                               "monthly composite (its compositing: --method, --mask-classes, --fill)")
     request_from_args(args, ("B04",), args.year)  # the area and flags checked before the model loads
     use_published_default(args, "series")
     prompts = resolve_prompts(args.prompts, args.classes)
-    options = PixelMapOptions(block_rows=args.block_rows, batch_size=args.batch_size, method=args.composite,
-                              year=args.year, time_steps=args.time_steps)
+    options = PixelMapOptions(block_rows=args.block_rows, batch_size=args.batch_size, year=args.year,
+                              time_steps=args.time_steps)
     configure_runtime()
     device = resolve_device(args.device)
     precision, _ = resolve_precision(args.precision, device)
@@ -211,7 +224,9 @@ def run_area(args: argparse.Namespace) -> int:
                      precision)
     job = PixelJob(spec, tuple((c, tuple(p)) for c, p in prompts.items()), options)
     mapper = job.mapper()  # a model that cannot load stops here, before any search
-    bands = tuple(args.download_bands or mapper.model.image_tower.bands)
+    tower = tuple(mapper.model.image_tower.bands)
+    bands = download_bands(args, tower)
+    check_model_bands(bands, tower)
     plan = plan_area(request_from_args(args, bands, args.year), args.max_area_km2, args.yes)
     cache = Path(args.cache or default_cache(str(out)))
     summary = map_pixels_area(plan, job, out, cache, args.dask_scheduler, not args.no_progress,

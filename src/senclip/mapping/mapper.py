@@ -230,7 +230,7 @@ def map_scene(model, classifier, input_path: str, output: str | Path, options: M
 
 def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list[str], output: Path,
             options: MapOptions, model, classifier_id: str = "") -> None:
-    """Write probabilities, legend, quick-look and (last) the class COG."""
+    """Write probabilities, legend, quick-look, the class COG, then its STAC Items and QGIS style."""
     scores = store.arrays["scores"]
     cls = np.full((grid.cells_y, grid.cells_x), NODATA_CLASS, dtype=np.uint8)
     for j in range(grid.cells_y):
@@ -264,10 +264,10 @@ def _finish(store: RowStore, source: RasterSource, grid: TileGrid, classes: list
         profile = tiff_profile(grid.cells_x, grid.cells_y, 1, "uint8", source.crs, grid.cell_transform,
                            NODATA_CLASS)
         strips = class_strips(cls, grid.stride, None, None)
-    if options.sidecars and source.crs is not None:
+    write_cog(output, store.dir, strips, profile, "nearest", decorate_classes(classes, colors, tags))
+    if options.sidecars and source.crs is not None:  # after the COG: no Item ever describes a missing raster
         _write_sidecars(output, classes, colors, profile, source, model, classifier_id, options, grid,
                         cell_profile)
-    write_cog(output, store.dir, strips, profile, "nearest", decorate_classes(classes, colors, tags))
 
 
 def _write_sidecars(output: Path, classes: list[str], colors, profile: dict, source: RasterSource, model,

@@ -70,9 +70,6 @@ class MapJob:
     options: MapOptions = field(default_factory=MapOptions)
 
 
-CONNECT_TIMEOUT = "10s"
-"""How long to wait for the Dask scheduler before giving up (see :mod:`senclip.cluster`)."""
-
 _CACHE: dict[str, tuple] = {}
 _LOCK = threading.Lock()
 
@@ -155,5 +152,4 @@ def _map_dask(job: MapJob, todo: list[tuple[str, str]], scheduler: str, progress
     from senclip.cluster import run_on_cluster
 
     yield from run_on_cluster(map_one, [(job, src, out) for src, out in todo],
-                              [f"senclip-map-{out}" for _, out in todo], scheduler, progress, unit="scene",
-                              timeout=CONNECT_TIMEOUT)
+                              [f"senclip-map-{out}" for _, out in todo], scheduler, progress, unit="scene")

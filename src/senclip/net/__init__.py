@@ -9,7 +9,7 @@ GDAL options for ``/vsicurl/`` COG reads, which GDAL performs itself.
 
 from senclip.net.fetch import OfflineError, cache_dir, fetch, network_reachable, offline_switch, verify_file
 from senclip.net.gdal import gdal_env
-from senclip.net.retry import RemoteError, RetryPolicy, http_status, is_transient, retry_call
+from senclip.net.retry import RemoteError, RetryPolicy, http_status, is_remote, is_transient, retry_call
 
 __all__ = ["OfflineError", "RemoteError", "RetryPolicy", "cache_dir", "fetch", "gdal_env", "http_status",
-           "is_transient", "network_reachable", "offline_switch", "retry_call", "verify_file"]
+           "is_remote", "is_transient", "network_reachable", "offline_switch", "retry_call", "verify_file"]

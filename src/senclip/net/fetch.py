@@ -159,11 +159,11 @@ def fetch(url: str, dest: Path, *, size: int | None = None, md5: str | None = No
     return dest
 
 
-class _Truncated(Exception):
+class _Truncated(OSError):
     """The connection broke before the server sent everything it announced."""
 
 
-class _Unreachable(Exception):
+class _Unreachable(OSError):
     """No connection could be opened at the first try: offline, not worth retrying."""
 
 

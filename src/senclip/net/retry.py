@@ -5,6 +5,11 @@ retries are off, see :mod:`senclip.net.gdal`): :func:`retry_call` decides
 whether a failure is transient (HTTP 5xx or 429, a timeout, a reset or
 truncated transfer), logs it and waits before the next try. One
 :class:`RetryPolicy` governs downloads, photos, STAC calls and COG reads alike.
+
+Only failures of input/output become a :class:`RemoteError` (:func:`is_remote`: ``OSError`` and
+what requests, urllib3, GDAL/rasterio and pystac-client raise for a failed request or read); a
+programming error (``TypeError``, ``KeyError``, …) raised inside a remote operation is a bug and
+propagates as it is, so it is never counted as "a block that failed, retry it later".
 """
 
 from __future__ import annotations
@@ -99,6 +104,34 @@ def is_transient(exc: BaseException) -> bool:
     return any(word in text for word in _TRANSIENT_WORDS)
 
 
+def is_remote(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failed request, transfer or read (I/O, HTTP, GDAL, a STAC API's answer).
+
+    :class:`~senclip.errors.SenclipError` other than :class:`RemoteError` is ours (a one-line user
+    error) and not remote; a ``json.JSONDecodeError`` is a garbled answer and remote; any other
+    exception is a bug.
+    """
+    import http.client
+    import json
+
+    if isinstance(exc, RemoteError):
+        return True
+    if isinstance(exc, SenclipError):
+        return False
+    if isinstance(exc, OSError | http.client.HTTPException | json.JSONDecodeError):
+        return True  # requests', rasterio's RasterioIOError and socket errors are OSErrors
+    if http_status(exc) is not None and getattr(exc, "response", None) is not None:
+        return True
+    kinds = []
+    for module, name in (("urllib3.exceptions", "HTTPError"), ("rasterio.errors", "RasterioError"),
+                         ("rasterio._err", "CPLE_BaseError"), ("pystac_client.exceptions", "APIError")):
+        try:
+            kinds.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):  # pragma: no cover - declared dependencies
+            continue
+    return isinstance(exc, tuple(kinds))
+
+
 def retry_call(
     fn: Callable[[int], T],
     policy: RetryPolicy,
@@ -122,11 +155,15 @@ def retry_call(
     Raises:
         RemoteError: the last failure, after ``policy.attempts`` tries, or at
             once for a failure that is not transient (HTTP 404, bad data).
+        Exception: anything that is not a remote failure (:func:`is_remote`: a bug, a user
+            error) propagates unchanged at once.
     """
     for attempt in range(1, policy.attempts + 1):
         try:
             return fn(attempt)
         except Exception as exc:
+            if not is_remote(exc):
+                raise
             retry = transient(exc) and attempt < policy.attempts
             first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
             code = http_status(exc)

@@ -20,7 +20,8 @@ Inputs:
   ``timestamps.json``, ``bbox.geojson``): :class:`EOPatchSource`.
 
 Validity: a per-step cloud band (``mask_band``, default ``CLM``; non-zero =
-cloud) where the raster has one, a separate mask raster (``mask=``, ``T``
+cloud) where the raster has one, or else a per-step ``QA`` band (senclip's monthly
+composites, :data:`QA_BAND`: valid where it is 1), a separate mask raster (``mask=``, ``T``
 bands, non-zero = invalid), the raster's nodata value and non-finite values
 all mark observations invalid. A raster with GDAL per-band scale/offset
 (``acquire series`` writes scale 0.0001, offset 0; raw L2A DN have offset
@@ -46,6 +47,15 @@ DATE_RE = re.compile(r"(?<!\d)(\d{4})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2")
 S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 """The ten 10 m and 20 m Sentinel-2 bands TimeSenCLIP uses, in its order."""
+QA_BAND = "QA"
+QA_CLEAR, QA_GAP = 1, 2
+QA_CLASSES = {QA_CLEAR: "clear", QA_GAP: "no clear observation"}
+"""The quality band of each month of senclip's monthly composites (``composite --monthly``):
+0 nodata (the pixel has no clear observation all year, or lies outside the area), 1 the month is
+composited from clear observations, 2 the month had no clear observation (its values are the
+``--fill``, or nodata with ``--fill none``). A month is valid where it is 1. Its own name, not
+eo-learn's ``CLM`` (0 clear, non-zero cloud): a ``CLM`` of 0 would be nodata in a file whose
+nodata is 0."""
 
 
 def parse_date(value) -> dt.date:

@@ -17,7 +17,7 @@ import rasterio
 from rasterio.windows import Window
 
 from senclip.data.radiometry import file_scaling, to_dn_units
-from senclip.data.series.io import DATE_RE, RASTER_SUFFIXES, SeriesSource, parse_dates
+from senclip.data.series.io import DATE_RE, QA_BAND, QA_CLEAR, RASTER_SUFFIXES, SeriesSource, parse_dates
 from senclip.errors import DatasetNotFoundError, SenclipError
 from senclip.outputs import atomic_path
 
@@ -36,6 +36,20 @@ def _window(rows: slice, width: int) -> Window:
     return Window(0, rows.start, width, rows.stop - rows.start)
 
 
+def _mask_band(names: Sequence[str], mask_band: str) -> tuple[int | None, int | None]:
+    """``(index, clear value)`` of a step's validity band: ``mask_band`` (non-zero = cloud: clear value
+    ``None``) where the step has it, else a senclip ``QA`` band (clear where 1), else ``(None, None)``."""
+    if mask_band in names:
+        return names.index(mask_band), (QA_CLEAR if mask_band == QA_BAND else None)
+    if QA_BAND in names:
+        return names.index(QA_BAND), QA_CLEAR
+    return None, None
+
+
+def _clear(flags: np.ndarray, clear_value: int | None) -> np.ndarray:
+    return flags == 0 if clear_value is None else flags == clear_value
+
+
 def _invalid_nodata(block: np.ndarray, nodata) -> np.ndarray:
     """``(…, h, W)`` bool: any band equal to the nodata value (over axis -3)."""
     if nodata is None or (isinstance(nodata, float) and np.isnan(nodata)):
@@ -48,7 +62,7 @@ class FolderSource(SeriesSource):
 
     Each file has the same bands (names from ``bands`` or the band
     descriptions), optionally one cloud band named ``mask_band`` (non-zero =
-    cloud), and the same grid. Files are ordered by date.
+    cloud) or a ``QA`` band (1 = clear), and the same grid. Files are ordered by date.
     """
 
     def __init__(self, folder, bands: Sequence[str] | None = None, mask_band: str = "CLM") -> None:
@@ -70,7 +84,7 @@ class FolderSource(SeriesSource):
             self.height, self.width, self.crs, self.transform = src.height, src.width, src.crs, src.transform
             names = [d or f"band{i + 1}" for i, d in enumerate(src.descriptions)]
             count = src.count
-        self.mask_index = names.index(mask_band) if mask_band in names else None
+        self.mask_index, self.mask_clear = _mask_band(names, mask_band)
         data_idx = [i for i in range(count) if i != self.mask_index]
         if bands is None:
             bands = [names[i] for i in data_idx]
@@ -104,7 +118,7 @@ class FolderSource(SeriesSource):
             if scaling is not None:
                 ok &= (data[t] > 0).all(axis=0)
             if self.mask_index is not None:
-                ok &= block[self.mask_index] == 0
+                ok &= _clear(block[self.mask_index], self.mask_clear)
             valid[t] = ok
         return data, valid
 
@@ -125,7 +139,8 @@ class StackSource(SeriesSource):
         bands: band names; default: the file's ``bands`` tag or the band
             descriptions of the first step.
         mask: separate validity raster with ``T`` bands (non-zero = invalid).
-        mask_band: name of the cloud band (non-zero = cloud).
+        mask_band: name of the cloud band (non-zero = cloud); without one, a ``QA`` band
+            (:data:`~senclip.data.series.io.QA_BAND`, senclip's monthly composites: 1 = clear).
     """
 
     def __init__(self, path, dates=None, bands: Sequence[str] | None = None, mask=None,
@@ -161,7 +176,7 @@ class StackSource(SeriesSource):
                                "the stack must hold T x C bands, time-major")
         per_step = count // t
         step_names = [d or f"band{i + 1}" for i, d in enumerate(descriptions[:per_step])]
-        self.mask_index = step_names.index(mask_band) if mask_band in step_names else None
+        self.mask_index, self.mask_clear = _mask_band(step_names, mask_band)
         self.data_idx = [i for i in range(per_step) if i != self.mask_index]
         if bands is None and tags.get(BANDS_TAG):
             bands = tags[BANDS_TAG].split(",")
@@ -199,7 +214,7 @@ class StackSource(SeriesSource):
             with _open(sub) as src:
                 if src.count != count or (src.height, src.width) != (self.height, self.width):
                     raise SenclipError(f"{sub}: shape differs from {self.netcdf['data'][0]}")
-        self.bands, self.mask_index = tuple(names), None
+        self.bands, self.mask_index, self.mask_clear = tuple(names), None, None
 
     def read(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
         rows = self._check_rows(rows)
@@ -218,7 +233,7 @@ class StackSource(SeriesSource):
                 data = to_dn_units(data, *scaling, axis=1)
                 valid &= (data > 0).all(axis=1)
             if self.mask_index is not None:
-                valid &= block[:, self.mask_index] == 0
+                valid &= _clear(block[:, self.mask_index], self.mask_clear)
         valid &= np.isfinite(data).all(axis=1)
         if self.mask_path is not None:
             with _open(self.mask_path) as m:
