@@ -19,6 +19,30 @@ S2_L2A_BANDS = tuple(b for b in S2_L1C_BANDS if b != "B10")  # the 12 Level-2A b
 RGB_BANDS = ("B04", "B03", "B02")  # red, green, blue: what a CLIP tower trained on photos takes
 SHORTHANDS = {"L1C": S2_L1C_BANDS, "L2A": S2_L2A_BANDS, "RGB": RGB_BANDS}
 
+SCL_UNUSABLE = (0, 1, 3, 8, 9, 10)
+"""Scene-classification (SCL) classes that make a pixel unusable: no data, saturated, shadow, cloud
+(medium, high), cirrus: the default mask of acquisition and compositing."""
+
+REFERENCE_BGR_BANDS: tuple[str, ...] = ("B02", "B03", "B04")
+"""The bands the SenCLIP reference code puts in a CLIP's R, G, B channels for BigEarthNet.
+
+Source: ``src/dataset_bigearthnet.py`` of the SenCLIP code (repository
+``yghlc/SenCLIP``), ``BigEarthNetDataset.__getitem__``: ``image =
+np.asarray(image[1:4,:,:])`` on the image of ``torchgeo.datasets.BigEarthNet(...,
+bands='s2')``, whose band files are sorted B01, B02, B03, B04, B05, B06, B07,
+B08, B8A, B09, B11, B12 (torchgeo's ``sort_sentinel2_bands``), so channels 1..3
+are B02, B03, B04; the array is then min-max stretched and handed to
+``Image.fromarray(image, mode='RGB')``. The ``bands = [3,2,1]`` that its
+``__init__`` stores is never used. ``src/zeroshot_bigearthnet.py`` evaluates on
+this dataset. Blue therefore enters the red channel of a CLIP trained on RGB
+photos, and red the blue one.
+"""
+RGB_ORDERS: dict[str, tuple[str, ...]] = {"rgb": RGB_BANDS, "reference-bgr": REFERENCE_BGR_BANDS}
+"""``zeroshot --bigearthnet-rgb`` choices: the bands fed as R, G, B."""
+STRETCHES = ("true-colour", "reference-minmax")
+"""``zeroshot --bigearthnet-stretch`` choices: senclip's reflectance stretch, or the SenCLIP reference's
+per-image min-max to 8 bit (:class:`senclip.data.bigearthnet.ReferenceMinMax`)."""
+
 S2_COMMON_NAMES = {
     "B01": "coastal",
     "B02": "blue",

@@ -127,7 +127,8 @@ def test_rgb_is_b04_b03_b02_not_bgr(bigearthnet_root):
 
 def test_reference_bgr_swaps_red_and_blue_only(bigearthnet_root):
     """``rgb_transforms("reference-bgr")`` feeds B02,B03,B04 (the SenCLIP reference's order) as R,G,B."""
-    from senclip.data.bigearthnet import REFERENCE_BGR_BANDS, rgb_transforms
+    from senclip.bands import REFERENCE_BGR_BANDS
+    from senclip.data.bigearthnet import rgb_transforms
 
     rgb = get_dataset("bigearthnet", bigearthnet_root)
     bgr = get_dataset("bigearthnet", bigearthnet_root, transforms=rgb_transforms("reference-bgr"))

@@ -15,9 +15,10 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 from senclip.acquire.area import Area
-from senclip.acquire.chips import RESAMPLING, SCL_UNUSABLE
+from senclip.acquire.chips import RESAMPLING
 from senclip.acquire.radiometry import Decision, decide, warn
-from senclip.acquire.stac import find_asset, item_cloud_cover, item_datetime
+from senclip.acquire.stac import MAX_ITEMS, find_asset, item_cloud_cover, item_datetime
+from senclip.bands import SCL_UNUSABLE
 from senclip.data.series.io import QA_BAND
 from senclip.errors import SenclipError
 from senclip.net import RetryPolicy, retry_call
@@ -25,8 +26,6 @@ from senclip.net import RetryPolicy, retry_call
 METHODS = ("median", "first-valid")
 FILLS = ("median", "none")
 NODATA = 0
-MAX_ITEMS = 5000
-"""Default cap on the items of one search (``--max-items``); reaching it is an error, never a silent cut."""
 MONTH_DAY = 15
 """Monthly composites are dated the 15th of their month (the ``dates`` tag that ``map-pixels`` reads)."""
 SCL_CLASSES = {

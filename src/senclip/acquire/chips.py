@@ -26,11 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from senclip.acquire.stac import asset_href, find_asset, item_cloud_cover, item_datetime
+from senclip.bands import SCL_UNUSABLE
 from senclip.errors import SenclipError
 from senclip.net import RemoteError, RetryPolicy, gdal_env, retry_call
-
-SCL_UNUSABLE = (0, 1, 3, 8, 9, 10)
-"""SCL classes that make a pixel unusable: no data, saturated, shadow, cloud (medium, high), cirrus."""
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 
@@ -260,7 +258,6 @@ def write_chip(
 
 
 __all__ = [
-    "SCL_UNUSABLE",
     "Candidate",
     "ChipSpec",
     "Grid",

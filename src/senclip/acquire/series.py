@@ -4,7 +4,7 @@ For each point, every scene of the year at the point (up to ``max_scenes``,
 least scene cloud first, scenes above ``max_scene_cloud`` dropped) is read on
 the point's chip grid (the CRS and pixel grid of the first scene; scenes from
 a neighbouring UTM zone are warped onto it). A pixel of a scene is clear when
-its SCL class is not in :data:`~senclip.acquire.chips.SCL_UNUSABLE` (without
+its SCL class is not in :data:`~senclip.bands.SCL_UNUSABLE` (without
 SCL: when no band is 0). Items of one solar day (one acquisition cut into tiles,
 often in two UTM zones) are fused into one observation, the first clear pixel in
 item-id order (:func:`senclip.acquire.composite.fuse_days`, the rule of ``composite
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from senclip.acquire.area_items import solar_day
-from senclip.acquire.chips import SCL_UNUSABLE, ChipSpec, chip_grid, read_chip, read_window
+from senclip.acquire.chips import ChipSpec, chip_grid, read_chip, read_window
 from senclip.acquire.composite import fuse_days
 from senclip.acquire.jobs import Journal, RunSummary, run_point_files
 from senclip.acquire.pipeline import StacOptions
@@ -51,6 +51,7 @@ from senclip.acquire.stac import (
     open_catalog,
     search_point,
 )
+from senclip.bands import SCL_UNUSABLE
 from senclip.data.radiometry import CONVENTION, RAW, REFLECTANCE_SCALE, convention_tags
 from senclip.net import RemoteError, RetryPolicy
 

@@ -25,6 +25,9 @@ from senclip.errors import SenclipError
 from senclip.net import RetryPolicy, retry_call
 
 SIGNERS = ("auto", "none", "planetary-computer")
+MAX_ITEMS = 5000
+"""Default cap on the items of one area search (``--max-items``): reaching it is an error, never a
+silent cut."""
 
 EARTH_SEARCH_KEYS: dict[str, str] = {
     "B01": "coastal",

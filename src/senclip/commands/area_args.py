@@ -42,8 +42,8 @@ def add_area_args(
     p: argparse.ArgumentParser, *, required: bool, time: bool = True, bands: bool = True, dask: bool = True
 ) -> None:
     """The area, catalogue, compositing, grid and robustness flags (see :data:`AREA_HELP`)."""
-    from senclip.acquire.area_items import MAX_ITEMS
-    from senclip.acquire.chips import SCL_UNUSABLE
+    from senclip.acquire.stac import MAX_ITEMS
+    from senclip.bands import SCL_UNUSABLE
 
     g = p.add_argument_group("area", AREA_HELP)
     where = g.add_mutually_exclusive_group(required=required)

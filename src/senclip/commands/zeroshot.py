@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from senclip.bands import RGB_ORDERS, STRETCHES
 from senclip.commands.common import (
     add_bands_arg,
     add_cache_args,
@@ -17,9 +18,11 @@ from senclip.commands.common import (
     result_paths,
     spec_inputs,
 )
-from senclip.data.bigearthnet import RGB_ORDERS, STRETCHES
-from senclip.data.sen4map_labels import LABEL_SETS
 from senclip.evaluate.senclip_protocol import SUBSET_RULES
+
+SEN4MAP_LABEL_SETS = ("lc1", "lu1", "crop", "eunis", "bioregion")
+"""``--labels`` choices: :data:`senclip.data.sen4map_labels.LABEL_SETS`, written out (a test holds them
+equal) because importing anything of :mod:`senclip.data` loads torch, which ``--help`` must not."""
 
 HELP = "zero-shot classification of a labelled dataset with text prompts"
 DESCRIPTION = """\
@@ -51,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dataset", required=True, metavar="NAME",
                    help="eurosat | eurosat-ms | bigearthnet | timeseries | sen4map")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root folder")
-    g.add_argument("--labels", choices=LABEL_SETS, default=None,
+    g.add_argument("--labels", choices=SEN4MAP_LABEL_SETS, default=None,
                    help="sen4map: label set: LUCAS land cover, land use, crop type, ecosystem type (EUNIS) "
                         "or biogeographical region (default lc1); classes as the TimeSenCLIP reference "
                         "names them")

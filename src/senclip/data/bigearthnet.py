@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from senclip.bands import RGB_BANDS, S2_L2A_BANDS
+from senclip.bands import RGB_ORDERS, S2_L2A_BANDS, STRETCHES
 from senclip.data.base import GEOTIFF_OPEN_OPTIONS, ClassificationDataset, Transform, raster_read_env
 from senclip.data.download import DatasetSpec
 from senclip.data.radiometry import read_dn_units
@@ -49,25 +49,6 @@ BAND_RESOLUTION_M: dict[str, int] = {
 }
 NOMENCLATURES = (19, 43)
 
-REFERENCE_BGR_BANDS: tuple[str, ...] = ("B02", "B03", "B04")
-"""The bands the SenCLIP reference code puts in a CLIP's R, G, B channels for BigEarthNet.
-
-Source: ``src/dataset_bigearthnet.py`` of the SenCLIP code (repository
-``yghlc/SenCLIP``), ``BigEarthNetDataset.__getitem__``: ``image =
-np.asarray(image[1:4,:,:])`` on the image of ``torchgeo.datasets.BigEarthNet(...,
-bands='s2')``, whose band files are sorted B01, B02, B03, B04, B05, B06, B07,
-B08, B8A, B09, B11, B12 (torchgeo's ``sort_sentinel2_bands``), so channels 1..3
-are B02, B03, B04; the array is then min-max stretched and handed to
-``Image.fromarray(image, mode='RGB')``. The ``bands = [3,2,1]`` that its
-``__init__`` stores is never used. ``src/zeroshot_bigearthnet.py`` evaluates on
-this dataset. Blue therefore enters the red channel of a CLIP trained on RGB
-photos, and red the blue one.
-"""
-RGB_ORDERS: dict[str, tuple[str, ...]] = {"rgb": RGB_BANDS, "reference-bgr": REFERENCE_BGR_BANDS}
-"""``zeroshot --bigearthnet-rgb`` choices: the bands fed as R, G, B."""
-STRETCHES = ("true-colour", "reference-minmax")
-"""``zeroshot --bigearthnet-stretch`` choices: senclip's reflectance stretch, or the SenCLIP reference's
-per-image min-max to 8 bit (:class:`ReferenceMinMax`)."""
 
 
 class ReferenceMinMax:
@@ -171,7 +152,7 @@ def rgb_transforms(order: str = "rgb", stretch: str = "true-colour", size: int |
     """Transforms for an RGB tower with the bands of ``RGB_ORDERS[order]`` as R, G, B.
 
     ``"rgb"`` is the default order (``B04, B03, B02``); ``"reference-bgr"`` feeds
-    :data:`REFERENCE_BGR_BANDS` and exists only to reproduce the SenCLIP reference's
+    :data:`senclip.bands.REFERENCE_BGR_BANDS` and exists only to reproduce the SenCLIP reference's
     BigEarthNet numbers. ``stretch``: ``true-colour`` (default,
     :func:`~senclip.data.transforms.true_colour`) or ``reference-minmax`` (:class:`ReferenceMinMax`,
     resized to ``size``, the tower's input size, on 8 bit as the reference does).

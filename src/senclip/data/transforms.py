@@ -122,7 +122,7 @@ def true_colour(offset: float = 0.0, gain: float = TRUE_COLOUR_GAIN,
 
     ``bands`` are the three bands put in the red, green and blue channels, in that
     order; anything but the default (e.g. the SenCLIP reference's BigEarthNet order,
-    :data:`senclip.data.bigearthnet.REFERENCE_BGR_BANDS`) is for reproduction only.
+    :data:`senclip.bands.REFERENCE_BGR_BANDS`) is for reproduction only.
     """
     return Compose([
         SelectBands(bands),
