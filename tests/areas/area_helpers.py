@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 
 from senclip.testing.areas import TEST_AREA
 
@@ -41,3 +45,20 @@ def same_environ():
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def kill_after_blocks(argv: list[str], journal, blocks: int = 2, timeout: float = 120.0) -> int:
+    """Run ``python ARGV`` and kill -9 it once ``journal`` lists ``blocks`` finished blocks; returns how
+    many it listed. Fails if the process ended before (or was not killed within ``timeout`` s)."""
+    proc = subprocess.Popen([sys.executable, *argv], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done, deadline = 0, time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        done = len(journal.read_text().splitlines()) if journal.is_file() else 0
+        if done >= blocks:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    return done

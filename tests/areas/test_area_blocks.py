@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from area_helpers import composite_args, same_environ
+from area_helpers import composite_args, kill_after_blocks, same_environ
 
 from senclip.cli import main
 
@@ -47,20 +45,8 @@ def test_kill_9_mid_area_then_rerun_gives_the_identical_file(area_stac, cogs, re
     out = tmp_path / "killed.tif"
     journal = tmp_path / "killed.tif.blocks" / "blocks.jsonl"
     cogs.faults.add("/B02.tif", "delay", times=None, seconds=0.25)  # slow reads: time to kill mid-area
-    cmd = [sys.executable, "-m", "senclip.cli", *composite_args(area_stac, out, "planetary-computer", *ARGS)]
-    proc = subprocess.Popen(
-        cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    done = 0
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        done = len(journal.read_text().splitlines()) if journal.is_file() else 0
-        if done >= 2:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    argv = composite_args(area_stac, out, "planetary-computer", *ARGS)
+    done = kill_after_blocks(["-m", "senclip.cli", *argv], journal)
     assert 2 <= done < 8 and not out.exists()
     cogs.faults.clear()
     assert main(composite_args(area_stac, out, "planetary-computer", *ARGS)) == 0

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pystac
 import pytest
 import rasterio
-from area_helpers import BBOX
+from area_helpers import BBOX, kill_after_blocks
 
 from senclip.cli import main
 
@@ -178,18 +173,7 @@ def test_kill_9_mid_map_then_rerun_with_other_run_options_continues(area_stac, t
     journal = tmp_path / "killed.tif.blocks" / "maps.jsonl"
     cache = bbox_map.with_name("local_composites")  # the composite is reused: the map's blocks are killed
     args = [str(a) for a in [*_bbox_map_args(area_stac, tiny_vit_file), out, "--cache", cache]]
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_BLOCKS, *args],
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    done, deadline = 0, time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        done = len(journal.read_text().splitlines()) if journal.is_file() else 0
-        if done >= 2:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    done = kill_after_blocks(["-c", SLOW_BLOCKS, *args], journal)
     assert 2 <= done < 8 and not out.exists()
     mapped = []
     block = maps.map_block

@@ -139,8 +139,8 @@ def test_multispectral_bigearthnet_scene(tiny_vit, bigearthnet_root, tmp_path):
     """A 12-band L2A scene from BigEarthNet bands (10/20/60 m brought to 10 m), inflated tower."""
     import copy
 
-    from senclip.mapping.classify import ZeroShotClassifier
     from senclip.bands import S2_L2A_BANDS
+    from senclip.mapping.classify import ZeroShotClassifier
     from senclip.models.multiband import set_input_bands
 
     patch = sorted(p for p in bigearthnet_root.iterdir() if p.is_dir())[0]

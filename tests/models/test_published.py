@@ -144,7 +144,8 @@ def test_a_downloaded_hub_folder_loads_as_it_is(published_vit, tmp_path, capsys)
     """`--pretrained DIR` / `senclip convert DIR` for a local copy of an MVRL/senclip-* repository."""
     published = published_vit
     folder = published["folder"]
-    assert read_weights(folder).layout == "clip-prefixed" and read_weights(folder).config["pooling"] == "avgpool"
+    weights = read_weights(folder)
+    assert weights.layout == "clip-prefixed" and weights.config["pooling"] == "avgpool"
     out = tmp_path / "folder.safetensors"
     assert main(["convert", str(folder), "--out", str(out)]) == 0
     meta = read_metadata(out)
